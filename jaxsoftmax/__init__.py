@@ -1,0 +1,1 @@
+"""jaxsoftmax: linear softmax classifiers on MNIST-format data, many hyperparameters at once."""

@@ -1,0 +1,256 @@
+"""Datasets: MNIST-format images and labels, found on disk, fetched, or loaded via TFDS.
+
+Lookup order for `load_dataset(name)` with the default `source="idx"`:
+
+1. `data_dir`, a folder holding the four IDX files (raw or .gz);
+2. `$JAXSOFTMAX_DATA_DIR/<name>`, a root with one folder per dataset;
+3. the user cache, `$XDG_CACHE_HOME/jaxsoftmax/<name>` (default `~/.cache/jaxsoftmax/<name>`);
+4. the system dataset folder `/usr/share/datasets/<name with - for _>` (Debian's packages);
+5. a download into the user cache, verified against known SHA-256 sums.
+"""
+
+import dataclasses
+import os
+import pathlib
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from jaxsoftmax import catalog
+from jaxsoftmax.errors import DataError
+from jaxsoftmax.idx import read_images, read_labels
+
+SOURCES = ("idx", "tfds")
+SYSTEM_DATASETS_DIR = pathlib.Path("/usr/share/datasets")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class Dataset:
+    """An image classification dataset held as NumPy arrays on the host.
+
+    Attributes:
+      name: the dataset's name, e.g. `mnist`.
+      train_images: uint8 array of shape (num_train, height, width).
+      train_labels: int32 array of shape (num_train,), values in [0, num_classes).
+      test_images: uint8 array of shape (num_test, height, width).
+      test_labels: int32 array of shape (num_test,).
+      num_classes: number of classes.
+      origin: where the data came from (a folder, or `tfds`), for messages.
+    """
+
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    num_classes: int
+    origin: str
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """(height, width) of every image."""
+        return self.train_images.shape[1:]
+
+    @property
+    def num_features(self) -> int:
+        """Pixels per image: the model's input size."""
+        return int(np.prod(self.image_shape))
+
+
+def user_cache_dir(environ: Mapping[str, str] | None = None) -> pathlib.Path:
+    """The jaxsoftmax folder of the user cache, honouring XDG_CACHE_HOME."""
+    environ = os.environ if environ is None else environ
+    root = environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(root) / "jaxsoftmax"
+
+
+def candidate_dirs(
+    name: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[pathlib.Path]:
+    """The folders searched for a dataset's IDX files, in order.
+
+    Args:
+      name: dataset name; only used to form per-dataset folder names.
+      data_dir: a folder given explicitly; when set it is the only candidate.
+      environ: the environment to read JAXSOFTMAX_DATA_DIR and XDG_CACHE_HOME from
+        (default: the process environment).
+    """
+    if data_dir is not None:
+        return [pathlib.Path(data_dir)]
+    environ = os.environ if environ is None else environ
+    dirs = []
+    if environ.get("JAXSOFTMAX_DATA_DIR"):
+        dirs.append(pathlib.Path(environ["JAXSOFTMAX_DATA_DIR"]) / name)
+    dirs.append(user_cache_dir(environ) / name)
+    dirs.append(SYSTEM_DATASETS_DIR / name.replace("_", "-"))
+    return dirs
+
+
+def find_idx_files(folder: pathlib.Path) -> dict[str, pathlib.Path] | None:
+    """The four standard IDX files in `folder` (raw or .gz), or None if any is missing."""
+    found = {}
+    for stem in catalog.IDX_FILES:
+        for candidate in (folder / stem, folder / f"{stem}.gz"):
+            if candidate.is_file():
+                found[stem] = candidate
+                break
+        else:
+            return None
+    return found
+
+
+def load_idx_folder(folder: str | os.PathLike, *, name: str | None = None) -> Dataset:
+    """Loads and cross-checks the four IDX files of an MNIST-format dataset.
+
+    Image size and number of classes come from the data: the class count is one
+    more than the largest label seen in either split.
+
+    Raises:
+      DataError: a file is missing, corrupt, or the files disagree with each other.
+    """
+    folder = pathlib.Path(folder)
+    files = find_idx_files(folder)
+    if files is None:
+        missing = [s for s in catalog.IDX_FILES if not any(folder.glob(f"{s}*"))]
+        raise DataError(
+            f"{folder}: missing IDX file(s) {', '.join(missing) or catalog.IDX_FILES}; "
+            "a data folder must hold the four standard files (optionally .gz)"
+        )
+    train_images = read_images(files[catalog.TRAIN_IMAGES])
+    train_labels = read_labels(files[catalog.TRAIN_LABELS])
+    test_images = read_images(files[catalog.TEST_IMAGES])
+    test_labels = read_labels(files[catalog.TEST_LABELS])
+    return make_dataset(
+        name=name or folder.name,
+        train_images=train_images,
+        train_labels=train_labels,
+        test_images=test_images,
+        test_labels=test_labels,
+        origin=str(folder),
+    )
+
+
+def make_dataset(
+    *,
+    name: str,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    num_classes: int | None = None,
+    origin: str,
+) -> Dataset:
+    """Builds a Dataset from arrays after checking that they fit together.
+
+    Args:
+      num_classes: the class count if known (e.g. from TFDS metadata); by default
+        one more than the largest label.
+
+    Raises:
+      DataError: counts, image sizes or labels are inconsistent.
+    """
+    for split, images, labels in (
+        ("train", train_images, train_labels),
+        ("test", test_images, test_labels),
+    ):
+        if len(images) != len(labels):
+            raise DataError(
+                f"{origin}: {split} split has {len(images)} images but {len(labels)} labels"
+            )
+        if len(images) == 0:
+            raise DataError(f"{origin}: {split} split is empty")
+    if train_images.shape[1:] != test_images.shape[1:]:
+        raise DataError(
+            f"{origin}: train images are {'x'.join(map(str, train_images.shape[1:]))} "
+            f"but test images are {'x'.join(map(str, test_images.shape[1:]))}"
+        )
+    largest = int(max(train_labels.max(), test_labels.max()))
+    if num_classes is None:
+        num_classes = largest + 1
+    elif largest >= num_classes:
+        raise DataError(f"{origin}: label {largest} is outside the {num_classes} classes")
+    if num_classes < 2:
+        raise DataError(f"{origin}: labels name only {num_classes} class; need at least 2")
+    return Dataset(
+        name=name,
+        train_images=np.asarray(train_images, np.uint8),
+        train_labels=np.asarray(train_labels, np.int32),
+        test_images=np.asarray(test_images, np.uint8),
+        test_labels=np.asarray(test_labels, np.int32),
+        num_classes=num_classes,
+        origin=origin,
+    )
+
+
+def load_dataset(
+    name: str = "mnist",
+    *,
+    data_dir: str | os.PathLike | None = None,
+    source: str = "idx",
+    download: bool = True,
+    environ: Mapping[str, str] | None = None,
+    report: Callable[[str], None] | None = None,
+) -> Dataset:
+    """Loads a dataset by name, or from a folder of IDX files.
+
+    Args:
+      name: `mnist` or `fashion_mnist`; with `data_dir`, any name (used in messages).
+      data_dir: a folder holding the four standard IDX files; skips the lookup.
+      source: `idx` (files on disk, fetched if missing) or `tfds` (tensorflow-datasets).
+      download: whether to fetch a known dataset that is found nowhere on disk.
+      environ: environment for JAXSOFTMAX_DATA_DIR and XDG_CACHE_HOME (default: os.environ).
+      report: called with one-line progress messages (e.g. downloads); default silent.
+
+    Returns:
+      The dataset, images uint8 (N, height, width) and labels int32 (N,).
+
+    Raises:
+      DataError: the dataset is unknown, cannot be found or fetched, or is invalid.
+    """
+    if source not in SOURCES:
+        raise DataError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
+    spec = catalog.DATASETS.get(name)
+    if source == "tfds":
+        from jaxsoftmax import tfds_source  # TensorFlow is heavy: import only when asked.
+
+        if spec is None:
+            raise DataError(f"unknown dataset {name!r} for --source tfds; choose {_known()}")
+        arrays = tfds_source.load_tfds_arrays(
+            spec, data_dir=None if data_dir is None else str(data_dir), download=download
+        )
+        train_images, train_labels, test_images, test_labels, num_classes = arrays
+        return make_dataset(
+            name=name,
+            train_images=train_images,
+            train_labels=train_labels,
+            test_images=test_images,
+            test_labels=test_labels,
+            num_classes=num_classes,
+            origin="tfds",
+        )
+
+    if data_dir is not None:
+        return load_idx_folder(data_dir, name=name)
+    if spec is None:
+        raise DataError(f"unknown dataset {name!r}; choose {_known()}, or pass --data-dir DIR")
+    for folder in candidate_dirs(name, environ=environ):
+        if find_idx_files(folder) is not None:
+            return load_idx_folder(folder, name=name)
+    cache = user_cache_dir(environ) / name
+    if not download:
+        searched = ", ".join(map(str, candidate_dirs(name, environ=environ)))
+        raise DataError(
+            f"{name} not found (looked in {searched}); "
+            f"put the four IDX files in {cache} or pass --data-dir DIR"
+        )
+    from jaxsoftmax import download as fetching
+
+    fetching.fetch_dataset(spec, cache, report=report)
+    return load_idx_folder(cache, name=name)
+
+
+def _known() -> str:
+    return " or ".join(catalog.DATASETS)

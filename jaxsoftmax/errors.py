@@ -1,0 +1,17 @@
+"""Exceptions the library raises for user mistakes.
+
+The command line turns each of these into one line on stderr and a non-zero
+exit; anything else is a bug and keeps its traceback.
+"""
+
+
+class JaxsoftmaxError(Exception):
+    """Base class: a problem the user can fix, described in one line."""
+
+
+class DataError(JaxsoftmaxError):
+    """A dataset is missing, unreadable, corrupt or inconsistent."""
+
+
+class ConfigError(JaxsoftmaxError, ValueError):
+    """A run was described with invalid settings."""
