@@ -1,0 +1,293 @@
+"""The command line: `python -m jaxsoftmax.train` / `jaxsoftmax-train`.
+
+Parses flags into a SweepConfig, loads the data, trains the sweep with a
+progress bar, writes TensorBoard summaries and results.json, prints a table.
+User mistakes end with one line on stderr and a non-zero exit, never a traceback.
+"""
+
+import argparse
+import datetime
+import math
+import pathlib
+import shutil
+import sys
+import time
+
+from jaxsoftmax import catalog, data, results, runtime
+from jaxsoftmax.errors import ConfigError, DataError, JaxsoftmaxError
+from jaxsoftmax.sweep import DEFAULT_LEARNING_RATES, SweepConfig
+
+EXIT_USAGE = 2
+EXIT_DATA = 1
+EXIT_INTERRUPTED = 130
+DEFAULT_LOGDIR_ROOT = pathlib.Path("runs") / "softmax"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage dump), exit status 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def learning_rate_list(text: str) -> list[str]:
+    """Parses `0.002,0.005` into the values as written; each must be a positive finite number."""
+    labels = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(not label for label in labels):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers")
+    for label in labels:
+        try:
+            value = float(label)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"learning rate {label!r} is not a number") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"learning rate {label} must be positive and finite")
+    if len(set(map(float, labels))) != len(labels):
+        raise argparse.ArgumentTypeError(f"{text!r} lists a learning rate twice")
+    return labels
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} must be positive and finite")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text} must be finite and >= 0")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with help that explains each flag."""
+    defaults = SweepConfig()
+    parser = _OneLineParser(
+        prog="python -m jaxsoftmax.train",
+        description=(
+            "Train linear softmax classifiers y = softmax(x W + b) on MNIST-format images, one per "
+            "learning rate, all in one compiled JAX program, and log everything for TensorBoard. "
+            "The defaults reproduce the TensorFlow tutorial: batch 100, 1000 steps of gradient "
+            "descent on 100 x mean cross-entropy, learning rates 0.002, 0.005 and 0.008."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    training = parser.add_argument_group("training")
+    training.add_argument(
+        "--learning-rates",
+        type=learning_rate_list,
+        default=",".join(map(str, DEFAULT_LEARNING_RATES)),
+        metavar="LR[,LR...]",
+        help="comma-separated learning rates, trained in parallel, one model each",
+    )
+    training.add_argument("--steps", type=_positive_int, default=defaults.steps,
+                          help="gradient descent steps per model")  # fmt: skip
+    training.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size,
+                          help="training examples per step, shared by all models")  # fmt: skip
+    training.add_argument(
+        "--eval-every",
+        type=_positive_int,
+        default=defaults.eval_every,
+        metavar="N",
+        help="evaluate on the full test set every N steps and at the end (1: like the tutorial)",
+    )
+    training.add_argument(
+        "--loss-scale",
+        type=_positive_float,
+        default=defaults.loss_scale,
+        help="minimise loss-scale x mean cross-entropy; 100 is the tutorial's loss, so lr 0.005 "
+        "here equals lr 0.5 on plain mean cross-entropy (--loss-scale 1)",
+    )
+    training.add_argument("--seed", type=_seed, default=defaults.seed,
+                          help="seeds the minibatch order and random initialisation")  # fmt: skip
+    training.add_argument(
+        "--init-scale",
+        type=_non_negative_float,
+        default=defaults.init_scale,
+        help="standard deviation of random initial weights; 0 initialises to zeros",
+    )
+    source = parser.add_argument_group("data")
+    source.add_argument(
+        "--dataset",
+        default="mnist",
+        help=f"dataset name: {', '.join(catalog.DATASETS)}; with --data-dir, any name",
+    )
+    source.add_argument(
+        "--data-dir",
+        type=pathlib.Path,
+        metavar="DIR",
+        help="a folder holding the four IDX files (train-images-idx3-ubyte, train-labels-idx1-"
+        "ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, optionally .gz). Without it: "
+        "$JAXSOFTMAX_DATA_DIR/<dataset>, then ~/.cache/jaxsoftmax/<dataset>, then "
+        "/usr/share/datasets/<dataset>, then a verified download into the cache",
+    )
+    source.add_argument("--source", choices=data.SOURCES, default="idx",
+                        help="read IDX files, or load through tensorflow-datasets "
+                        "(needs: pip install 'jaxsoftmax[tfds]')")  # fmt: skip
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--logdir",
+        type=pathlib.Path,
+        metavar="DIR",
+        help="where TensorBoard events and results.json go (default: a new folder "
+        "runs/softmax/<date-time> per run)",
+    )
+    output.add_argument("--overwrite", action="store_true",
+                        help="reuse a --logdir that already holds a run, replacing it")  # fmt: skip
+    output.add_argument("--quiet", action="store_true",
+                        help="no progress bar or table; errors still go to stderr")  # fmt: skip
+    output.add_argument(
+        "--no-compilation-cache",
+        action="store_true",
+        help="do not keep compiled programs in ~/.cache/jaxsoftmax/jax (they make a second "
+        "run start faster)",
+    )
+    return parser
+
+
+def new_logdir(root: pathlib.Path = DEFAULT_LOGDIR_ROOT) -> pathlib.Path:
+    """Creates and returns a fresh `root/<date-time>` folder; never one that exists."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1, 1000):
+        path = root / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise ConfigError(f"cannot create a new log directory under {root}")
+
+
+def prepare_logdir(path: pathlib.Path, *, overwrite: bool) -> pathlib.Path:
+    """Makes sure `path` can take a new run: refuses to mix two runs unless overwriting."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--logdir {path} exists and is not a folder")
+    old_runs = sorted(path.glob("lr=*")) if path.is_dir() else []
+    if (path / results.RESULTS_FILE).exists() or old_runs:
+        if not overwrite:
+            raise ConfigError(
+                f"--logdir {path} already holds a run; choose another folder or pass --overwrite"
+            )
+        for old in old_runs:
+            shutil.rmtree(old)
+        (path / results.RESULTS_FILE).unlink(missing_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"--logdir {path} is not writable ({error.strerror or error})") from None
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    start = time.perf_counter()
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args, start)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DataError, JaxsoftmaxError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_DATA
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace, start: float) -> int:
+    # Heavy imports wait until the arguments are known to be good.
+    import tqdm
+
+    from jaxsoftmax import summaries
+    from jaxsoftmax.sweep import train_sweep
+
+    config = SweepConfig(
+        learning_rates=tuple(float(label) for label in args.learning_rates),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        eval_every=args.eval_every,
+        loss_scale=args.loss_scale,
+        seed=args.seed,
+        init_scale=args.init_scale,
+    )
+    logdir = prepare_logdir(args.logdir, overwrite=args.overwrite) if args.logdir else new_logdir()
+    if not args.no_compilation_cache:
+        runtime.enable_compilation_cache(data.user_cache_dir() / "jax")
+
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr)
+
+    dataset = data.load_dataset(
+        args.dataset, data_dir=args.data_dir, source=args.source, report=say
+    )
+    load_s = time.perf_counter() - start
+    say(
+        f"{dataset.name}: {len(dataset.train_images)} training and {len(dataset.test_images)} "
+        f"test images of {dataset.image_shape[0]}x{dataset.image_shape[1]}, "
+        f"{dataset.num_classes} classes, from {dataset.origin}"
+    )
+
+    with (
+        summaries.SweepSummaries(logdir, args.learning_rates) as writer,
+        tqdm.tqdm(
+            total=config.steps,
+            unit="step",
+            desc=f"training {len(config.learning_rates)} models",
+            disable=args.quiet,
+            file=sys.stderr,
+        ) as progress,
+    ):
+
+        def on_chunk(report):
+            writer.write_chunk(report)
+            progress.update(len(report.steps))
+            progress.set_postfix(test_accuracy=f"{report.test.accuracy[-1].max():.2%}")
+
+        result = train_sweep(dataset, config, on_chunk=on_chunk)
+
+    timing = {
+        "load_s": load_s,
+        "compile_s": result.compile_s,
+        "train_s": result.train_s,
+        "total_s": time.perf_counter() - start,
+    }
+    results.write_json_atomically(
+        logdir / results.RESULTS_FILE,
+        results.results_document(result, dataset=dataset.name, timing=timing),
+    )
+    if not args.quiet:
+        print(results.format_table(result))
+        print(f"time: {results.format_timing(timing)}")
+        print(f"results: {logdir / results.RESULTS_FILE}")
+        print(f"view in TensorBoard: tensorboard --logdir {logdir}")
+    return 0

@@ -1,0 +1,8 @@
+"""`python -m jaxsoftmax.train`: train a learning-rate sweep (see `--help`)."""
+
+import sys
+
+from jaxsoftmax.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
