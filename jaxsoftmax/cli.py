@@ -228,7 +228,7 @@ def _run(args: argparse.Namespace, start: float) -> int:
     import tqdm
 
     from jaxsoftmax import summaries
-    from jaxsoftmax.sweep import train_sweep
+    from jaxsoftmax.sweep import check_fits, train_sweep
 
     config = SweepConfig(
         learning_rates=tuple(float(label) for label in args.learning_rates),
@@ -239,7 +239,6 @@ def _run(args: argparse.Namespace, start: float) -> int:
         seed=args.seed,
         init_scale=args.init_scale,
     )
-    logdir = prepare_logdir(args.logdir, overwrite=args.overwrite) if args.logdir else new_logdir()
     if not args.no_compilation_cache:
         runtime.enable_compilation_cache(data.user_cache_dir() / "jax")
 
@@ -256,6 +255,9 @@ def _run(args: argparse.Namespace, start: float) -> int:
         f"test images of {dataset.image_shape[0]}x{dataset.image_shape[1]}, "
         f"{dataset.num_classes} classes, from {dataset.origin}"
     )
+    check_fits(config, dataset)
+    # Only now, with arguments and data known to be good, does anything get written.
+    logdir = prepare_logdir(args.logdir, overwrite=args.overwrite) if args.logdir else new_logdir()
 
     with (
         summaries.SweepSummaries(logdir, args.learning_rates) as writer,

@@ -68,7 +68,7 @@ def logits(params: Params, inputs: jax.Array) -> jax.Array:
       float32 (batch, num_classes).
     """
     with jax.named_scope("softmax_linear_model"):
-        return inputs @ params["w"] + params["b"]
+        return inputs @ params["w"] + params["b"][None, :]
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

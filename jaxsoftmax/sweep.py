@@ -148,6 +148,15 @@ def plan_chunks(config: SweepConfig) -> list[tuple[int, int]]:
     return chunks
 
 
+def check_fits(config: SweepConfig, dataset: Dataset) -> None:
+    """Raises ConfigError if `config` cannot train on `dataset` (a batch larger than the data)."""
+    if config.batch_size > len(dataset.train_images):
+        raise ConfigError(
+            f"batch size {config.batch_size} is larger than the training set "
+            f"({len(dataset.train_images)} examples); use a smaller --batch-size"
+        )
+
+
 def to_device(dataset: Dataset) -> training.DeviceData:
     """Puts a dataset on the default device, images uint8 and flattened."""
     return training.DeviceData(
@@ -186,11 +195,7 @@ def train_sweep(
     Raises:
       ConfigError: the batch is larger than the training set.
     """
-    if config.batch_size > len(dataset.train_images):
-        raise ConfigError(
-            f"batch size {config.batch_size} is larger than the training set "
-            f"({len(dataset.train_images)} examples); use a smaller --batch-size"
-        )
+    check_fits(config, dataset)
     data = to_device(dataset)
     state = init_sweep(config, dataset.num_features, dataset.num_classes)
     shuffle_key = jax.random.fold_in(jax.random.key(config.seed), 0)

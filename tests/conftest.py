@@ -1,0 +1,42 @@
+"""Shared fixtures: strict JAX, and the real MNIST loaded once per session."""
+
+import os
+import pathlib
+
+import jax
+import pytest
+
+from jaxsoftmax import data
+
+# Strictness: implicit rank promotion is an error (warnings are errors via pyproject).
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def shared_datasets_dir() -> pathlib.Path:
+    """The root holding `mnist/`: $JAXSOFTMAX_DATA_DIR, else ../shared/datasets beside the repo."""
+    configured = os.environ.get("JAXSOFTMAX_DATA_DIR")
+    return pathlib.Path(configured) if configured else REPO.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> pathlib.Path:
+    folder = shared_datasets_dir() / "mnist"
+    if data.find_idx_files(folder) is None:
+        pytest.fail(f"real MNIST not found in {folder}; set JAXSOFTMAX_DATA_DIR (see README)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir) -> data.Dataset:
+    return data.load_idx_folder(mnist_dir, name="mnist")
+
+
+@pytest.fixture
+def cli_env(tmp_path) -> dict[str, str]:
+    """Environment for a command-line subprocess: real data, a private cache."""
+    return os.environ | {
+        "JAXSOFTMAX_DATA_DIR": str(shared_datasets_dir()),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }

@@ -1,0 +1,155 @@
+"""The command line: real runs on real MNIST, results.json, events, and user mistakes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from jaxsoftmax import cli
+
+SHORT_RUN = ["--steps", "30", "--eval-every", "10", "--no-compilation-cache"]
+
+
+@pytest.fixture
+def env(cli_env, monkeypatch):
+    """In-process runs see the same environment as subprocesses."""
+    for name in ("JAXSOFTMAX_DATA_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(name, cli_env[name])
+    return cli_env
+
+
+def run_main(argv, capsys):
+    """Runs the command line in this process; returns (exit status, stdout, stderr)."""
+    try:
+        status = cli.main(argv)
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def scalars(run_dir, tag):
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return [(event.step, event.value) for event in events.Scalars(tag)]
+
+
+def test_a_short_run_writes_results_events_and_a_table(env, tmp_path, capsys):
+    logdir = tmp_path / "run"
+    status, out, err = run_main(
+        [*SHORT_RUN, "--learning-rates", "0.005,0.01", "--logdir", str(logdir)], capsys
+    )
+    assert status == 0, err
+    document = json.loads((logdir / "results.json").read_text())
+    assert document["config"]["learning_rates"] == [0.005, 0.01]
+    assert document["config"]["steps"] == 30 and document["config"]["dataset"] == "mnist"
+    assert [run["learning_rate"] for run in document["runs"]] == [0.005, 0.01]
+    for run in document["runs"]:
+        assert set(run) == {"learning_rate", "test_accuracy", "test_loss", "train_loss", "steps"}
+        assert 0.8 < run["test_accuracy"] < 1 and run["steps"] == 30
+    assert set(document["timing"]) == {"load_s", "compile_s", "train_s", "total_s"}
+    assert document["timing"]["total_s"] >= document["timing"]["train_s"] > 0
+    # The table and the TensorBoard hint.
+    assert "learning rate" in out and f"{document['runs'][1]['test_accuracy']:.2%}" in out
+    assert f"tensorboard --logdir {logdir}" in out
+    # Events hold every training step and evaluation; the last test accuracy is results.json's.
+    train = scalars(logdir / "lr=0.01" / "train", "loss")
+    test = scalars(logdir / "lr=0.01" / "test", "accuracy")
+    assert [step for step, _ in train] == list(range(1, 31))
+    assert [step for step, _ in test] == [10, 20, 30]
+    assert test[-1][1] == pytest.approx(document["runs"][1]["test_accuracy"], abs=1e-6)
+    assert train[0][1] == pytest.approx(100 * np.log(10), rel=1e-5)
+
+
+def test_default_logdir_is_new_per_run(env, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = run_main([*SHORT_RUN, "--quiet", "--steps", "5"], capsys)
+    second = run_main([*SHORT_RUN, "--quiet", "--steps", "5"], capsys)
+    assert first[0] == second[0] == 0
+    assert first[1] == "" and first[2] == ""  # --quiet prints nothing
+    runs = sorted((tmp_path / "runs" / "softmax").iterdir())
+    assert len(runs) == 2 and all((run / "results.json").is_file() for run in runs)
+
+
+@pytest.mark.parametrize(
+    "argv, status, message",
+    [
+        (["--learning-rates", "-1"], 2, "must be positive and finite"),
+        (["--learning-rates", "0.1,abc"], 2, "'abc' is not a number"),
+        (["--learning-rates", ""], 2, "not a comma-separated list"),
+        (["--learning-rates", "0.1,,0.2"], 2, "not a comma-separated list"),
+        (["--learning-rates", "inf"], 2, "positive and finite"),
+        (["--steps", "0"], 2, "must be at least 1"),
+        (["--batch-size", "x"], 2, "not a whole number"),
+        (["--eval-every", "0"], 2, "must be at least 1"),
+        (["--source", "csv"], 2, "invalid choice"),
+        (["--batch-size", "60001"], 2, "larger than the training set"),
+        (["--dataset", "cifar"], 1, "unknown dataset 'cifar'"),
+        (["--data-dir", "/nonexistent/folder"], 1, "missing IDX file"),
+    ],
+)
+def test_user_mistakes_give_one_line_and_an_exit_status(
+    env, tmp_path, capsys, argv, status, message
+):
+    got, _, err = run_main(
+        [*SHORT_RUN, "--quiet", "--logdir", str(tmp_path / "log"), *argv], capsys
+    )
+    assert got == status
+    assert message in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_a_logdir_holding_a_run_is_refused_unless_overwrite(env, tmp_path, capsys):
+    logdir = tmp_path / "log"
+    argv = [*SHORT_RUN, "--quiet", "--steps", "5", "--logdir", str(logdir)]
+    assert run_main(argv, capsys)[0] == 0
+    status, _, err = run_main(argv, capsys)
+    assert status == 2 and "already holds a run" in err and "--overwrite" in err
+    assert run_main([*argv, "--overwrite", "--learning-rates", "0.3"], capsys)[0] == 0
+    assert sorted(p.name for p in logdir.glob("lr=*")) == ["lr=0.3"]
+
+
+def test_unwritable_logdir(env, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    status, _, err = run_main([*SHORT_RUN, "--quiet", "--logdir", str(blocker / "sub")], capsys)
+    assert status == 2 and "not writable" in err and len(err.strip().splitlines()) == 1
+
+
+def test_help_explains_the_flags(capsys):
+    status, out, _ = run_main(["--help"], capsys)
+    assert status == 0
+    flags = "--learning-rates --steps --batch-size --eval-every --loss-scale --seed --dataset"
+    for flag in [*flags.split(), "--data-dir", "--source", "--logdir", "--quiet"]:
+        assert flag in out
+    assert "lr 0.5 on plain mean cross-entropy" in " ".join(out.split())
+
+
+def test_module_and_console_script_run_and_fill_the_compilation_cache(cli_env, tmp_path):
+    logdir = tmp_path / "run"
+    command = [sys.executable, "-m", "jaxsoftmax.train", "--steps", "20", "--logdir", str(logdir)]
+    done = subprocess.run(command, env=cli_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "test accuracy" in done.stdout and "view in TensorBoard" in done.stdout
+    cache = tmp_path / "cache" / "jaxsoftmax" / "jax"
+    assert any(cache.iterdir()), "the persistent compilation cache stayed empty"
+    script = os.path.join(os.path.dirname(sys.executable), "jaxsoftmax-train")
+    done = subprocess.run(
+        [script, "--learning-rates", "nope"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+
+
+def test_a_refused_run_writes_nothing(env, tmp_path, capsys):
+    logdir = tmp_path / "log"
+    status, _, _ = run_main([*SHORT_RUN, "--batch-size", "60001", "--logdir", str(logdir)], capsys)
+    assert status == 2 and not logdir.exists()
