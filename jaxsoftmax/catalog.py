@@ -59,8 +59,8 @@ FASHION_MNIST = DatasetSpec(
         TEST_IMAGES: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
         TEST_LABELS: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     },
+    # The publisher's own S3 website serves plain HTTP only; its GitHub copy serves HTTPS.
     mirrors=(
-        "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
     ),
     tfds_name="fashion_mnist",
