@@ -6,6 +6,7 @@ User mistakes end with one line on stderr and a non-zero exit, never a traceback
 """
 
 import argparse
+import contextlib
 import datetime
 import math
 import pathlib
@@ -159,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     output.add_argument("--overwrite", action="store_true",
                         help="reuse a --logdir that already holds a run, replacing it")  # fmt: skip
+    output.add_argument(
+        "--no-summaries",
+        action="store_true",
+        help="write no TensorBoard events (results.json only); for timing the training alone",
+    )
     output.add_argument("--quiet", action="store_true",
                         help="no progress bar or table; errors still go to stderr")  # fmt: skip
     output.add_argument(
@@ -228,7 +234,7 @@ def _run(args: argparse.Namespace, start: float) -> int:
     import tqdm
 
     from jaxsoftmax import summaries
-    from jaxsoftmax.sweep import check_fits, train_sweep
+    from jaxsoftmax.sweep import check_fits, first_batch, train_sweep
 
     config = SweepConfig(
         learning_rates=tuple(float(label) for label in args.learning_rates),
@@ -259,23 +265,37 @@ def _run(args: argparse.Namespace, start: float) -> int:
     # Only now, with arguments and data known to be good, does anything get written.
     logdir = prepare_logdir(args.logdir, overwrite=args.overwrite) if args.logdir else new_logdir()
 
-    with (
-        summaries.SweepSummaries(logdir, args.learning_rates) as writer,
-        tqdm.tqdm(
-            total=config.steps,
-            unit="step",
-            desc=f"training {len(config.learning_rates)} models",
-            disable=args.quiet,
-            file=sys.stderr,
-        ) as progress,
-    ):
+    writer_context = (
+        contextlib.nullcontext()
+        if args.no_summaries
+        else summaries.SweepSummaries(logdir, args.learning_rates, dataset.image_shape)
+    )
+    progress_bar = tqdm.tqdm(
+        total=config.steps,
+        unit="step",
+        desc=f"training {len(config.learning_rates)} models",
+        disable=args.quiet,
+        file=sys.stderr,
+    )
+    with writer_context as writer, progress_bar as progress:
+        if writer is not None:
+            first = first_batch(config, len(dataset.train_images))
+            writer.write_inputs(dataset.train_images[first])
 
         def on_chunk(report):
-            writer.write_chunk(report)
+            if writer is not None:
+                writer.write_chunk(report)
             progress.update(len(report.steps))
             progress.set_postfix(test_accuracy=f"{report.test.accuracy[-1].max():.2%}")
 
-        result = train_sweep(dataset, config, on_chunk=on_chunk)
+        result = train_sweep(
+            dataset,
+            config,
+            on_chunk=on_chunk,
+            histogram_buckets=0 if writer is None else summaries.HISTOGRAM_BUCKETS,
+        )
+        if writer is not None:
+            writer.write_hparams(config, result)
 
     timing = {
         "load_s": load_s,

@@ -1,8 +1,15 @@
 """TensorBoard summaries, written with tensorboardX at the edge of the program.
 
-Layout: one run per learning rate and split, `<logdir>/lr=<value>/train` and
-`<logdir>/lr=<value>/test`, each with the scalars `loss` and `accuracy`, so
-TensorBoard overlays the sweep.
+Layout of a log directory, so TensorBoard overlays the sweep like the tutorial's figures:
+
+- `<logdir>`: image `input` (training digits of the first batch) and the graph of the step.
+- `<logdir>/lr=<value>`: histograms `weights` and `biases` at every evaluation, image
+  `weights` (the class templates) after each chunk, and the hparams session of that
+  learning rate with its final `hparams/test_accuracy` and `hparams/test_loss`.
+- `<logdir>/lr=<value>/train`, `<logdir>/lr=<value>/test`: scalars `loss` and `accuracy`,
+  training values for every step and test values at every evaluation.
+
+`<value>` is the learning rate as the user wrote it.
 """
 
 import contextlib
@@ -10,9 +17,20 @@ import os
 import pathlib
 from collections.abc import Sequence
 
+import numpy as np
 from tensorboardX import SummaryWriter
+from tensorboardX.proto.summary_pb2 import Summary
+from tensorboardX.summary import hparams
 
-from jaxsoftmax.sweep import ChunkReport
+from jaxsoftmax.sweep import ChunkReport, SweepConfig, SweepResult
+
+HISTOGRAM_BUCKETS = 30
+INPUT_IMAGES = 5  # as many as the tutorial showed
+TEMPLATES_PER_ROW = 10
+TEMPLATE_ZOOM = 3  # pixels per weight, so a 28x28 template is readable
+TEMPLATE_GAP = 2
+# Summaries are flushed at the end; a long run also flushes every so often.
+FLUSH_SECONDS = 30
 
 
 def run_name(learning_rate_label: str) -> str:
@@ -20,33 +38,143 @@ def run_name(learning_rate_label: str) -> str:
     return f"lr={learning_rate_label}"
 
 
+def weight_templates(w: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
+    """Renders one model's weights as an RGB picture of its class templates.
+
+    Each class's weights are shown in image shape, side by side, white at zero,
+    blue where a bright pixel votes for the class and red where it votes against.
+
+    Args:
+      w: (num_features, num_classes) weights.
+      image_shape: (height, width) of the input images.
+
+    Returns:
+      uint8 (rows * height', columns * width', 3), templates zoomed and separated by gaps.
+    """
+    height, width = image_shape
+    num_classes = w.shape[1]
+    scale = np.abs(w).max()
+    normalised = w / scale if scale > 0 else w
+    templates = normalised.T.reshape(num_classes, height, width)
+    columns = min(num_classes, TEMPLATES_PER_ROW)
+    rows = -(-num_classes // columns)
+    cell_h, cell_w = height * TEMPLATE_ZOOM, width * TEMPLATE_ZOOM
+    canvas = np.ones(
+        (
+            rows * (cell_h + TEMPLATE_GAP) - TEMPLATE_GAP,
+            columns * (cell_w + TEMPLATE_GAP) - TEMPLATE_GAP,
+            3,
+        )
+    )
+    for index, template in enumerate(templates):
+        zoomed = np.kron(template, np.ones((TEMPLATE_ZOOM, TEMPLATE_ZOOM)))
+        positive, negative = np.clip(zoomed, 0, 1), np.clip(-zoomed, 0, 1)
+        rgb = np.stack([1 - positive, 1 - positive - negative, 1 - negative], axis=-1)
+        top = (index // columns) * (cell_h + TEMPLATE_GAP)
+        left = (index % columns) * (cell_w + TEMPLATE_GAP)
+        canvas[top : top + cell_h, left : left + cell_w] = np.clip(rgb, 0, 1)
+    return (canvas * 255).round().astype(np.uint8)
+
+
+def _scalars(values: dict[str, float]) -> Summary:
+    return Summary(value=[Summary.Value(tag=tag, simple_value=v) for tag, v in values.items()])
+
+
 class SweepSummaries(contextlib.AbstractContextManager):
-    """Writes a sweep's metrics as TensorBoard scalars; use as a context manager.
+    """Writes a sweep's summaries for TensorBoard; use as a context manager.
+
+    Every writer is flushed and closed on leaving the context, however it is left.
 
     Args:
       logdir: the run's log directory.
       labels: one label per model, as the user wrote its learning rate.
+      image_shape: (height, width) of the input images, for the weight templates.
     """
 
-    def __init__(self, logdir: str | os.PathLike, labels: Sequence[str]):
-        self._writers = {}
-        for label in labels:
-            for split in ("train", "test"):
-                path = pathlib.Path(logdir) / run_name(label) / split
-                self._writers[label, split] = SummaryWriter(str(path), flush_secs=30)
+    def __init__(
+        self, logdir: str | os.PathLike, labels: Sequence[str], image_shape: tuple[int, int]
+    ):
+        self._logdir = pathlib.Path(logdir)
         self._labels = list(labels)
+        self._image_shape = tuple(image_shape)
+        self._writers: dict[tuple[str, str], SummaryWriter] = {}
+        self._root = self._writer("")
+        for label in self._labels:
+            for split in ("", "train", "test"):
+                self._writer(run_name(label), split)
+
+    def _writer(self, run: str, split: str = "") -> SummaryWriter:
+        key = (run, split)
+        if key not in self._writers:
+            path = self._logdir / run / split
+            self._writers[key] = SummaryWriter(str(path), flush_secs=FLUSH_SECONDS)
+        return self._writers[key]
+
+    def write_inputs(self, images: np.ndarray) -> None:
+        """The first training images, uint8 (N, height, width), as image `input`."""
+        self._root.add_images(
+            "input", images[:INPUT_IMAGES, None], global_step=0, dataformats="NCHW"
+        )
+
+    def write_graph(self, graph_def) -> None:
+        """A GraphDef of the training step, for the GRAPHS tab."""
+        from jaxsoftmax import graph
+
+        graph.write_graph(self._root, graph_def)
 
     def write_chunk(self, report: ChunkReport) -> None:
-        """Adds one chunk's training (every step) and test (every evaluation) scalars."""
-        for split, steps, metrics in (
-            ("train", report.steps, report.train),
-            ("test", report.eval_steps, report.test),
-        ):
-            for k, label in enumerate(self._labels):
-                writer = self._writers[label, split]
-                for row, step in enumerate(steps.tolist()):
-                    writer.add_scalar("loss", float(metrics.loss[row, k]), step)
-                    writer.add_scalar("accuracy", float(metrics.accuracy[row, k]), step)
+        """One chunk: scalars for every step and evaluation, histograms, weight templates."""
+        for k, label in enumerate(self._labels):
+            run = run_name(label)
+            for split, steps, metrics in (
+                ("train", report.steps, report.train),
+                ("test", report.eval_steps, report.test),
+            ):
+                file_writer = self._writer(run, split).file_writer
+                rows = zip(
+                    steps.tolist(),
+                    metrics.loss[:, k].tolist(),
+                    metrics.accuracy[:, k].tolist(),
+                    strict=True,
+                )
+                for step, loss, accuracy in rows:
+                    file_writer.add_summary(_scalars({"loss": loss, "accuracy": accuracy}), step)
+            writer = self._writer(run)
+            if report.histograms is not None:
+                for tag, histogram in report.histograms.items():
+                    for row, step in enumerate(report.eval_steps.tolist()):
+                        writer.add_histogram_raw(
+                            tag,
+                            min=float(histogram.min[row, k]),
+                            max=float(histogram.max[row, k]),
+                            num=int(histogram.num[row, k]),
+                            sum=float(histogram.sum[row, k]),
+                            sum_squares=float(histogram.sum_squares[row, k]),
+                            bucket_limits=histogram.bucket_limits[row, k].tolist(),
+                            bucket_counts=histogram.bucket_counts[row, k].tolist(),
+                            global_step=step,
+                        )
+            templates = weight_templates(report.params["w"][k], self._image_shape)
+            writer.add_image("weights", templates, int(report.steps[-1]), dataformats="HWC")
+
+    def write_hparams(self, config: SweepConfig, result: SweepResult) -> None:
+        """Each learning rate's settings and final test metrics, for the HPARAMS tab."""
+        for label, run in zip(self._labels, result.runs(), strict=True):
+            settings = {
+                "learning_rate": run["learning_rate"],
+                "batch_size": config.batch_size,
+                "steps": config.steps,
+                "loss_scale": config.loss_scale,
+                "seed": config.seed,
+            }
+            metrics = {
+                "hparams/test_accuracy": run["test_accuracy"],
+                "hparams/test_loss": run["test_loss"],
+            }
+            file_writer = self._writer(run_name(label)).file_writer
+            for summary in hparams(settings, metrics):
+                file_writer.add_summary(summary)
+            file_writer.add_summary(_scalars(metrics), config.steps)
 
     def close(self) -> None:
         """Flushes and closes every writer."""

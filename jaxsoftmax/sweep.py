@@ -3,7 +3,7 @@
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -122,12 +122,17 @@ class ChunkReport:
       train: training metrics, each (S, K).
       eval_steps: (E,) steps after which the chunk evaluated.
       test: test metrics, each (E, K).
+      params: the parameters after the chunk's last step, leading axis K.
+      histograms: `weights` and `biases` histograms at each evaluation, leading
+        axes (E, K); None unless `train_sweep` was asked for them.
     """
 
     steps: np.ndarray
     train: training.Metrics
     eval_steps: np.ndarray
     test: training.Metrics
+    params: dict[str, np.ndarray]
+    histograms: dict[str, training.Histogram] | None
 
 
 def plan_chunks(config: SweepConfig) -> list[tuple[int, int]]:
@@ -167,6 +172,17 @@ def to_device(dataset: Dataset) -> training.DeviceData:
     )
 
 
+def shuffle_key(seed: int) -> jax.Array:
+    """The key that orders a run's minibatches."""
+    return jax.random.fold_in(jax.random.key(seed), 0)
+
+
+def first_batch(config: SweepConfig, num_train: int) -> np.ndarray:
+    """Indices of the training examples in the first step's batch."""
+    order = training.epoch_permutation(shuffle_key(config.seed), 0, num_train)
+    return np.asarray(order[: config.batch_size])
+
+
 def init_sweep(config: SweepConfig, num_features: int, num_classes: int) -> training.TrainState:
     """The initial state of every model of the sweep (leading axis K)."""
     init_key = jax.random.fold_in(jax.random.key(config.seed), 1)
@@ -180,6 +196,7 @@ def train_sweep(
     config: SweepConfig = SweepConfig(),
     *,
     on_chunk: Callable[[ChunkReport], None] | None = None,
+    histogram_buckets: int = 0,
 ) -> SweepResult:
     """Trains one model per learning rate, all at once, and evaluates them on the test set.
 
@@ -188,6 +205,8 @@ def train_sweep(
       config: the run's settings.
       on_chunk: called on the host after each chunk with its metrics (for progress
         bars and summaries); the next chunk is already running meanwhile.
+      histogram_buckets: if positive, the chunk reports carry histograms of every
+        model's parameters at each evaluation, computed on the device.
 
     Returns:
       The trained parameters and every metric, as NumPy arrays.
@@ -198,7 +217,7 @@ def train_sweep(
     check_fits(config, dataset)
     data = to_device(dataset)
     state = init_sweep(config, dataset.num_features, dataset.num_classes)
-    shuffle_key = jax.random.fold_in(jax.random.key(config.seed), 0)
+    key = shuffle_key(config.seed)
     loss_scale = jnp.float32(config.loss_scale)
     chunks = plan_chunks(config)
 
@@ -206,23 +225,24 @@ def train_sweep(
     compiled = {}
     for num_windows, window_steps in dict.fromkeys(chunks):
         compiled[num_windows, window_steps] = training.run_chunk.lower(
-            state, jnp.int32(0), data, shuffle_key, loss_scale,
+            state, jnp.int32(0), data, key, loss_scale,
             num_windows=num_windows, window_steps=window_steps, batch_size=config.batch_size,
+            histogram_buckets=histogram_buckets,
         ).compile()  # fmt: skip
     compile_s = time.perf_counter() - compile_start
 
     train_start = time.perf_counter()
     reports, pending, step = [], None, 0
     for num_windows, window_steps in chunks:
-        state, train_metrics, test_metrics = compiled[num_windows, window_steps](
-            state, jnp.int32(step), data, shuffle_key, loss_scale
+        state, *outputs = compiled[num_windows, window_steps](
+            state, jnp.int32(step), data, key, loss_scale
         )
         chunk_steps = np.arange(step + 1, step + num_windows * window_steps + 1)
         step += num_windows * window_steps
         # Fetch the previous chunk's metrics while this one runs.
         if pending is not None:
             reports.append(_report(*pending, on_chunk))
-        pending = (chunk_steps, window_steps, train_metrics, test_metrics)
+        pending = (chunk_steps, window_steps, state.params, *outputs)
     reports.append(_report(*pending, on_chunk))
     params = jax.device_get(state.params)
     train_s = time.perf_counter() - train_start
@@ -240,20 +260,17 @@ def train_sweep(
     )
 
 
-def _report(steps, window_steps, train_metrics, test_metrics, on_chunk) -> ChunkReport:
-    train_metrics, test_metrics = jax.device_get((train_metrics, test_metrics))
-    num_models = train_metrics.loss.shape[-1]
+def _report(steps, window_steps, params, train, test, histograms, on_chunk) -> ChunkReport:
+    params, train, test, histograms = jax.device_get((params, train, test, histograms))
+    num_models = train.loss.shape[-1]
     report = ChunkReport(
         steps=steps,
-        train=training.Metrics(*(m.reshape(-1, num_models) for m in train_metrics)),
+        train=training.Metrics(*(m.reshape(-1, num_models) for m in train)),
         eval_steps=steps[window_steps - 1 :: window_steps],
-        test=training.Metrics(*test_metrics),
+        test=training.Metrics(*test),
+        params=params,
+        histograms=histograms,
     )
     if on_chunk is not None:
         on_chunk(report)
     return report
-
-
-def learning_rate_list(values: Sequence[float]) -> tuple[float, ...]:
-    """A tuple of learning rates (kept for symmetry with grid parsing)."""
-    return tuple(float(v) for v in values)

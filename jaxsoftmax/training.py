@@ -51,6 +51,51 @@ class Metrics(NamedTuple):
     accuracy: jax.Array
 
 
+class Histogram(NamedTuple):
+    """A histogram in TensorBoard's form; leading axes depend on where it comes from.
+
+    Attributes:
+      min, max, num, sum, sum_squares: summary statistics of the values.
+      bucket_limits: (..., B) right edge of each bucket.
+      bucket_counts: (..., B) values in each bucket.
+    """
+
+    min: jax.Array
+    max: jax.Array
+    num: jax.Array
+    sum: jax.Array
+    sum_squares: jax.Array
+    bucket_limits: jax.Array
+    bucket_counts: jax.Array
+
+
+def histogram(values: jax.Array, num_buckets: int) -> Histogram:
+    """Histograms an array on the device: `num_buckets` equal buckets from its min to its max."""
+    values = values.ravel()
+    low, high = values.min(), values.max()
+    # All values equal (e.g. zero-initialised weights): one narrow bucket range around them.
+    upper = jnp.maximum(high, low + 1e-6 * (1.0 + jnp.abs(low)))
+    edges = jnp.linspace(low, upper, num_buckets + 1)
+    counts, _ = jnp.histogram(values, bins=edges)
+    return Histogram(
+        min=low,
+        max=high,
+        num=jnp.float32(values.size),
+        sum=values.sum(),
+        sum_squares=jnp.square(values).sum(),
+        bucket_limits=edges[1:],
+        bucket_counts=counts.astype(jnp.float32),
+    )
+
+
+def parameter_histograms(params: model.Params, num_buckets: int) -> dict[str, Histogram]:
+    """Histograms of one model's `weights` and `biases`."""
+    return {
+        "weights": histogram(params["w"], num_buckets),
+        "biases": histogram(params["b"], num_buckets),
+    }
+
+
 def optimizer(learning_rate: float | jax.Array = 0.0) -> optax.GradientTransformation:
     """Plain gradient descent with the learning rate held in the optimiser state.
 
@@ -106,7 +151,9 @@ def epoch_permutation(shuffle_key: jax.Array, epoch: jax.Array, num_examples: in
     return jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), num_examples)
 
 
-@functools.partial(jax.jit, static_argnames=("num_windows", "window_steps", "batch_size"))
+@functools.partial(
+    jax.jit, static_argnames=("num_windows", "window_steps", "batch_size", "histogram_buckets")
+)
 def run_chunk(
     state: TrainState,
     start_step: jax.Array,
@@ -117,7 +164,8 @@ def run_chunk(
     num_windows: int,
     window_steps: int,
     batch_size: int,
-) -> tuple[TrainState, Metrics, Metrics]:
+    histogram_buckets: int = 0,
+) -> tuple[TrainState, Metrics, Metrics, dict[str, Histogram] | None]:
     """Trains a sweep for `num_windows * window_steps` steps, evaluating after each window.
 
     Minibatches are drawn without replacement: epoch `e` visits the training set in
@@ -134,10 +182,13 @@ def run_chunk(
       num_windows: evaluation windows in this chunk (static).
       window_steps: training steps per window (static).
       batch_size: examples per step (static).
+      histogram_buckets: if positive, also histogram every model's weights and
+        biases after each window, on the device (static).
 
     Returns:
-      The new state; training metrics of shape (num_windows, window_steps, K); and
-      test metrics of shape (num_windows, K), measured after each window's last step.
+      The new state; training metrics of shape (num_windows, window_steps, K);
+      test metrics of shape (num_windows, K), measured after each window's last
+      step; and parameter histograms with leading axes (num_windows, K), or None.
     """
     num_train = data.train_images.shape[0]
     steps_per_epoch = num_train // batch_size
@@ -159,12 +210,17 @@ def run_chunk(
     def one_window(carry, window_start):
         steps = window_start + jnp.arange(window_steps)
         carry, train_metrics = jax.lax.scan(one_step, carry, steps)
-        test_metrics = sweep_evaluate(carry[0].params, test_inputs, data.test_labels, loss_scale)
-        return carry, (train_metrics, test_metrics)
+        params = carry[0].params
+        test_metrics = sweep_evaluate(params, test_inputs, data.test_labels, loss_scale)
+        histograms = None
+        if histogram_buckets:
+            per_model = functools.partial(parameter_histograms, num_buckets=histogram_buckets)
+            histograms = jax.vmap(per_model)(params)
+        return carry, (train_metrics, test_metrics, histograms)
 
     order = epoch_permutation(shuffle_key, start_step // steps_per_epoch, num_train)
     window_starts = start_step + window_steps * jnp.arange(num_windows)
-    (state, _), (train_metrics, test_metrics) = jax.lax.scan(
+    (state, _), (train_metrics, test_metrics, histograms) = jax.lax.scan(
         one_window, (state, order), window_starts
     )
-    return state, train_metrics, test_metrics
+    return state, train_metrics, test_metrics, histograms
