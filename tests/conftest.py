@@ -40,3 +40,17 @@ def cli_env(tmp_path) -> dict[str, str]:
         "JAXSOFTMAX_DATA_DIR": str(shared_datasets_dir()),
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
     }
+
+
+@pytest.fixture(scope="session")
+def logged_run(mnist_dir, tmp_path_factory):
+    """A short real run with every summary on: (logdir, results.json as a dict)."""
+    import json
+
+    from jaxsoftmax import cli
+
+    logdir = tmp_path_factory.mktemp("logged") / "run"
+    argv = ["--steps", "20", "--eval-every", "5", "--learning-rates", "0.002,0.005"]
+    argv += ["--data-dir", str(mnist_dir), "--quiet", "--no-compilation-cache"]
+    assert cli.main([*argv, "--logdir", str(logdir)]) == 0
+    return logdir, json.loads((logdir / "results.json").read_text())

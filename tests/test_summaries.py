@@ -1,0 +1,133 @@
+"""TensorBoard summaries, read back with TensorBoard's own event reader."""
+
+import io
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from jaxsoftmax import summaries, training
+from jaxsoftmax.sweep import SweepConfig, train_sweep
+
+EVERYTHING = {"scalars": 0, "images": 0, "histograms": 0, "tensors": 0}
+
+
+def events(path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(path), size_guidance=EVERYTHING)
+    accumulator.Reload()
+    return accumulator
+
+
+def test_histogram_matches_numpy():
+    values = np.random.default_rng(0).normal(size=(50, 7)).astype(np.float32)
+    got = training.histogram(jnp.asarray(values), 12)
+    counts, edges = np.histogram(values, bins=12)
+    np.testing.assert_allclose(got.bucket_limits, edges[1:], rtol=1e-5)
+    np.testing.assert_array_equal(got.bucket_counts, counts)
+    assert got.num == 350 and got.min == values.min() and got.max == values.max()
+    np.testing.assert_allclose(got.sum, values.sum(), rtol=1e-4)
+    np.testing.assert_allclose(got.sum_squares, np.square(values).sum(), rtol=1e-5)
+
+
+def test_histogram_of_equal_values_keeps_them_all():
+    got = training.histogram(jnp.zeros((784, 10)), 30)
+    assert got.bucket_counts.sum() == 7840 and np.all(np.diff(got.bucket_limits) > 0)
+
+
+def test_weight_templates_colour_by_sign():
+    w = np.zeros((6, 3), np.float32)
+    w[0, 0] = 2.0  # class 0 likes pixel (0, 0)
+    w[5, 2] = -1.0  # class 2 dislikes pixel (1, 2)
+    picture = summaries.weight_templates(w, (2, 3))
+    zoom, gap = summaries.TEMPLATE_ZOOM, summaries.TEMPLATE_GAP
+    assert picture.shape == (2 * zoom, 3 * 3 * zoom + 2 * gap, 3) and picture.dtype == np.uint8
+    assert picture[0, 0].tolist() == [0, 0, 255]  # full blue
+    left = 2 * (3 * zoom + gap) + 2 * zoom
+    assert picture[zoom, left].tolist() == [255, 128, 128]  # red, half strength (-1 / max 2)
+    assert picture[0, 3 * zoom + gap].tolist() == [255, 255, 255]  # class 1: all zero, white
+
+
+def test_runs_and_tags(logged_run):
+    logdir, _ = logged_run
+    for label in ("0.002", "0.005"):
+        for split, steps in (("train", list(range(1, 21))), ("test", [5, 10, 15, 20])):
+            accumulator = events(logdir / f"lr={label}" / split)
+            assert set(accumulator.Tags()["scalars"]) == {"loss", "accuracy"}
+            assert [e.step for e in accumulator.Scalars("accuracy")] == steps
+        run = events(logdir / f"lr={label}")
+        assert set(run.Tags()["histograms"]) == {"weights", "biases"}
+        assert run.Tags()["images"] == ["weights"]
+
+
+def test_last_test_accuracy_in_events_equals_results_json(logged_run):
+    logdir, document = logged_run
+    for run in document["runs"]:
+        test = events(logdir / f"lr={run['learning_rate']}" / "test")
+        assert test.Scalars("accuracy")[-1].value == pytest.approx(run["test_accuracy"], abs=1e-7)
+        assert test.Scalars("loss")[-1].value == pytest.approx(run["test_loss"], rel=1e-6)
+
+
+def test_histograms_describe_the_trained_parameters(logged_run, mnist):
+    logdir, _ = logged_run
+    # The same run through the API gives the parameters the histograms must describe.
+    result = train_sweep(mnist, SweepConfig(learning_rates=(0.002, 0.005), steps=20, eval_every=5))
+    for k, label in enumerate(("0.002", "0.005")):
+        run = events(logdir / f"lr={label}")
+        weights = run.Histograms("weights")
+        assert [h.step for h in weights] == [5, 10, 15, 20]
+        last = weights[-1].histogram_value
+        assert sum(last.bucket) == 784 * 10 and len(last.bucket) == summaries.HISTOGRAM_BUCKETS
+        assert last.min == pytest.approx(result.params["w"][k].min(), abs=1e-7)
+        assert last.max == pytest.approx(result.params["w"][k].max(), abs=1e-7)
+        assert sum(run.Histograms("biases")[-1].histogram_value.bucket) == 10
+
+
+def test_images_have_the_expected_shapes(logged_run, mnist):
+    logdir, _ = logged_run
+    inputs = events(logdir).Images("input")
+    assert len(inputs) == 1
+    digits = np.asarray(Image.open(io.BytesIO(inputs[0].encoded_image_string)))
+    assert digits.shape[:2] == (28, 5 * 28)
+    templates = events(logdir / "lr=0.005").Images("weights")
+    zoom, gap = summaries.TEMPLATE_ZOOM, summaries.TEMPLATE_GAP
+    assert (templates[-1].height, templates[-1].width) == (28 * zoom, 10 * (28 * zoom + gap) - gap)
+    assert templates[-1].step == 20
+
+
+def test_hparams_sessions_hold_settings_and_final_metrics(logged_run):
+    logdir, document = logged_run
+    for run in document["runs"]:
+        accumulator = events(logdir / f"lr={run['learning_rate']}")
+        content = accumulator.PluginTagToContent("hparams")
+        start = plugin_data_pb2.HParamsPluginData.FromString(
+            content["_hparams_/session_start_info"]
+        ).session_start_info
+        settings = {name: value.number_value for name, value in start.hparams.items()}
+        assert settings == {
+            "learning_rate": run["learning_rate"],
+            "batch_size": 100,
+            "steps": 20,
+            "loss_scale": 100.0,
+            "seed": 0,
+        }
+        experiment = plugin_data_pb2.HParamsPluginData.FromString(
+            content["_hparams_/experiment"]
+        ).experiment
+        assert {m.name.tag for m in experiment.metric_infos} == {
+            "hparams/test_accuracy",
+            "hparams/test_loss",
+        }
+        final = accumulator.Scalars("hparams/test_accuracy")
+        assert final[-1].value == pytest.approx(run["test_accuracy"], abs=1e-7)
+
+
+def test_summaries_off_writes_no_events(mnist_dir, tmp_path):
+    from jaxsoftmax import cli
+
+    logdir = tmp_path / "quiet"
+    argv = ["--steps", "5", "--no-summaries", "--quiet", "--no-compilation-cache"]
+    assert cli.main([*argv, "--data-dir", str(mnist_dir), "--logdir", str(logdir)]) == 0
+    assert [p.name for p in logdir.rglob("*") if p.is_file()] == ["results.json"]
