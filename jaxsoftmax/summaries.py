@@ -3,11 +3,14 @@
 Layout of a log directory, so TensorBoard overlays the sweep like the tutorial's figures:
 
 - `<logdir>`: image `input` (training digits of the first batch) and the graph of the step.
-- `<logdir>/lr=<value>`: histograms `weights` and `biases` at every evaluation, image
-  `weights` (the class templates) after each chunk, and the hparams session of that
-  learning rate with its final `hparams/test_accuracy` and `hparams/test_loss`.
+- `<logdir>/lr=<value>`: histograms `weights` and `biases` at every evaluation, and the
+  hparams session of that learning rate with its final `hparams/test_accuracy` and
+  `hparams/test_loss`.
 - `<logdir>/lr=<value>/train`, `<logdir>/lr=<value>/test`: scalars `loss` and `accuracy`,
-  training values for every step and test values at every evaluation.
+  training values for every step and test values at every evaluation; in `train`, also
+  the image `weights` (the class templates) after each chunk. (Not beside the histograms:
+  TensorBoard serves a run's tag through one plugin only, so an image tagged `weights`
+  next to a histogram tagged `weights` would never be shown.)
 
 `<value>` is the learning rate as the user wrote it.
 """
@@ -15,12 +18,14 @@ Layout of a log directory, so TensorBoard overlays the sweep like the tutorial's
 import contextlib
 import os
 import pathlib
+import time
 from collections.abc import Sequence
 
 import numpy as np
-from tensorboardX import SummaryWriter
+from tensorboardX import summary
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto.event_pb2 import Event
 from tensorboardX.proto.summary_pb2 import Summary
-from tensorboardX.summary import hparams
 
 from jaxsoftmax.sweep import ChunkReport, SweepConfig, SweepResult
 
@@ -29,8 +34,6 @@ INPUT_IMAGES = 5  # as many as the tutorial showed
 TEMPLATES_PER_ROW = 10
 TEMPLATE_ZOOM = 3  # pixels per weight, so a 28x28 template is readable
 TEMPLATE_GAP = 2
-# Summaries are flushed at the end; a long run also flushes every so often.
-FLUSH_SECONDS = 30
 
 
 def run_name(learning_rate_label: str) -> str:
@@ -77,13 +80,42 @@ def weight_templates(w: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
 
 
 def _scalars(values: dict[str, float]) -> Summary:
+    """One Summary holding several scalars, so a step costs one event, not one per tag."""
     return Summary(value=[Summary.Value(tag=tag, simple_value=v) for tag, v in values.items()])
+
+
+class EventFile:
+    """One run's event file, written synchronously with tensorboardX's EventsWriter.
+
+    tensorboardX's SummaryWriter hands every event to a writer thread through a
+    multiprocessing queue of ten (pickling each one, blocking when full), which costs
+    more than a training step when every step of every model logs scalars. Writes here happen on the host while the device runs
+    the next chunk.
+    """
+
+    def __init__(self, folder: pathlib.Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self._writer = EventsWriter(str(folder / "events"))
+
+    def add(self, summary_proto: Summary, step: int) -> None:
+        """Appends a Summary at `step`."""
+        self._writer.write_event(Event(wall_time=time.time(), step=step, summary=summary_proto))
+
+    def add_graph(self, graph_def) -> None:
+        """Appends a GraphDef, shown in TensorBoard's GRAPHS tab."""
+        self._writer.write_event(
+            Event(wall_time=time.time(), graph_def=graph_def.SerializeToString())
+        )
+
+    def close(self) -> None:
+        """Flushes and closes the file."""
+        self._writer.close()
 
 
 class SweepSummaries(contextlib.AbstractContextManager):
     """Writes a sweep's summaries for TensorBoard; use as a context manager.
 
-    Every writer is flushed and closed on leaving the context, however it is left.
+    Every file is flushed and closed on leaving the context, however it is left.
 
     Args:
       logdir: the run's log directory.
@@ -97,30 +129,30 @@ class SweepSummaries(contextlib.AbstractContextManager):
         self._logdir = pathlib.Path(logdir)
         self._labels = list(labels)
         self._image_shape = tuple(image_shape)
-        self._writers: dict[tuple[str, str], SummaryWriter] = {}
-        self._root = self._writer("")
-        for label in self._labels:
-            for split in ("", "train", "test"):
-                self._writer(run_name(label), split)
+        self._files: dict[tuple[str, str], EventFile] = {}
+        try:
+            self._root = self._file("")
+            for label in self._labels:
+                for split in ("", "train", "test"):
+                    self._file(run_name(label), split)
+        except BaseException:
+            self.close()
+            raise
 
-    def _writer(self, run: str, split: str = "") -> SummaryWriter:
+    def _file(self, run: str, split: str = "") -> EventFile:
         key = (run, split)
-        if key not in self._writers:
-            path = self._logdir / run / split
-            self._writers[key] = SummaryWriter(str(path), flush_secs=FLUSH_SECONDS)
-        return self._writers[key]
+        if key not in self._files:
+            self._files[key] = EventFile(self._logdir / run / split)
+        return self._files[key]
 
     def write_inputs(self, images: np.ndarray) -> None:
-        """The first training images, uint8 (N, height, width), as image `input`."""
-        self._root.add_images(
-            "input", images[:INPUT_IMAGES, None], global_step=0, dataformats="NCHW"
-        )
+        """The first training images, uint8 (N, height, width), side by side as image `input`."""
+        strip = np.concatenate(list(images[:INPUT_IMAGES]), axis=1)
+        self._root.add(summary.image("input", strip[..., None], dataformats="HWC"), 0)
 
     def write_graph(self, graph_def) -> None:
         """A GraphDef of the training step, for the GRAPHS tab."""
-        from jaxsoftmax import graph
-
-        graph.write_graph(self._root, graph_def)
+        self._root.add_graph(graph_def)
 
     def write_chunk(self, report: ChunkReport) -> None:
         """One chunk: scalars for every step and evaluation, histograms, weight templates."""
@@ -130,7 +162,7 @@ class SweepSummaries(contextlib.AbstractContextManager):
                 ("train", report.steps, report.train),
                 ("test", report.eval_steps, report.test),
             ):
-                file_writer = self._writer(run, split).file_writer
+                events = self._file(run, split)
                 rows = zip(
                     steps.tolist(),
                     metrics.loss[:, k].tolist(),
@@ -138,12 +170,11 @@ class SweepSummaries(contextlib.AbstractContextManager):
                     strict=True,
                 )
                 for step, loss, accuracy in rows:
-                    file_writer.add_summary(_scalars({"loss": loss, "accuracy": accuracy}), step)
-            writer = self._writer(run)
+                    events.add(_scalars({"loss": loss, "accuracy": accuracy}), step)
             if report.histograms is not None:
                 for tag, histogram in report.histograms.items():
                     for row, step in enumerate(report.eval_steps.tolist()):
-                        writer.add_histogram_raw(
+                        proto = summary.histogram_raw(
                             tag,
                             min=float(histogram.min[row, k]),
                             max=float(histogram.max[row, k]),
@@ -152,10 +183,12 @@ class SweepSummaries(contextlib.AbstractContextManager):
                             sum_squares=float(histogram.sum_squares[row, k]),
                             bucket_limits=histogram.bucket_limits[row, k].tolist(),
                             bucket_counts=histogram.bucket_counts[row, k].tolist(),
-                            global_step=step,
                         )
+                        self._file(run).add(proto, step)
             templates = weight_templates(report.params["w"][k], self._image_shape)
-            writer.add_image("weights", templates, int(report.steps[-1]), dataformats="HWC")
+            self._file(run, "train").add(
+                summary.image("weights", templates, dataformats="HWC"), int(report.steps[-1])
+            )
 
     def write_hparams(self, config: SweepConfig, result: SweepResult) -> None:
         """Each learning rate's settings and final test metrics, for the HPARAMS tab."""
@@ -171,15 +204,15 @@ class SweepSummaries(contextlib.AbstractContextManager):
                 "hparams/test_accuracy": run["test_accuracy"],
                 "hparams/test_loss": run["test_loss"],
             }
-            file_writer = self._writer(run_name(label)).file_writer
-            for summary in hparams(settings, metrics):
-                file_writer.add_summary(summary)
-            file_writer.add_summary(_scalars(metrics), config.steps)
+            events = self._file(run_name(label))
+            for proto in summary.hparams(settings, metrics):
+                events.add(proto, 0)
+            events.add(_scalars(metrics), config.steps)
 
     def close(self) -> None:
-        """Flushes and closes every writer."""
-        for writer in self._writers.values():
-            writer.close()
+        """Flushes and closes every file."""
+        for events in self._files.values():
+            events.close()
 
     def __exit__(self, *exc_info):
         self.close()

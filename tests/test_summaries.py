@@ -59,7 +59,8 @@ def test_runs_and_tags(logged_run):
             assert [e.step for e in accumulator.Scalars("accuracy")] == steps
         run = events(logdir / f"lr={label}")
         assert set(run.Tags()["histograms"]) == {"weights", "biases"}
-        assert run.Tags()["images"] == ["weights"]
+        assert run.Tags()["images"] == []
+        assert events(logdir / f"lr={label}" / "train").Tags()["images"] == ["weights"]
 
 
 def test_last_test_accuracy_in_events_equals_results_json(logged_run):
@@ -91,7 +92,7 @@ def test_images_have_the_expected_shapes(logged_run, mnist):
     assert len(inputs) == 1
     digits = np.asarray(Image.open(io.BytesIO(inputs[0].encoded_image_string)))
     assert digits.shape[:2] == (28, 5 * 28)
-    templates = events(logdir / "lr=0.005").Images("weights")
+    templates = events(logdir / "lr=0.005" / "train").Images("weights")
     zoom, gap = summaries.TEMPLATE_ZOOM, summaries.TEMPLATE_GAP
     assert (templates[-1].height, templates[-1].width) == (28 * zoom, 10 * (28 * zoom + gap) - gap)
     assert templates[-1].step == 20
