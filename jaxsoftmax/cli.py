@@ -233,7 +233,7 @@ def _run(args: argparse.Namespace, start: float) -> int:
     # Heavy imports wait until the arguments are known to be good.
     import tqdm
 
-    from jaxsoftmax import summaries
+    from jaxsoftmax import graph, summaries
     from jaxsoftmax.sweep import check_fits, first_batch, train_sweep
 
     config = SweepConfig(
@@ -281,6 +281,9 @@ def _run(args: argparse.Namespace, start: float) -> int:
         if writer is not None:
             first = first_batch(config, len(dataset.train_images))
             writer.write_inputs(dataset.train_images[first])
+            writer.write_graph(
+                graph.train_step_graph(dataset.num_features, dataset.num_classes, config.batch_size)
+            )
 
         def on_chunk(report):
             if writer is not None:

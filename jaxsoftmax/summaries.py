@@ -89,8 +89,8 @@ class EventFile:
 
     tensorboardX's SummaryWriter hands every event to a writer thread through a
     multiprocessing queue of ten (pickling each one, blocking when full), which costs
-    more than a training step when every step of every model logs scalars. Writes here happen on the host while the device runs
-    the next chunk.
+    more than a training step when every step of every model logs scalars. Writes here
+    happen on the host while the device runs the next chunk.
     """
 
     def __init__(self, folder: pathlib.Path):
