@@ -132,3 +132,37 @@ def test_summaries_off_writes_no_events(mnist_dir, tmp_path):
     argv = ["--steps", "5", "--no-summaries", "--quiet", "--no-compilation-cache"]
     assert cli.main([*argv, "--data-dir", str(mnist_dir), "--logdir", str(logdir)]) == 0
     assert [p.name for p in logdir.rglob("*") if p.is_file()] == ["results.json"]
+
+
+def test_ctrl_c_leaves_flushed_readable_events(cli_env, tmp_path):
+    """A real SIGINT to a training process: exit 130 and every event written so far on disk."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    logdir = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "jaxsoftmax.train", "--steps", "1000000", "--eval-every", "50"]
+    process = subprocess.Popen(
+        [*command, "--learning-rates", "0.005", "--logdir", str(logdir)],
+        env=cli_env | {"PYTHONUNBUFFERED": "1"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # The progress bar redraws with a carriage return; wait until it reports steps done.
+        progress, deadline = "", time.monotonic() + 120
+        while "test_accuracy=" not in progress and time.monotonic() < deadline:
+            progress += process.stderr.read(1)
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, progress + rest
+    assert "interrupted" in rest
+    train = events(logdir / "lr=0.005" / "train")
+    steps = [event.step for event in train.Scalars("loss")]
+    assert steps[:3] == [1, 2, 3] and len(steps) >= 200
+    assert len(events(logdir / "lr=0.005").Histograms("weights")) >= 4
