@@ -184,11 +184,19 @@ def first_batch(config: SweepConfig, num_train: int) -> np.ndarray:
 
 
 def init_sweep(config: SweepConfig, num_features: int, num_classes: int) -> training.TrainState:
-    """The initial state of every model of the sweep (leading axis K)."""
+    """The initial state of every model of the sweep (sweep axes: `training.sweep_axes`)."""
     init_key = jax.random.fold_in(jax.random.key(config.seed), 1)
     params = model.init_params(num_features, num_classes, key=init_key, scale=config.init_scale)
     learning_rates = jnp.asarray(config.learning_rates, jnp.float32)
-    return jax.vmap(training.init_state, in_axes=(None, 0))(params, learning_rates)
+    one_model = jax.eval_shape(training.init_state, params, 0.0)
+    init = jax.vmap(training.init_state, in_axes=(None, 0), out_axes=training.sweep_axes(one_model))
+    return init(params, learning_rates)
+
+
+def models_first(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Host copy of sweep parameters with the model axis first: `w` (K, features, classes)."""
+    axes = training.sweep_axes(params)
+    return jax.tree_util.tree_map(lambda leaf, axis: np.moveaxis(leaf, axis, 0), params, axes)
 
 
 def train_sweep(
@@ -244,7 +252,7 @@ def train_sweep(
             reports.append(_report(*pending, on_chunk))
         pending = (chunk_steps, window_steps, state.params, *outputs)
     reports.append(_report(*pending, on_chunk))
-    params = jax.device_get(state.params)
+    params = models_first(jax.device_get(state.params))
     train_s = time.perf_counter() - train_start
 
     return SweepResult(
@@ -268,7 +276,7 @@ def _report(steps, window_steps, params, train, test, histograms, on_chunk) -> C
         train=training.Metrics(*(m.reshape(-1, num_models) for m in train)),
         eval_steps=steps[window_steps - 1 :: window_steps],
         test=training.Metrics(*test),
-        params=params,
+        params=models_first(params),
         histograms=histograms,
     )
     if on_chunk is not None:

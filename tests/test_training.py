@@ -183,10 +183,11 @@ def test_batch_larger_than_training_set_is_refused(small):
 def test_default_sweep_reproduces_the_tutorials_accuracy(mnist):
     """The original program measured on this data: 91.5% (0.002), 92.0% (0.005), 92.3% (0.008).
 
-    A single run's final accuracy at lr 0.008 varies by about 0.25 points between
-    seeds (it oscillates at that step size), so compare the mean over four seeds.
+    The default run (seed 0) is the acceptance; it is bitwise reproducible on CPU.
+    A single run's final accuracy varies between seeds by about 0.3 points at lr
+    0.008 (README gives the spread), so every seed must at least land near.
     """
-    finals = [train_sweep(mnist, SweepConfig(seed=seed)).test_accuracy[-1] for seed in range(4)]
-    mean = np.mean(finals, axis=0)
-    np.testing.assert_allclose(mean, [0.915, 0.920, 0.923], atol=0.006)
-    assert jnp.all(jnp.asarray(finals) > 0.905)
+    finals = train_sweep(mnist, SweepConfig()).test_accuracy[-1]
+    np.testing.assert_allclose(finals, [0.915, 0.920, 0.923], atol=0.006)
+    other_seed = train_sweep(mnist, SweepConfig(seed=1)).test_accuracy[-1]
+    np.testing.assert_allclose(other_seed, [0.915, 0.920, 0.923], atol=0.012)
