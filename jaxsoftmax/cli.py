@@ -132,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.init_scale,
         help="standard deviation of random initial weights; 0 initialises to zeros",
     )
+    training.add_argument(
+        "--schedule",
+        choices=("constant", "cosine"),
+        default=defaults.schedule,
+        help="constant step size (the tutorial's), or a cosine decay from each learning rate "
+        "to 0 over the run",
+    )
     source = parser.add_argument_group("data")
     source.add_argument(
         "--dataset",
@@ -244,6 +251,7 @@ def _run(args: argparse.Namespace, start: float) -> int:
         loss_scale=args.loss_scale,
         seed=args.seed,
         init_scale=args.init_scale,
+        schedule=args.schedule,
     )
     if not args.no_compilation_cache:
         runtime.enable_compilation_cache(data.user_cache_dir() / "jax")

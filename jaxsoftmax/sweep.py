@@ -16,6 +16,7 @@ from jaxsoftmax.errors import ConfigError
 DEFAULT_LEARNING_RATES = (0.002, 0.005, 0.008)
 # Steps per host dispatch, about: large enough to hide dispatch, small enough for progress.
 DEFAULT_CHUNK_STEPS = 200
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -30,6 +31,8 @@ class SweepConfig:
       loss_scale: the objective is `loss_scale * mean cross-entropy` (100: the tutorial's).
       seed: seeds the minibatch order and any random initialisation.
       init_scale: standard deviation of random initial weights; 0 gives zeros.
+      schedule: `constant` (the tutorial's) or `cosine`: the step size falls along a
+        cosine from each learning rate to 0 over the run.
       chunk_steps: about how many steps run per host dispatch (no effect on results).
     """
 
@@ -40,6 +43,7 @@ class SweepConfig:
     loss_scale: float = model.TUTORIAL_LOSS_SCALE
     seed: int = 0
     init_scale: float = 0.0
+    schedule: str = "constant"
     chunk_steps: int = DEFAULT_CHUNK_STEPS
 
     def __post_init__(self):
@@ -57,6 +61,8 @@ class SweepConfig:
             raise ConfigError(f"loss_scale {self.loss_scale} is not a positive finite number")
         if not (math.isfinite(self.init_scale) and self.init_scale >= 0):
             raise ConfigError(f"init_scale {self.init_scale} must be finite and >= 0")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be a whole number, got {self.seed!r}")
 
@@ -188,9 +194,12 @@ def init_sweep(config: SweepConfig, num_features: int, num_classes: int) -> trai
     init_key = jax.random.fold_in(jax.random.key(config.seed), 1)
     params = model.init_params(num_features, num_classes, key=init_key, scale=config.init_scale)
     learning_rates = jnp.asarray(config.learning_rates, jnp.float32)
-    one_model = jax.eval_shape(training.init_state, params, 0.0)
-    init = jax.vmap(training.init_state, in_axes=(None, 0), out_axes=training.sweep_axes(one_model))
-    return init(params, learning_rates)
+    decay_steps = config.steps if config.schedule == "cosine" else 0
+    one_model = jax.eval_shape(training.init_state, params, 0.0, decay_steps)
+    init = jax.vmap(
+        training.init_state, in_axes=(None, 0, None), out_axes=training.sweep_axes(one_model)
+    )
+    return init(params, learning_rates, decay_steps)
 
 
 def models_first(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

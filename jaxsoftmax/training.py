@@ -96,18 +96,45 @@ def parameter_histograms(params: model.Params, num_buckets: int) -> dict[str, Hi
     }
 
 
-def optimizer(learning_rate: float | jax.Array = 0.0) -> optax.GradientTransformation:
-    """Plain gradient descent with the learning rate held in the optimiser state.
+def cosine_decay(count: jax.Array, decay_steps: jax.Array) -> jax.Array:
+    """Step-size multiplier: 1 at step 0, falling along a cosine to 0 at `decay_steps`.
 
-    `update` reads the learning rate from the state, so one transformation serves
-    every model of a sweep; the argument only matters for `init`.
+    `decay_steps` 0 means no decay (a constant 1).
     """
-    return optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate)
+    progress = jnp.clip(count / jnp.maximum(decay_steps, 1), 0.0, 1.0)
+    return jnp.where(decay_steps > 0, 0.5 * (1.0 + jnp.cos(jnp.pi * progress)), 1.0)
 
 
-def init_state(params: model.Params, learning_rate: float | jax.Array) -> TrainState:
+def _gradient_descent(learning_rate, decay_steps) -> optax.GradientTransformation:
+    return optax.chain(
+        optax.sgd(learning_rate),
+        optax.scale_by_schedule(lambda count: cosine_decay(count, decay_steps)),
+    )
+
+
+def optimizer(
+    learning_rate: float | jax.Array = 0.0, decay_steps: int | jax.Array = 0
+) -> optax.GradientTransformation:
+    """Gradient descent with its hyperparameters held as arrays in the optimiser state.
+
+    Args:
+      learning_rate: the step size (before any decay).
+      decay_steps: over how many steps the step size decays to 0 along a cosine;
+        0 keeps it constant (the tutorial's plain gradient descent).
+
+    `update` reads both from the state, so one transformation serves every model of
+    a sweep and a new value never recompiles; the arguments only matter for `init`.
+    """
+    return optax.inject_hyperparams(_gradient_descent)(
+        learning_rate=learning_rate, decay_steps=decay_steps
+    )
+
+
+def init_state(
+    params: model.Params, learning_rate: float | jax.Array, decay_steps: int | jax.Array = 0
+) -> TrainState:
     """The training state of one model; `jax.vmap` it over learning rates for a sweep."""
-    return TrainState(params, optimizer(learning_rate).init(params))
+    return TrainState(params, optimizer(learning_rate, decay_steps).init(params))
 
 
 def train_step(

@@ -87,6 +87,7 @@ def test_default_logdir_is_new_per_run(env, tmp_path, capsys, monkeypatch):
         (["--batch-size", "x"], 2, "not a whole number"),
         (["--eval-every", "0"], 2, "must be at least 1"),
         (["--source", "csv"], 2, "invalid choice"),
+        (["--schedule", "linear"], 2, "invalid choice"),
         (["--batch-size", "60001"], 2, "larger than the training set"),
         (["--dataset", "cifar"], 1, "unknown dataset 'cifar'"),
         (["--data-dir", "/nonexistent/folder"], 1, "missing IDX file"),

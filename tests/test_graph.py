@@ -15,10 +15,10 @@ NUM_FEATURES, NUM_CLASSES, BATCH_SIZE = 784, 10, 100
 # Every primitive in train_step's jaxpr, nested ones included. A change means JAX or
 # optax now trace the step differently: look at the graph in TensorBoard, then update.
 TRAIN_STEP_PRIMITIVES = {
-    "abs", "add", "add_any", "argmax", "broadcast_in_dim", "convert_element_type", "div",
-    "dot_general", "eq", "exp", "gather", "ge", "is_finite", "jit", "log", "lt", "max", "mul",
-    "neg", "reduce_max", "reduce_sum", "reshape", "scatter-add", "select_n", "sign",
-    "stop_gradient", "sub", "transpose",
+    "abs", "add", "add_any", "argmax", "broadcast_in_dim", "convert_element_type", "copy",
+    "cos", "div", "dot_general", "eq", "exp", "gather", "ge", "gt", "is_finite", "jit", "log",
+    "lt", "max", "min", "mul", "neg", "reduce_max", "reduce_sum", "reshape", "scatter-add",
+    "select_n", "sign", "stop_gradient", "sub", "transpose",
 }  # fmt: skip
 
 
@@ -70,6 +70,8 @@ def test_inputs_and_outputs_are_named_nodes_with_shapes(step_graph):
         "params/b": (classes,),
         "opt_state/count": (),
         "opt_state/hyperparams/learning_rate": (),
+        "opt_state/hyperparams/decay_steps": (),
+        "opt_state/inner_state/1/count": (),
         "batch/inputs": (batch, features),
         "batch/labels": (batch,),
         "loss_scale": (),
@@ -82,6 +84,8 @@ def test_inputs_and_outputs_are_named_nodes_with_shapes(step_graph):
         "outputs/params/b": (classes,),
         "outputs/opt_state/count": (),
         "outputs/opt_state/hyperparams/learning_rate": (),
+        "outputs/opt_state/hyperparams/decay_steps": (),
+        "outputs/opt_state/inner_state/1/count": (),
         "outputs/loss": (),
         "outputs/accuracy": (),
     }

@@ -190,3 +190,31 @@ def test_default_sweep_reproduces_the_tutorials_accuracy(mnist):
     np.testing.assert_allclose(finals, [0.915, 0.920, 0.923], atol=0.006)
     other_seed = train_sweep(mnist, SweepConfig(seed=1)).test_accuracy[-1]
     np.testing.assert_allclose(other_seed, [0.915, 0.920, 0.923], atol=0.012)
+
+
+def test_cosine_schedule_decays_each_learning_rate_to_zero():
+    steps = np.arange(0, 101)
+    multiplier = np.asarray(training.cosine_decay(steps, 100))
+    np.testing.assert_allclose(multiplier, 0.5 * (1 + np.cos(np.pi * steps / 100)), atol=1e-6)
+    assert np.all(np.asarray(training.cosine_decay(steps, 0)) == 1.0)
+
+
+def test_cosine_sweep_equals_per_model_loop_with_decayed_steps(small):
+    """The schedule against an oracle: plain SGD whose step size follows the cosine by hand."""
+    config = SweepConfig(learning_rates=(0.004, 0.008), steps=15, schedule="cosine")
+    result = train_sweep(small, config)
+    shuffle_key = jax.random.fold_in(jax.random.key(config.seed), 0)
+    images = small.train_images.reshape(len(small.train_images), -1)
+    for k, rate in enumerate(config.learning_rates):
+        params = model.init_params(small.num_features, small.num_classes)
+        grad = jax.jit(jax.grad(lambda p, x, y: model.objective(p, x, y, 100.0)[0]))
+        for step in range(config.steps):
+            epoch, position = divmod(step, 10)
+            order = np.asarray(training.epoch_permutation(shuffle_key, epoch, 1000))
+            batch = order[position * 100 : (position + 1) * 100]
+            g = grad(params, images[batch] / 255.0, small.train_labels[batch])
+            size = rate * 0.5 * (1 + np.cos(np.pi * step / config.steps))
+            params = jax.tree.map(lambda p, d, size=size: p - size * d, params, g)
+        assert np.abs(result.params["w"][k] - params["w"]).max() < 1e-5
+    constant = train_sweep(small, dataclasses.replace(config, schedule="constant"))
+    assert not np.allclose(constant.params["w"], result.params["w"])
