@@ -7,6 +7,8 @@ result = js.train_sweep(mnist, js.SweepConfig(learning_rates=(0.002, 0.005, 0.00
 result.runs()  # final train loss, test loss and test accuracy per learning rate
 """
 
+__version__ = "0.1.0"
+
 from jaxsoftmax.data import Dataset, load_dataset, make_dataset
 from jaxsoftmax.errors import ConfigError, DataError, JaxsoftmaxError
 from jaxsoftmax.idx import read_idx

@@ -1,0 +1,299 @@
+"""Training-step throughput of a sweep of K models on real MNIST, batch 100.
+
+Variants, all in one process so that their ratios hold on a noisy machine:
+
+- sequential: a Python loop over learning rates, each a Python loop over steps
+  calling the jitted one-model step;
+- per-step: a Python loop over steps calling the jitted, vmapped sweep step;
+- engine: `jaxsoftmax.train_sweep`, the vmapped step fused with `lax.scan`
+  (it also evaluates the full test set once, at the end: counted in its time);
+- peers, when installed (`pip install -e '.[bench]'`): the original TensorFlow 1
+  program, and PyTorch eager one model at a time and all models stacked;
+- the machine's limit: a 2048 x 2048 float32 matrix product, measured in every
+  repeat, against which each variant's FLOP/s is given (2 * batch * features *
+  classes for the forward product and as much for the weight gradient, per
+  model-step).
+
+Data is on the device first, compilation is timed apart, every variant is warmed
+up, timed with `block_until_ready`, and the median of the repeats is reported.
+Writes JSON, a markdown table and a log-log PNG of throughput against K.
+
+    python benchmarks/throughput.py               # K = 1, 3, ..., 1000; a few minutes
+    python benchmarks/throughput.py --quick       # a smoke test, under a minute
+"""
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import platform
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxsoftmax as js
+from jaxsoftmax import model, sweep, training
+
+BATCH_SIZE = 100
+MATMUL_SIZE = 2048
+ALL_MODELS = (1, 3, 10, 30, 100, 300, 1000)
+QUICK_MODELS = (1, 3, 30)
+# Work per measurement, in model-steps, so each repeat takes about a second or two.
+ENGINE_STEPS = {1: 2000, 3: 2000, 10: 1000, 30: 1000, 100: 500, 300: 300, 1000: 200}
+LOOP_MODEL_STEPS = 3000
+QUICK_SCALE = 0.1
+
+
+@dataclasses.dataclass
+class Measurement:
+    variant: str
+    models: int
+    steps: int
+    compile_s: float
+    seconds: list[float]
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def model_steps_per_s(self) -> float:
+        return self.models * self.steps / self.median_s
+
+
+def flops_per_model_step(num_features: int, num_classes: int) -> int:
+    """Forward product and weight gradient of one model on one batch."""
+    return 2 * (2 * BATCH_SIZE * num_features * num_classes)
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - start
+
+
+def matmul_peak(repeats: int) -> list[float]:
+    """FLOP/s of a square float32 matrix product, one value per repeat."""
+    a = jax.random.normal(jax.random.key(0), (MATMUL_SIZE, MATMUL_SIZE), jnp.float32)
+    product = jax.jit(jnp.matmul)
+    jax.block_until_ready(product(a, a))
+    flops = 2 * MATMUL_SIZE**3
+    return [flops / min(timed(lambda: product(a, a)) for _ in range(3)) for _ in range(repeats)]
+
+
+def learning_rates(models: int) -> tuple[float, ...]:
+    return tuple(np.geomspace(0.001, 0.01, models).round(6).tolist())
+
+
+def engine(dataset: js.Dataset, models: int, steps: int, repeats: int) -> Measurement:
+    config = js.SweepConfig(
+        learning_rates=learning_rates(models), steps=steps, eval_every=steps, chunk_steps=steps
+    )
+    compile_s = js.train_sweep(dataset, config).compile_s  # also the warm-up
+    seconds = [js.train_sweep(dataset, config).train_s for _ in range(repeats)]
+    return Measurement("engine (vmap + scan)", models, steps, compile_s, seconds)
+
+
+def _loop_step(step_fn):
+    """A jitted step that picks its batch on the device from precomputed indices."""
+
+    @jax.jit
+    def step(state, data, indices, step_number):
+        batch = indices[step_number]
+        inputs = model.scale_images(data.train_images[batch])
+        return step_fn(state, inputs, data.train_labels[batch], jnp.float32(100.0))
+
+    return step
+
+
+def per_step(data, indices, dataset, models: int, steps: int, repeats: int) -> Measurement:
+    config = js.SweepConfig(learning_rates=learning_rates(models))
+    step = _loop_step(training.sweep_step)
+    initial = sweep.init_sweep(config, dataset.num_features, dataset.num_classes)
+
+    def run():
+        state = initial
+        for step_number in range(steps):
+            state, _ = step(state, data, indices, step_number)
+        return state
+
+    compile_s = timed(lambda: step(initial, data, indices, 0))
+    run()
+    return Measurement(
+        "per-step (vmap)", models, steps, compile_s, [timed(run) for _ in range(repeats)]
+    )
+
+
+def sequential(data, indices, dataset, models: int, steps: int, repeats: int) -> Measurement:
+    step = _loop_step(training.train_step)
+    params = model.init_params(dataset.num_features, dataset.num_classes)
+    initial = [training.init_state(params, rate) for rate in learning_rates(models)]
+
+    def run():
+        finals = []
+        for state in initial:
+            for step_number in range(steps):
+                state, _ = step(state, data, indices, step_number)
+            finals.append(state)
+        return finals
+
+    compile_s = timed(lambda: step(initial[0], data, indices, 0))
+    run()
+    return Measurement("sequential", models, steps, compile_s, [timed(run) for _ in range(repeats)])
+
+
+def peer_measurements(dataset, models: int, steps: int, repeats: int) -> list[Measurement]:
+    """The TensorFlow 1 original and PyTorch eager, where installed."""
+    sys.path.insert(0, str(pathlib.Path(__file__).parent))
+    import peers
+
+    images = dataset.train_images.reshape(len(dataset.train_images), -1)
+    rates = learning_rates(models)
+    results = []
+    for name, available, run in (
+        ("TF1 original (feed_dict)", peers.has_tensorflow, peers.tf1_original),
+        ("PyTorch eager, one at a time", peers.has_torch, peers.torch_sequential),
+        ("PyTorch eager, stacked", peers.has_torch, peers.torch_stacked),
+    ):
+        if not available():
+            continue
+        timing = run(images, dataset.train_labels, rates, steps, BATCH_SIZE, repeats=repeats)
+        results.append(Measurement(name, models, steps, timing.setup_s, list(timing.run_s)))
+    return results
+
+
+def markdown_table(measurements: list[Measurement], peak: float, flops: int) -> str:
+    lines = [
+        "| variant | K | steps | compile s | median s | model-steps/s | examples/s "
+        "| % of matmul peak |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in measurements:
+        rate = m.model_steps_per_s
+        lines.append(
+            f"| {m.variant} | {m.models} | {m.steps} | {m.compile_s:.2f} | {m.median_s:.3f} | "
+            f"{rate:,.0f} | {rate * BATCH_SIZE:,.0f} | {rate * flops / peak:.1%} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(measurements: list[Measurement], peak: float, flops: int, path: pathlib.Path) -> None:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 5), dpi=100)
+    axes = figure.add_subplot()
+    for variant in dict.fromkeys(m.variant for m in measurements):
+        points = sorted(
+            (m.models, m.model_steps_per_s) for m in measurements if m.variant == variant
+        )
+        axes.plot(*zip(*points, strict=True), marker="o", label=variant)
+    axes.axhline(peak / flops, color="grey", linestyle="--", label="matrix-multiply peak")
+    axes.set(
+        xscale="log", yscale="log", xlabel="models trained at once (K)", ylabel="model-steps/s"
+    )
+    axes.set_title(
+        f"training throughput, batch {BATCH_SIZE}, {platform.node()} ({jax.devices()[0].platform})"
+    )
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, metadata={"Software": None})
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke test: K = 1, 3, 30, few steps"
+    )
+    parser.add_argument("--models", help="comma-separated K values (default: 1,3,...,1000)")
+    parser.add_argument(
+        "--repeats", type=int, help="timed repeats per variant (default 5; quick 2)"
+    )
+    parser.add_argument("--data-dir", help="folder of the MNIST IDX files (default: lookup)")
+    parser.add_argument("--no-peers", action="store_true", help="skip TensorFlow 1 and PyTorch")
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
+    args = parser.parse_args(argv)
+    models_list = (
+        tuple(int(k) for k in args.models.split(","))
+        if args.models
+        else (QUICK_MODELS if args.quick else ALL_MODELS)
+    )
+    repeats = args.repeats or (2 if args.quick else 5)
+    scale = QUICK_SCALE if args.quick else 1.0
+
+    dataset = js.load_dataset("mnist", data_dir=args.data_dir)
+    data = sweep.to_device(dataset)
+    flops = flops_per_model_step(dataset.num_features, dataset.num_classes)
+    peaks = matmul_peak(repeats)
+    measurements = []
+    for models in models_list:
+        engine_steps = max(20, int(ENGINE_STEPS.get(models, 200) * scale))
+        loop_steps = max(10, int(max(20, LOOP_MODEL_STEPS // models) * scale))
+        indices = training.batch_indices(
+            sweep.shuffle_key(0), jnp.int32(0), max(engine_steps, loop_steps),
+            len(dataset.train_images), BATCH_SIZE,
+        )  # fmt: skip
+        measurements.append(engine(dataset, models, engine_steps, repeats))
+        measurements.append(per_step(data, indices, dataset, models, loop_steps, repeats))
+        measurements.append(sequential(data, indices, dataset, models, loop_steps, repeats))
+        if not args.no_peers and models <= 30:
+            measurements += peer_measurements(dataset, models, loop_steps, repeats)
+        peaks += matmul_peak(1)
+        print(f"K={models}: done", file=sys.stderr)
+    peak = statistics.median(peaks)
+
+    document = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": _cpu_model(),
+            "cores": __import__("os").cpu_count(),
+            "device": str(jax.devices()[0]),
+        },
+        "versions": {
+            "jax": jax.__version__,
+            "jaxsoftmax": js.__version__,
+            "python": platform.python_version(),
+        },
+        "date": time.strftime("%Y-%m-%d"),
+        "batch_size": BATCH_SIZE,
+        "flops_per_model_step": flops,
+        "matmul_peak_flops": peak,
+        "matmul_peak_samples": peaks,
+        "results": [
+            dataclasses.asdict(m)
+            | {"median_s": m.median_s, "model_steps_per_s": m.model_steps_per_s,
+               "examples_per_s": m.model_steps_per_s * BATCH_SIZE,
+               "fraction_of_peak": m.model_steps_per_s * flops / peak}
+            for m in measurements
+        ],
+    }  # fmt: skip
+    table = markdown_table(measurements, peak, flops)
+    print(f"matrix-multiply peak: {peak / 1e9:.1f} GFLOP/s (median of {len(peaks)})")
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "throughput-quick" if args.quick else "throughput"
+    (args.out / f"{stem}.json").write_text(json.dumps(document, indent=2) + "\n")
+    (args.out / f"{stem}.md").write_text(table + "\n")
+    try:
+        plot(measurements, peak, flops, args.out / f"{stem}.png")
+    except ImportError:
+        print("matplotlib not installed: no plot (pip install 'jaxsoftmax[plot]')", file=sys.stderr)
+    return document
+
+
+def _cpu_model() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()
