@@ -1,0 +1,526 @@
+"""Peer implementations of the tutorial's training, timed the way `throughput.py` times ours.
+
+Each peer trains K linear softmax models (one per learning rate) with plain SGD on the
+tutorial's loss (100 x mean cross-entropy) and reports "model-steps/s": one SGD step of one
+model per unit. All peers share one signature,
+
+    peer(train_images, train_labels, learning_rates, steps, batch_size=100, *, repeats=5, seed=0)
+        -> PeerTiming
+
+and each has a twin `<peer>_params(train_images, train_labels, learning_rates, batch_indices)`
+that trains fresh models on the given minibatches and returns their final parameters, so that
+tests can hold every peer against a float64 NumPy oracle.
+
+- `tf1_original`: the TensorFlow 1.4 `softmax.py` as written, through `tensorflow.compat.v1`:
+  placeholders fed by `feed_dict` every step, `GradientDescentOptimizer`, one graph and one
+  session per learning rate, run one after another.
+- `torch_sequential`: PyTorch eager, one model at a time, `torch.optim.SGD`.
+- `torch_stacked`: PyTorch eager, all K models in one (K, 784, 10) tensor, one step for all.
+
+TensorFlow and PyTorch are optional (`pip install torch==2.13.0 tensorflow-cpu>=2.21`): this
+module imports without them, `has_tensorflow()` and `has_torch()` say whether a peer can run,
+and a peer whose library is missing raises `ImportError` naming what to install.
+
+Timing (`PeerTiming`): `setup_s` is the analogue of compile time, reported apart: building
+the graph or tensors, creating the session, initialising the variables and the first
+(warm-up) step, summed over every graph/model built. Then the same `steps` minibatches are
+trained `repeats` times, continuing from where the previous repeat left off; `run_s[r]` is the
+wall time of repeat r summed over every graph/model, and `median_s` is their median.
+Importing the library and putting the data in the peer's form (CPU tensors; for TF1 the
+whole set as float32 in [0, 1], as input_data did at load time) are in neither. The first
+`torch.optim.SGD` step of a process initialises PyTorch lazily (about 1 s), which lands in
+`torch_sequential`'s `setup_s`. Threads are left at each library's default (all cores).
+
+TF1 mode is not switched on globally: each graph is built under
+`tf.compat.v1.Graph().as_default()` and run by `tf.compat.v1.Session(graph=...)`, which gives
+placeholders and `feed_dict` while the rest of the process stays eager
+(`tf.compat.v1.disable_eager_execution()` is process-global and would break other TF code).
+
+On a shared machine, measure when it is otherwise idle: PyTorch's OpenMP threads slow down
+by one to two orders of magnitude for a few seconds when another process competes for the
+cores, and a median over few repeats does not hide that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+# The tutorial's loss, -reduce_mean(y_ * log(y)) * 1000, averages over the 10 classes too:
+# it is 100 x the mean cross-entropy (`jaxsoftmax.model.TUTORIAL_LOSS_SCALE`).
+TUTORIAL_LOSS_SCALE = 100.0
+# As written in softmax.py, applied to the mean over batch *and* classes.
+_TF1_LOSS_MULTIPLIER = 1000.0
+# Pixel values are scaled to [0, 1] as TensorFlow's input_data did.
+_PIXEL_SCALE = 255.0
+
+_INSTALL_HINT = "install the benchmark peers with: pip install torch==2.13.0 'tensorflow-cpu>=2.21'"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PeerTiming:
+    """How fast one peer trained K models.
+
+    Attributes:
+      peer: the peer's name, e.g. `torch_stacked`.
+      num_models: K, the number of learning rates trained.
+      steps: SGD steps per model in each timed run.
+      batch_size: examples per minibatch.
+      setup_s: seconds to build graphs/tensors, start sessions, initialise and take the
+        first (warm-up) step, summed over every graph or model built; the analogue of
+        compile time.
+      run_s: seconds of each timed run of `steps` steps of all K models.
+      median_s: median of `run_s`.
+      model_steps_per_s: `num_models * steps / median_s`.
+    """
+
+    peer: str
+    num_models: int
+    steps: int
+    batch_size: int
+    setup_s: float
+    run_s: tuple[float, ...]
+    median_s: float
+    model_steps_per_s: float
+
+    @classmethod
+    def from_runs(
+        cls,
+        *,
+        peer: str,
+        num_models: int,
+        steps: int,
+        batch_size: int,
+        setup_s: float,
+        run_s: Sequence[float],
+    ) -> PeerTiming:
+        """Fills in the median and the throughput from the timed runs."""
+        median_s = statistics.median(run_s)
+        return cls(
+            peer=peer,
+            num_models=num_models,
+            steps=steps,
+            batch_size=batch_size,
+            setup_s=setup_s,
+            run_s=tuple(run_s),
+            median_s=median_s,
+            model_steps_per_s=num_models * steps / median_s,
+        )
+
+
+def has_tensorflow() -> bool:
+    """Whether TensorFlow is installed, so `tf1_original` can run."""
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def has_torch() -> bool:
+    """Whether PyTorch is installed, so the `torch_*` peers can run."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def minibatch_indices(num_examples: int, steps: int, batch_size: int, seed: int = 0) -> np.ndarray:
+    """Example indices of each step's minibatch, from one NumPy permutation per epoch.
+
+    Consecutive slices of the concatenated permutations, so that a batch may take the end of
+    one epoch and the start of the next, as TensorFlow's `input_data.next_batch` did.
+
+    Returns:
+      int64 array of shape (steps, batch_size).
+    """
+    if not 0 < batch_size <= num_examples:
+        raise ValueError(f"batch_size {batch_size} must be in [1, {num_examples}]")
+    rng = np.random.default_rng(seed)
+    num_epochs = -(-steps * batch_size // num_examples)
+    order = np.concatenate([rng.permutation(num_examples) for _ in range(num_epochs)])
+    return order[: steps * batch_size].reshape(steps, batch_size)
+
+
+# A peer is prepared in two parts: `convert` turns (steps, batch_size) indices into the
+# per-step batches that peer consumes (outside any timing: the analogue of putting data on
+# the device), and each factory builds one independently trained unit (a graph and session
+# per learning rate, one eager model, or one stack of all models).
+
+
+@dataclasses.dataclass(frozen=True)
+class _Unit:
+    # One SGD step per batch given.
+    train: Callable[[Sequence[Any]], None]
+    # Weights (models, features, classes) and biases (models, classes), this unit's models.
+    params: Callable[[], tuple[np.ndarray, np.ndarray]]
+    close: Callable[[], None] = lambda: None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Peer:
+    name: str
+    num_examples: int
+    num_models: int
+    convert: Callable[[np.ndarray], Sequence[Any]]
+    factories: Sequence[Callable[[], _Unit]]
+
+
+def _measure(peer: _Peer, *, steps: int, batch_size: int, repeats: int, seed: int) -> PeerTiming:
+    if steps < 1 or repeats < 1:
+        raise ValueError(f"steps ({steps}) and repeats ({repeats}) must be at least 1")
+    batches = peer.convert(minibatch_indices(peer.num_examples, steps + 1, batch_size, seed))
+    warm_up, timed = batches[:1], batches[1:]
+    setup_s = 0.0
+    run_s = [0.0] * repeats
+    for make_unit in peer.factories:
+        start = time.perf_counter()
+        unit = make_unit()
+        unit.train(warm_up)
+        setup_s += time.perf_counter() - start
+        try:
+            for repeat in range(repeats):
+                start = time.perf_counter()
+                unit.train(timed)
+                run_s[repeat] += time.perf_counter() - start
+        finally:
+            unit.close()
+    return PeerTiming.from_runs(
+        peer=peer.name,
+        num_models=peer.num_models,
+        steps=steps,
+        batch_size=batch_size,
+        setup_s=setup_s,
+        run_s=run_s,
+    )
+
+
+def _final_params(peer: _Peer, batch_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    batches = peer.convert(np.asarray(batch_indices))
+    weights, biases = [], []
+    for make_unit in peer.factories:
+        unit = make_unit()
+        try:
+            unit.train(batches)
+            unit_weights, unit_biases = unit.params()
+        finally:
+            unit.close()
+        weights.append(unit_weights)
+        biases.append(unit_biases)
+    return np.concatenate(weights), np.concatenate(biases)
+
+
+def _check_inputs(train_images: np.ndarray, train_labels: np.ndarray) -> int:
+    """Number of classes, after checking shapes and types; images must be flattened."""
+    if train_images.ndim != 2 or train_images.dtype != np.uint8:
+        raise ValueError(
+            f"train_images must be uint8 (examples, features), got "
+            f"{train_images.dtype} {train_images.shape}"
+        )
+    if train_labels.shape != train_images.shape[:1]:
+        raise ValueError(
+            f"train_labels {train_labels.shape} do not match images {train_images.shape}"
+        )
+    return int(train_labels.max()) + 1
+
+
+# --- TensorFlow 1 ------------------------------------------------------------------------
+
+
+def _import_tensorflow():
+    try:
+        import tensorflow as tf
+    except ImportError as error:
+        raise ImportError(f"tf1_original needs TensorFlow; {_INSTALL_HINT}") from error
+    return tf
+
+
+def _tf1_peer(
+    train_images: np.ndarray, train_labels: np.ndarray, learning_rates: Sequence[float]
+) -> _Peer:
+    """softmax.py as written, one graph and session per learning rate.
+
+    The graph is built inside its own `tf.compat.v1.Graph().as_default()` and run by a
+    `tf.compat.v1.Session(graph=...)`, which gives TF1 graph semantics (placeholders,
+    feed_dict) without `tf.compat.v1.disable_eager_execution()`: that switch is
+    process-global and would break any other TensorFlow code in the process.
+    """
+    tf = _import_tensorflow()
+    v1 = tf.compat.v1
+    num_features = train_images.shape[1]
+    num_classes = _check_inputs(train_images, train_labels)
+    # TensorFlow's input_data converted the whole set to float32 in [0, 1] (and the labels
+    # to one-hot) once, at load time, and fed slices of it.
+    images = train_images.astype(np.float32) / np.float32(_PIXEL_SCALE)
+    one_hot_labels = np.eye(num_classes, dtype=np.float32)[train_labels]
+
+    def make_unit(learning_rate: float) -> _Unit:
+        graph = tf.Graph()
+        with graph.as_default():
+            x = v1.placeholder(tf.float32, [None, num_features])
+            weights = tf.Variable(tf.zeros([num_features, num_classes]))
+            biases = tf.Variable(tf.zeros([num_classes]))
+            y = tf.nn.softmax(tf.matmul(x, weights) + biases)
+            y_ = v1.placeholder(tf.float32, [None, num_classes])
+            cross_entropy = -tf.reduce_mean(y_ * tf.math.log(y)) * _TF1_LOSS_MULTIPLIER
+            train_step = v1.train.GradientDescentOptimizer(learning_rate).minimize(cross_entropy)
+            init = v1.global_variables_initializer()
+        graph.finalize()
+        session = v1.Session(graph=graph)
+        session.run(init)
+
+        def train(batches: Sequence[np.ndarray]) -> None:
+            for batch in batches:
+                session.run(train_step, feed_dict={x: images[batch], y_: one_hot_labels[batch]})
+
+        def params() -> tuple[np.ndarray, np.ndarray]:
+            weight_values, bias_values = session.run([weights, biases])
+            return weight_values[None], bias_values[None]
+
+        return _Unit(train=train, params=params, close=session.close)
+
+    return _Peer(
+        name="tf1_original",
+        num_examples=len(train_images),
+        num_models=len(learning_rates),
+        convert=list,
+        factories=[lambda rate=rate: make_unit(rate) for rate in learning_rates],
+    )
+
+
+def tf1_original(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    learning_rates: Sequence[float],
+    steps: int,
+    batch_size: int = 100,
+    *,
+    repeats: int = 5,
+    seed: int = 0,
+) -> PeerTiming:
+    """Times the TensorFlow 1 tutorial: one graph and session per learning rate, in turn.
+
+    Args:
+      train_images: uint8 array of shape (examples, features), flattened images.
+      train_labels: int array of shape (examples,).
+      learning_rates: one model per value, trained one after another.
+      steps: SGD steps per model in each timed run.
+      batch_size: examples per minibatch, fed through `feed_dict` every step.
+      repeats: timed runs per model; the median of their sums is reported.
+      seed: orders the minibatches (`minibatch_indices`).
+
+    Raises:
+      ImportError: TensorFlow is not installed.
+    """
+    peer = _tf1_peer(train_images, train_labels, learning_rates)
+    return _measure(peer, steps=steps, batch_size=batch_size, repeats=repeats, seed=seed)
+
+
+def tf1_original_params(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    learning_rates: Sequence[float],
+    batch_indices: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Final parameters of `tf1_original`'s models trained on the given minibatches.
+
+    Args:
+      batch_indices: int array of shape (steps, batch_size), each step's example indices.
+
+    Returns:
+      weights of shape (models, features, classes) and biases of shape (models, classes).
+    """
+    return _final_params(_tf1_peer(train_images, train_labels, learning_rates), batch_indices)
+
+
+# --- PyTorch -----------------------------------------------------------------------------
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as error:
+        raise ImportError(f"the torch peers need PyTorch; {_INSTALL_HINT}") from error
+    return torch
+
+
+def _torch_data(train_images: np.ndarray, train_labels: np.ndarray):
+    """(images, labels, convert): the data as CPU tensors and a converter for batch indices."""
+    torch = _import_torch()
+    _check_inputs(train_images, train_labels)
+    images = torch.tensor(train_images)  # a copy: the loaded arrays may be read-only
+    labels = torch.from_numpy(train_labels.astype(np.int64))  # cross_entropy wants int64
+
+    def convert(batch_indices: np.ndarray) -> list:
+        return list(torch.from_numpy(batch_indices.astype(np.int64)))
+
+    return images, labels, convert
+
+
+def _torch_sequential_peer(
+    train_images: np.ndarray, train_labels: np.ndarray, learning_rates: Sequence[float]
+) -> _Peer:
+    torch = _import_torch()
+    functional = torch.nn.functional
+    images, labels, convert = _torch_data(train_images, train_labels)
+    num_features = train_images.shape[1]
+    num_classes = int(train_labels.max()) + 1
+
+    def make_unit(learning_rate: float) -> _Unit:
+        weights = torch.zeros(num_features, num_classes, requires_grad=True)
+        biases = torch.zeros(num_classes, requires_grad=True)
+        optimizer = torch.optim.SGD([weights, biases], lr=learning_rate)
+
+        def train(batches: Sequence[Any]) -> None:
+            for batch in batches:
+                inputs = images[batch].to(torch.float32).div_(_PIXEL_SCALE)
+                logits = inputs @ weights + biases
+                loss = functional.cross_entropy(logits, labels[batch]) * TUTORIAL_LOSS_SCALE
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+        def params() -> tuple[np.ndarray, np.ndarray]:
+            return weights.detach().numpy()[None].copy(), biases.detach().numpy()[None].copy()
+
+        return _Unit(train=train, params=params)
+
+    return _Peer(
+        name="torch_sequential",
+        num_examples=len(train_images),
+        num_models=len(learning_rates),
+        convert=convert,
+        factories=[lambda rate=rate: make_unit(rate) for rate in learning_rates],
+    )
+
+
+def _torch_stacked_peer(
+    train_images: np.ndarray, train_labels: np.ndarray, learning_rates: Sequence[float]
+) -> _Peer:
+    torch = _import_torch()
+    functional = torch.nn.functional
+    images, labels, convert = _torch_data(train_images, train_labels)
+    num_features = train_images.shape[1]
+    num_classes = int(train_labels.max()) + 1
+    num_models = len(learning_rates)
+
+    def make_unit() -> _Unit:
+        weights = torch.zeros(num_models, num_features, num_classes, requires_grad=True)
+        biases = torch.zeros(num_models, num_classes, requires_grad=True)
+        rates = torch.tensor(learning_rates, dtype=torch.float32)
+        weight_rates, bias_rates = rates[:, None, None], rates[:, None]
+
+        def train(batches: Sequence[Any]) -> None:
+            for batch in batches:
+                inputs = images[batch].to(torch.float32).div_(_PIXEL_SCALE)
+                # (batch, features) @ (models, features, classes) -> (models, batch, classes)
+                logits = torch.matmul(inputs, weights) + biases[:, None, :]
+                batch_labels = labels[batch]
+                per_example = functional.cross_entropy(
+                    logits.reshape(-1, num_classes),
+                    batch_labels.repeat(num_models),
+                    reduction="none",
+                )
+                # The sum over models of each one's loss: model k's gradient is its own.
+                loss = per_example.view(num_models, -1).mean(dim=1).sum() * TUTORIAL_LOSS_SCALE
+                weights.grad = biases.grad = None
+                loss.backward()
+                with torch.no_grad():
+                    weights.addcmul_(weight_rates, weights.grad, value=-1.0)
+                    biases.addcmul_(bias_rates, biases.grad, value=-1.0)
+
+        def params() -> tuple[np.ndarray, np.ndarray]:
+            return weights.detach().numpy().copy(), biases.detach().numpy().copy()
+
+        return _Unit(train=train, params=params)
+
+    return _Peer(
+        name="torch_stacked",
+        num_examples=len(train_images),
+        num_models=num_models,
+        convert=convert,
+        factories=[make_unit],
+    )
+
+
+def torch_sequential(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    learning_rates: Sequence[float],
+    steps: int,
+    batch_size: int = 100,
+    *,
+    repeats: int = 5,
+    seed: int = 0,
+) -> PeerTiming:
+    """Times PyTorch eager training one model at a time with `torch.optim.SGD`.
+
+    Arguments as for `tf1_original`. Images and labels become CPU tensors first; each step
+    gathers its batch by index and converts it to float32 in [0, 1].
+
+    Raises:
+      ImportError: PyTorch is not installed.
+    """
+    peer = _torch_sequential_peer(train_images, train_labels, learning_rates)
+    return _measure(peer, steps=steps, batch_size=batch_size, repeats=repeats, seed=seed)
+
+
+def torch_sequential_params(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    learning_rates: Sequence[float],
+    batch_indices: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Final parameters of `torch_sequential`'s models; see `tf1_original_params`."""
+    peer = _torch_sequential_peer(train_images, train_labels, learning_rates)
+    return _final_params(peer, batch_indices)
+
+
+def torch_stacked(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    learning_rates: Sequence[float],
+    steps: int,
+    batch_size: int = 100,
+    *,
+    repeats: int = 5,
+    seed: int = 0,
+) -> PeerTiming:
+    """Times PyTorch eager training of all models at once, stacked in one tensor.
+
+    Weights (K, features, classes) and biases (K, classes) take one step for all K models
+    on the same batch; the update is a manual SGD with a (K, 1, 1) learning-rate tensor.
+    Arguments as for `tf1_original`.
+
+    Raises:
+      ImportError: PyTorch is not installed.
+    """
+    peer = _torch_stacked_peer(train_images, train_labels, learning_rates)
+    return _measure(peer, steps=steps, batch_size=batch_size, repeats=repeats, seed=seed)
+
+
+def torch_stacked_params(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    learning_rates: Sequence[float],
+    batch_indices: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Final parameters of `torch_stacked`'s models; see `tf1_original_params`."""
+    peer = _torch_stacked_peer(train_images, train_labels, learning_rates)
+    return _final_params(peer, batch_indices)
+
+
+PEERS: dict[str, Callable[..., PeerTiming]] = {
+    "tf1_original": tf1_original,
+    "torch_sequential": torch_sequential,
+    "torch_stacked": torch_stacked,
+}
+PEER_PARAMS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "tf1_original": tf1_original_params,
+    "torch_sequential": torch_sequential_params,
+    "torch_stacked": torch_stacked_params,
+}
+AVAILABLE: dict[str, Callable[[], bool]] = {
+    "tf1_original": has_tensorflow,
+    "torch_sequential": has_torch,
+    "torch_stacked": has_torch,
+}

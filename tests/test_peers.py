@@ -1,0 +1,120 @@
+"""The benchmark's peer implementations train what the tutorial trains, and time it consistently.
+
+Each peer is held against a float64 NumPy oracle of the same SGD on the same minibatches of
+the real MNIST. Peers whose library (TensorFlow, PyTorch) is missing are skipped.
+"""
+
+import statistics
+import sys
+
+import numpy as np
+import pytest
+
+from benchmarks import peers
+from jaxsoftmax import model
+
+LEARNING_RATES = (0.005, 0.008)
+STEPS = 6
+BATCH_SIZE = 20
+NUM_EXAMPLES = 2000  # a slice of the training set keeps the peers' data preparation quick
+LIBRARY = {"tf1_original": "tensorflow", "torch_sequential": "torch", "torch_stacked": "torch"}
+
+
+@pytest.fixture(scope="module")
+def train_arrays(mnist) -> tuple[np.ndarray, np.ndarray]:
+    """Flattened uint8 images (examples, features) and int labels, as the peers take them."""
+    images = mnist.train_images[:NUM_EXAMPLES]
+    return images.reshape(len(images), -1), mnist.train_labels[:NUM_EXAMPLES]
+
+
+def reference_sgd(images, labels, learning_rates, batch_indices, num_classes):
+    """Float64 NumPy SGD on 100 x mean cross-entropy: weights (K, F, C) and biases (K, C)."""
+    weights = np.zeros((len(learning_rates), images.shape[1], num_classes))
+    biases = np.zeros((len(learning_rates), num_classes))
+    for model_index, learning_rate in enumerate(learning_rates):
+        for batch in batch_indices:
+            inputs = images[batch] / 255.0
+            logits = inputs @ weights[model_index] + biases[model_index]
+            probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probabilities /= probabilities.sum(axis=1, keepdims=True)
+            one_hot = np.eye(num_classes)[labels[batch]]
+            logit_gradient = (probabilities - one_hot) * peers.TUTORIAL_LOSS_SCALE / len(batch)
+            weights[model_index] -= learning_rate * inputs.T @ logit_gradient
+            biases[model_index] -= learning_rate * logit_gradient.sum(axis=0)
+    return weights, biases
+
+
+def require(peer_name: str) -> None:
+    pytest.importorskip(LIBRARY[peer_name])
+
+
+@pytest.mark.parametrize("peer_name", list(peers.PEERS))
+def test_peer_trains_like_float64_sgd_on_the_same_batches(peer_name, train_arrays):
+    require(peer_name)
+    images, labels = train_arrays
+    batch_indices = peers.minibatch_indices(len(images), STEPS, BATCH_SIZE, seed=3)
+
+    weights, biases = peers.PEER_PARAMS[peer_name](images, labels, LEARNING_RATES, batch_indices)
+
+    expected_weights, expected_biases = reference_sgd(
+        images, labels, LEARNING_RATES, batch_indices, num_classes=10
+    )
+    assert weights.shape == expected_weights.shape and biases.shape == expected_biases.shape
+    # The models moved, and apart: each learning rate was applied to its own model.
+    assert np.abs(expected_weights[1] - expected_weights[0]).max() > 1e-2
+    np.testing.assert_allclose(weights, expected_weights, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(biases, expected_biases, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("peer_name", list(peers.PEERS))
+def test_peer_timing_is_consistent(peer_name, train_arrays):
+    require(peer_name)
+    images, labels = train_arrays
+    repeats = 3
+
+    timing = peers.PEERS[peer_name](
+        images, labels, LEARNING_RATES, STEPS, BATCH_SIZE, repeats=repeats
+    )
+
+    assert timing.peer == peer_name
+    assert (timing.num_models, timing.steps, timing.batch_size) == (2, STEPS, BATCH_SIZE)
+    assert len(timing.run_s) == repeats and min(timing.run_s) > 0 and timing.setup_s > 0
+    assert timing.median_s == statistics.median(timing.run_s)
+    assert timing.model_steps_per_s == pytest.approx(2 * STEPS / timing.median_s, rel=1e-12)
+
+
+def test_tf1_peer_leaves_tensorflow_eager(train_arrays):
+    # softmax.py runs in its own graph and session; TF1 mode must not leak into the process.
+    tf = pytest.importorskip("tensorflow")
+    images, labels = train_arrays
+    peers.tf1_original(images, labels, LEARNING_RATES[:1], steps=2, batch_size=10, repeats=1)
+
+    assert tf.executing_eagerly()
+    assert float(tf.reduce_sum(tf.ones(3))) == 3.0
+
+
+def test_minibatches_walk_one_permutation_per_epoch():
+    num_examples, batch_size = 10, 4
+    indices = peers.minibatch_indices(num_examples, steps=5, batch_size=batch_size, seed=0)
+
+    assert indices.shape == (5, batch_size)
+    flat = indices.ravel()  # 20 indices: two whole epochs, a batch straddling them
+    for epoch in range(2):
+        epoch_indices = flat[epoch * num_examples : (epoch + 1) * num_examples]
+        np.testing.assert_array_equal(np.sort(epoch_indices), np.arange(num_examples))
+    assert not np.array_equal(flat[:num_examples], flat[num_examples:])
+    np.testing.assert_array_equal(indices, peers.minibatch_indices(10, 5, batch_size, seed=0))
+
+
+def test_peers_use_the_tutorials_loss_scale():
+    assert model.TUTORIAL_LOSS_SCALE == peers.TUTORIAL_LOSS_SCALE
+
+
+@pytest.mark.parametrize("peer_name", list(peers.PEERS))
+def test_peer_without_its_library_says_what_to_install(peer_name, train_arrays, monkeypatch):
+    monkeypatch.setitem(sys.modules, LIBRARY[peer_name], None)  # makes `import` fail
+    images, labels = train_arrays
+
+    assert not peers.AVAILABLE[peer_name]()
+    with pytest.raises(ImportError, match=r"pip install torch==2\.13\.0"):
+        peers.PEERS[peer_name](images, labels, LEARNING_RATES, steps=1)
