@@ -31,7 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jax_core
-from tensorboardX.proto import (
+
+from jaxsoftmax import model, training
+from jaxsoftmax._tensorboardx import (
     attr_value_pb2,
     graph_pb2,
     node_def_pb2,
@@ -39,8 +41,6 @@ from tensorboardX.proto import (
     types_pb2,
     versions_pb2,
 )
-
-from jaxsoftmax import model, training
 
 # TensorFlow's names for the dtypes TensorBoard knows; other dtypes get no `T` attr.
 _DATA_TYPES = {

@@ -22,11 +22,8 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from tensorboardX import summary
-from tensorboardX.event_file_writer import EventsWriter
-from tensorboardX.proto.event_pb2 import Event
-from tensorboardX.proto.summary_pb2 import Summary
 
+from jaxsoftmax._tensorboardx import EventsWriter, Summary, event_pb2, summary
 from jaxsoftmax.sweep import ChunkReport, SweepConfig, SweepResult
 
 HISTOGRAM_BUCKETS = 30
@@ -99,12 +96,14 @@ class EventFile:
 
     def add(self, summary_proto: Summary, step: int) -> None:
         """Appends a Summary at `step`."""
-        self._writer.write_event(Event(wall_time=time.time(), step=step, summary=summary_proto))
+        self._writer.write_event(
+            event_pb2.Event(wall_time=time.time(), step=step, summary=summary_proto)
+        )
 
     def add_graph(self, graph_def) -> None:
         """Appends a GraphDef, shown in TensorBoard's GRAPHS tab."""
         self._writer.write_event(
-            Event(wall_time=time.time(), graph_def=graph_def.SerializeToString())
+            event_pb2.Event(wall_time=time.time(), graph_def=graph_def.SerializeToString())
         )
 
     def close(self) -> None:

@@ -166,3 +166,13 @@ def test_ctrl_c_leaves_flushed_readable_events(cli_env, tmp_path):
     steps = [event.step for event in train.Scalars("loss")]
     assert steps[:3] == [1, 2, 3] and len(steps) >= 200
     assert len(events(logdir / "lr=0.005").Histograms("weights")) >= 4
+
+
+def test_importing_the_summaries_does_not_import_pytorch():
+    """tensorboardX would import PyTorch (1.2 s, 250 MB) where installed; we keep it out."""
+    import subprocess
+    import sys
+
+    code = "import sys, jaxsoftmax.summaries, jaxsoftmax.graph; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr
