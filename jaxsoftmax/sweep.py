@@ -190,22 +190,21 @@ def first_batch(config: SweepConfig, num_train: int) -> np.ndarray:
 
 
 def init_sweep(config: SweepConfig, num_features: int, num_classes: int) -> training.TrainState:
-    """The initial state of every model of the sweep (sweep axes: `training.sweep_axes`)."""
+    """The initial state of every model of the sweep, in `training.sweep_layout`."""
     init_key = jax.random.fold_in(jax.random.key(config.seed), 1)
     params = model.init_params(num_features, num_classes, key=init_key, scale=config.init_scale)
     learning_rates = jnp.asarray(config.learning_rates, jnp.float32)
     decay_steps = config.steps if config.schedule == "cosine" else 0
-    one_model = jax.eval_shape(training.init_state, params, 0.0, decay_steps)
-    init = jax.vmap(
-        training.init_state, in_axes=(None, 0, None), out_axes=training.sweep_axes(one_model)
-    )
-    return init(params, learning_rates, decay_steps)
+
+    def one_model(learning_rate):
+        return training.sweep_layout(training.init_state(params, learning_rate, decay_steps))
+
+    return jax.vmap(one_model)(learning_rates)
 
 
 def models_first(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Host copy of sweep parameters with the model axis first: `w` (K, features, classes)."""
-    axes = training.sweep_axes(params)
-    return jax.tree_util.tree_map(lambda leaf, axis: np.moveaxis(leaf, axis, 0), params, axes)
+    """Host copy of a sweep's parameters in one model's layout: `w` (K, features, classes)."""
+    return jax.tree_util.tree_map(np.asarray, training.sweep_layout(params))
 
 
 def train_sweep(

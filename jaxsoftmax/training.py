@@ -159,32 +159,36 @@ def train_step(
     return TrainState(params, opt_state), Metrics(loss, batch_accuracy)
 
 
-def sweep_axes(tree):
-    """Where the sweep axis of K models sits in each leaf of a (sweep) state or params tree.
+def sweep_layout(tree):
+    """Converts weight matrices between one model's layout and a sweep's (both ways).
 
-    Weight matrices, and optimiser state shaped like them, are stored as
-    (features, K, classes): then the forward product of every model is one plain
-    (batch, features) x (features, K * classes) matrix product, and so is the
-    weight gradient, with no per-step transposes of the weights. Everything else
-    has the sweep axis first.
+    One model's weights are (features, classes). A sweep holds them, and optimiser
+    state shaped like them, class-major: (K, classes, features). Then the forward
+    product of all K models reads the weights as one (K * classes, features) matrix
+    in place, and the weight gradient, (K * classes, features), lands in place too:
+    no per-step copies of the weights. Leaves other than `w` pass through.
     """
 
-    def axis(path, _):
-        return 1 if path and getattr(path[-1], "key", None) == "w" else 0
+    def convert(path, leaf):
+        is_weights = path and getattr(path[-1], "key", None) == "w"
+        return jnp.swapaxes(leaf, -1, -2) if is_weights else leaf
 
-    return jax.tree_util.tree_map_with_path(axis, tree)
+    return jax.tree_util.tree_map_with_path(convert, tree)
 
 
 def sweep_step(
     state: TrainState, inputs: jax.Array, labels: jax.Array, loss_scale: float | jax.Array
 ) -> tuple[TrainState, Metrics]:
-    """`train_step` vmapped over a sweep: every model takes its step on the same batch.
+    """`train_step` vmapped over a sweep (state in `sweep_layout`) on the same batch.
 
     Returns the new state and metrics of shape (K,).
     """
-    axes = sweep_axes(state)
-    step = jax.vmap(train_step, in_axes=(axes, None, None, None), out_axes=(axes, 0))
-    return step(state, inputs, labels, loss_scale)
+
+    def one_model(state, inputs, labels, loss_scale):
+        new_state, metrics = train_step(sweep_layout(state), inputs, labels, loss_scale)
+        return sweep_layout(new_state), metrics
+
+    return jax.vmap(one_model, in_axes=(0, None, None, None))(state, inputs, labels, loss_scale)
 
 
 def evaluate(
@@ -197,9 +201,12 @@ def evaluate(
 def sweep_evaluate(
     params: model.Params, inputs: jax.Array, labels: jax.Array, loss_scale: float | jax.Array
 ) -> Metrics:
-    """`evaluate` for every model of a sweep; metrics of shape (K,)."""
-    axes = sweep_axes(params)
-    return jax.vmap(evaluate, in_axes=(axes, None, None, None))(params, inputs, labels, loss_scale)
+    """`evaluate` for every model of a sweep (params in `sweep_layout`); metrics (K,)."""
+
+    def one_model(params, inputs, labels, loss_scale):
+        return evaluate(sweep_layout(params), inputs, labels, loss_scale)
+
+    return jax.vmap(one_model, in_axes=(0, None, None, None))(params, inputs, labels, loss_scale)
 
 
 def epoch_permutation(shuffle_key: jax.Array, epoch: jax.Array, num_examples: int) -> jax.Array:
@@ -270,7 +277,7 @@ def run_chunk(
     step does no bookkeeping of its own.
 
     Args:
-      state: the sweep's state, with a sweep axis of size K (see `sweep_axes`).
+      state: the sweep's state, K models in `sweep_layout`.
       start_step: int32 scalar, the number of steps already taken.
       data: the dataset on the device.
       shuffle_key: the key that orders the minibatches.
@@ -302,8 +309,7 @@ def run_chunk(
         histograms = None
         if histogram_buckets:
             per_model = functools.partial(parameter_histograms, num_buckets=histogram_buckets)
-            axes = sweep_axes(state.params)
-            histograms = jax.vmap(per_model, in_axes=(axes,))(state.params)
+            histograms = jax.vmap(per_model)(state.params)
         return state, (train_metrics, test_metrics, histograms)
 
     state, (train_metrics, test_metrics, histograms) = jax.lax.scan(one_window, state, batches)
