@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxsoftmax import data, model, training
+from jaxsoftmax import data, model, sweep, training
 from jaxsoftmax.errors import ConfigError
 from jaxsoftmax.sweep import SweepConfig, plan_chunks, train_sweep
 
@@ -218,3 +218,20 @@ def test_cosine_sweep_equals_per_model_loop_with_decayed_steps(small):
         assert np.abs(result.params["w"][k] - params["w"]).max() < 1e-5
     constant = train_sweep(small, dataclasses.replace(config, schedule="constant"))
     assert not np.allclose(constant.params["w"], result.params["w"])
+
+
+def test_both_sweep_layouts_train_the_same_models(small, monkeypatch):
+    """Class-major weights (CPU) and the plain vmapped layout (GPUs) are one computation."""
+    config = SweepConfig(learning_rates=(0.002, 0.008), steps=12, eval_every=4)
+    assert training.class_major_layout()  # the tests run on CPU
+    assert sweep.init_sweep(config, 784, 10).params["w"].shape == (2, 10, 784)
+    class_major = train_sweep(small, config)
+    jax.clear_caches()
+    monkeypatch.setattr(training, "class_major_layout", lambda: False)
+    try:
+        assert sweep.init_sweep(config, 784, 10).params["w"].shape == (2, 784, 10)
+        plain = train_sweep(small, config)
+    finally:
+        jax.clear_caches()
+    np.testing.assert_allclose(class_major.params["w"], plain.params["w"], atol=1e-6)
+    np.testing.assert_allclose(class_major.test_accuracy, plain.test_accuracy, atol=1e-6)
