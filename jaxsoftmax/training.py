@@ -184,7 +184,8 @@ def sweep_layout(tree):
 
     def convert(path, leaf):
         is_weights = path and getattr(path[-1], "key", None) == "w"
-        return jnp.swapaxes(leaf, -1, -2) if is_weights else leaf
+        # A method, not jnp.swapaxes: host (NumPy) copies stay on the host.
+        return leaf.swapaxes(-1, -2) if is_weights else leaf
 
     return jax.tree_util.tree_map_with_path(convert, tree)
 
