@@ -15,7 +15,7 @@ import sys
 import time
 
 from jaxsoftmax import catalog, data, results, runtime
-from jaxsoftmax.errors import ConfigError, DataError, JaxsoftmaxError
+from jaxsoftmax.errors import ConfigError, JaxsoftmaxError
 from jaxsoftmax.sweep import DEFAULT_LEARNING_RATES, SweepConfig
 
 EXIT_USAGE = 2
@@ -193,6 +193,11 @@ def new_logdir(root: pathlib.Path = DEFAULT_LOGDIR_ROOT) -> pathlib.Path:
             return path
         except FileExistsError:
             continue
+        except OSError as error:
+            raise ConfigError(
+                f"cannot create a log directory under {root} ({error.strerror or error}); "
+                "pass --logdir DIR"
+            ) from None
     raise ConfigError(f"cannot create a new log directory under {root}")
 
 
@@ -206,9 +211,11 @@ def prepare_logdir(path: pathlib.Path, *, overwrite: bool) -> pathlib.Path:
             raise ConfigError(
                 f"--logdir {path} already holds a run; choose another folder or pass --overwrite"
             )
-        for old in old_runs:
-            shutil.rmtree(old)
-        (path / results.RESULTS_FILE).unlink(missing_ok=True)
+        # Everything a run writes: its runs, root events, figures and results.json.
+        for old in [*old_runs, path / "figures"]:
+            shutil.rmtree(old, ignore_errors=True)
+        for old in [*path.glob("events.out.tfevents.*"), path / results.RESULTS_FILE]:
+            old.unlink(missing_ok=True)
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
@@ -228,8 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (DataError, JaxsoftmaxError) as error:
+    except JaxsoftmaxError as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_DATA
+    except OSError as error:
+        # The machine refused (disk full, permissions) where no better message was given.
+        where = f": {error.filename}" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
         return EXIT_DATA
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -254,7 +266,10 @@ def _run(args: argparse.Namespace, start: float) -> int:
         schedule=args.schedule,
     )
     if not args.no_compilation_cache:
-        runtime.enable_compilation_cache(data.user_cache_dir() / "jax")
+        try:
+            runtime.enable_compilation_cache(data.user_cache_dir() / "jax")
+        except OSError as error:
+            print(f"warning: no compilation cache ({error.strerror or error})", file=sys.stderr)
 
     def say(message: str) -> None:
         if not args.quiet:
@@ -273,19 +288,22 @@ def _run(args: argparse.Namespace, start: float) -> int:
     # Only now, with arguments and data known to be good, does anything get written.
     logdir = prepare_logdir(args.logdir, overwrite=args.overwrite) if args.logdir else new_logdir()
 
-    writer_context = (
-        contextlib.nullcontext()
-        if args.no_summaries
-        else summaries.SweepSummaries(logdir, args.learning_rates, dataset.image_shape)
-    )
-    progress_bar = tqdm.tqdm(
-        total=config.steps,
-        unit="step",
-        desc=f"training {len(config.learning_rates)} models",
-        disable=args.quiet,
-        file=sys.stderr,
-    )
-    with writer_context as writer, progress_bar as progress:
+    with contextlib.ExitStack() as stack:
+        # Each context is entered as soon as it exists, so every exit path closes it.
+        writer = None
+        if not args.no_summaries:
+            writer = stack.enter_context(
+                summaries.SweepSummaries(logdir, args.learning_rates, dataset.image_shape)
+            )
+        progress = stack.enter_context(
+            tqdm.tqdm(
+                total=config.steps,
+                unit="step",
+                desc=f"training {len(config.learning_rates)} models",
+                disable=args.quiet,
+                file=sys.stderr,
+            )
+        )
         if writer is not None:
             first = first_batch(config, len(dataset.train_images))
             writer.write_inputs(dataset.train_images[first])

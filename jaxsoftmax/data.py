@@ -85,7 +85,9 @@ def candidate_dirs(
     if environ.get("JAXSOFTMAX_DATA_DIR"):
         dirs.append(pathlib.Path(environ["JAXSOFTMAX_DATA_DIR"]) / name)
     dirs.append(user_cache_dir(environ) / name)
-    dirs.append(SYSTEM_DATASETS_DIR / name.replace("_", "-"))
+    spec = catalog.DATASETS.get(name)
+    system_name = spec.system_dir_name if spec else name.replace("_", "-")
+    dirs.append(SYSTEM_DATASETS_DIR / system_name)
     return dirs
 
 
@@ -114,9 +116,13 @@ def load_idx_folder(folder: str | os.PathLike, *, name: str | None = None) -> Da
     folder = pathlib.Path(folder)
     files = find_idx_files(folder)
     if files is None:
-        missing = [s for s in catalog.IDX_FILES if not any(folder.glob(f"{s}*"))]
+        missing = [
+            stem
+            for stem in catalog.IDX_FILES
+            if not (folder / stem).is_file() and not (folder / f"{stem}.gz").is_file()
+        ]
         raise DataError(
-            f"{folder}: missing IDX file(s) {', '.join(missing) or catalog.IDX_FILES}; "
+            f"{folder}: missing IDX file(s) {', '.join(missing)}; "
             "a data folder must hold the four standard files (optionally .gz)"
         )
     train_images = read_images(files[catalog.TRAIN_IMAGES])

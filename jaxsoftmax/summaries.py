@@ -198,6 +198,8 @@ class SweepSummaries(contextlib.AbstractContextManager):
                 "steps": config.steps,
                 "loss_scale": config.loss_scale,
                 "seed": config.seed,
+                "init_scale": config.init_scale,
+                "schedule": config.schedule,
             }
             metrics = {
                 "hparams/test_accuracy": run["test_accuracy"],
@@ -209,9 +211,10 @@ class SweepSummaries(contextlib.AbstractContextManager):
             events.add(_scalars(metrics), config.steps)
 
     def close(self) -> None:
-        """Flushes and closes every file."""
-        for events in self._files.values():
-            events.close()
+        """Flushes and closes every file, even if closing one of them fails."""
+        with contextlib.ExitStack() as stack:
+            for events in self._files.values():
+                stack.callback(events.close)
 
     def __exit__(self, *exc_info):
         self.close()

@@ -144,16 +144,18 @@ class ChunkReport:
 def plan_chunks(config: SweepConfig) -> list[tuple[int, int]]:
     """Splits training into chunks of (num_windows, window_steps) that cover every step.
 
-    Full windows of `eval_every` steps are grouped into equal chunks of about
-    `chunk_steps` steps (a divisor of the window count, so one shape compiles);
-    a shorter last window covers the remainder.
+    Full windows of `eval_every` steps are grouped into chunks of about
+    `chunk_steps` steps; the windows left over form one shorter chunk, and a shorter
+    last window covers the remaining steps. At most three shapes compile.
     """
     full_windows, remainder = divmod(config.steps, config.eval_every)
+    per_chunk = min(full_windows, max(1, config.chunk_steps // config.eval_every))
     chunks = []
     if full_windows:
-        target = max(1, config.chunk_steps // config.eval_every)
-        per_chunk = max(d for d in range(1, min(target, full_windows) + 1) if full_windows % d == 0)
-        chunks += [(per_chunk, config.eval_every)] * (full_windows // per_chunk)
+        whole, rest = divmod(full_windows, per_chunk)
+        chunks += [(per_chunk, config.eval_every)] * whole
+        if rest:
+            chunks.append((rest, config.eval_every))
     if remainder:
         chunks.append((1, remainder))
     return chunks

@@ -163,8 +163,9 @@ def class_major_layout() -> bool:
     """Whether sweeps hold their weights class-major on this process's default backend.
 
     On CPU it saves copying the weights of every model every step (K=300: 47% to
-    53% of the matrix-multiply peak); on a GPU the plain vmapped layout is faster
-    (H100, K=1000: 5.2 M against 2.1 M model-steps/s). See benchmarks/RESULTS.md.
+    53% of the matrix-multiply peak); on an H100 the plain vmapped layout is faster
+    than class-major (K=1000: 5.26 M against 2.26 M model-steps/s, one process).
+    See benchmarks/RESULTS.md.
     """
     return jax.default_backend() == "cpu"
 

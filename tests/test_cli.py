@@ -111,8 +111,11 @@ def test_a_logdir_holding_a_run_is_refused_unless_overwrite(env, tmp_path, capsy
     assert run_main(argv, capsys)[0] == 0
     status, _, err = run_main(argv, capsys)
     assert status == 2 and "already holds a run" in err and "--overwrite" in err
+    (logdir / "figures").mkdir()  # as python -m jaxsoftmax.report leaves it
     assert run_main([*argv, "--overwrite", "--learning-rates", "0.3"], capsys)[0] == 0
     assert sorted(p.name for p in logdir.glob("lr=*")) == ["lr=0.3"]
+    assert len(list(logdir.glob("events.out.tfevents.*"))) == 1  # one graph, one input image
+    assert not (logdir / "figures").exists()
 
 
 def test_unwritable_logdir(env, tmp_path, capsys):
@@ -154,3 +157,22 @@ def test_a_refused_run_writes_nothing(env, tmp_path, capsys):
     logdir = tmp_path / "log"
     status, _, _ = run_main([*SHORT_RUN, "--batch-size", "60001", "--logdir", str(logdir)], capsys)
     assert status == 2 and not logdir.exists()
+
+
+def test_a_folder_that_cannot_be_created_is_one_line(env, tmp_path, capsys, monkeypatch):
+    # Tests run as root, which permissions do not stop: a file stands where a folder must go.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("not a folder")
+    status, _, err = run_main([*SHORT_RUN, "--quiet", "--steps", "5"], capsys)
+    assert status == 2 and "cannot create a log directory" in err and "--logdir" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_an_unusable_compilation_cache_is_a_warning(env, tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "cache-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    argv = ["--steps", "5", "--quiet", "--logdir", str(tmp_path / "log")]
+    argv += ["--data-dir", os.path.join(env["JAXSOFTMAX_DATA_DIR"], "mnist")]
+    status, _, err = run_main(argv, capsys)
+    assert status == 0 and err.startswith("warning: no compilation cache")

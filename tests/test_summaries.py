@@ -106,13 +106,17 @@ def test_hparams_sessions_hold_settings_and_final_metrics(logged_run):
         start = plugin_data_pb2.HParamsPluginData.FromString(
             content["_hparams_/session_start_info"]
         ).session_start_info
-        settings = {name: value.number_value for name, value in start.hparams.items()}
+        settings = {
+            name: value.string_value or value.number_value for name, value in start.hparams.items()
+        }
         assert settings == {
             "learning_rate": run["learning_rate"],
             "batch_size": 100,
             "steps": 20,
             "loss_scale": 100.0,
             "seed": 0,
+            "init_scale": 0.0,
+            "schedule": "constant",
         }
         experiment = plugin_data_pb2.HParamsPluginData.FromString(
             content["_hparams_/experiment"]

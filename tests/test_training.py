@@ -116,16 +116,14 @@ def test_evaluations_every_n_steps_and_at_the_end_match_a_numpy_evaluation(small
 
 
 def test_plan_chunks_covers_every_step_with_few_shapes():
-    for steps, eval_every, chunk_steps in [
-        (1000, 10, 200),
-        (25, 10, 200),
-        (7, 10, 200),
-        (97, 1, 10),
-    ]:
+    cases = [(1000, 10, 200, 5), (25, 10, 200, 2), (7, 10, 200, 1), (97, 1, 10, 10)]
+    # A prime number of windows (101) must not fall back to one window per chunk.
+    cases += [(1010, 10, 200, 6), (1000, 10, 1, 100)]
+    for steps, eval_every, chunk_steps, num_chunks in cases:
         config = SweepConfig(steps=steps, eval_every=eval_every, chunk_steps=chunk_steps)
         chunks = plan_chunks(config)
         assert sum(w * s for w, s in chunks) == steps
-        assert len(set(chunks)) <= 2
+        assert len(set(chunks)) <= 3 and len(chunks) == num_chunks
 
 
 def test_first_loss_is_the_tutorials_and_loss_falls(small):
