@@ -48,41 +48,30 @@ def learning_rate_list(text: str) -> list[str]:
     return labels
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def _number(convert, accept=None, requirement=""):
+    """An argparse type: `convert` the text, then check it with `accept` (if given)."""
+    kind = "a whole number" if convert is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if accept is not None and not accept(value):
+            raise argparse.ArgumentTypeError(f"{text} must be {requirement}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text} must be positive and finite")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text} must be finite and >= 0")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+_positive_int = _number(int, lambda value: value >= 1, "at least 1")
+_positive_float = _number(
+    float, lambda value: math.isfinite(value) and value > 0, "positive and finite"
+)
+_non_negative_float = _number(
+    float, lambda value: math.isfinite(value) and value >= 0, "finite and >= 0"
+)
+_seed = _number(int)
 
 
 def build_parser() -> argparse.ArgumentParser:
