@@ -12,7 +12,8 @@ Variants, all in one process so that their ratios hold on a noisy machine:
 - the machine's limit: a 2048 x 2048 float32 matrix product, measured in every
   repeat, against which each variant's FLOP/s is given (2 * batch * features *
   classes for the forward product and as much for the weight gradient, per
-  model-step).
+  model-step); and, per K, the bound for these shapes: a step's two products
+  alone, scanned (`products only`).
 
 Data is on the device first, compilation is timed apart, every variant is warmed
 up, timed with `block_until_ready`, and the median of the repeats is reported.
@@ -146,6 +147,32 @@ def sequential(data, indices, dataset, models: int, steps: int, repeats: int) ->
     return Measurement("sequential", models, steps, compile_s, [timed(run) for _ in range(repeats)])
 
 
+def products_only(data, indices, dataset, models: int, steps: int, repeats: int) -> Measurement:
+    """The bound on any engine: a step's two matrix products alone, fused with `lax.scan`.
+
+    Each step multiplies the batch by K models' weights (forward) and the batch's
+    transpose by a (batch, K * classes) matrix (weight gradient), and adds the
+    result into the weights: no softmax, loss or bookkeeping. The 2048-square
+    peak overstates what products of these thin shapes can reach on a CPU; this
+    measures it.
+    """
+    width = models * dataset.num_classes
+
+    @jax.jit
+    def run_products(weights, data, indices):
+        def one_step(weights, batch):
+            inputs = model.scale_images(data.train_images[batch])
+            outputs = inputs @ weights
+            return weights - 1e-6 * (inputs.T @ outputs), None
+
+        return jax.lax.scan(one_step, weights, indices[:steps])[0]
+
+    weights = jnp.zeros((dataset.num_features, width), jnp.float32)
+    compile_s = timed(lambda: run_products(weights, data, indices))
+    seconds = [timed(lambda: run_products(weights, data, indices)) for _ in range(repeats)]
+    return Measurement("products only (bound)", models, steps, compile_s, seconds)
+
+
 def peer_measurements(dataset, models: int, steps: int, repeats: int) -> list[Measurement]:
     """The TensorFlow 1 original and PyTorch eager, where installed."""
     sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -240,6 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
         measurements.append(engine(dataset, models, engine_steps, repeats))
         measurements.append(per_step(data, indices, dataset, models, loop_steps, repeats))
         measurements.append(sequential(data, indices, dataset, models, loop_steps, repeats))
+        measurements.append(products_only(data, indices, dataset, models, engine_steps, repeats))
         if not args.no_peers and models <= 30:
             measurements += peer_measurements(dataset, models, loop_steps, repeats)
         peaks += matmul_peak(1)
