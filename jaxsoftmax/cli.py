@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 
-from jaxsoftmax import catalog, data, results, runtime
+from jaxsoftmax import catalog, data, grid, parallel, results, runtime
 from jaxsoftmax.errors import ConfigError, JaxsoftmaxError
 from jaxsoftmax.sweep import DEFAULT_LEARNING_RATES, SweepConfig
 
@@ -22,6 +22,8 @@ EXIT_USAGE = 2
 EXIT_DATA = 1
 EXIT_INTERRUPTED = 130
 DEFAULT_LOGDIR_ROOT = pathlib.Path("runs") / "softmax"
+MAX_OPEN_FILES = 65536
+FILES_IN_RESERVE = 256  # for the rest of the process: libraries, data, the compilation cache
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -74,6 +76,13 @@ _non_negative_float = _number(
 _seed = _number(int)
 
 
+def _grid(text: str) -> dict[str, tuple[str, ...]]:
+    try:
+        return grid.parse_grid(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with help that explains each flag."""
     defaults = SweepConfig()
@@ -91,9 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument(
         "--learning-rates",
         type=learning_rate_list,
-        default=",".join(map(str, DEFAULT_LEARNING_RATES)),
         metavar="LR[,LR...]",
-        help="comma-separated learning rates, trained in parallel, one model each",
+        help="comma-separated learning rates, trained in parallel, one model each (default: "
+        f"{','.join(map(str, DEFAULT_LEARNING_RATES))}); short for --grid learning_rate=...",
+    )
+    training.add_argument(
+        "--grid",
+        type=_grid,
+        metavar="SPEC",
+        help="a hyperparameter grid, one model per point, all trained in one program: axes "
+        "learning_rate, seed, weight_decay and momentum, e.g. 'learning_rate=0.002,0.005 "
+        "seed=0,1,2 weight_decay=0,1e-4 momentum=0,0.9'. Each seed has its own initialisation "
+        "and minibatch order; models with the same seed share minibatches. weight_decay adds "
+        "weight_decay * w to the gradient of the weights; momentum is SGD's heavy ball",
     )
     training.add_argument("--steps", type=_positive_int, default=defaults.steps,
                           help="gradient descent steps per model")  # fmt: skip
@@ -127,6 +146,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.schedule,
         help="constant step size (the tutorial's), or a cosine decay from each learning rate "
         "to 0 over the run",
+    )
+    scale = parser.add_argument_group("devices and processes")
+    scale.add_argument(
+        "--max-models-per-program",
+        type=_positive_int,
+        metavar="N",
+        help="train at most about N models at once, the grid cut into slices run one after "
+        "another (same results); default: what fits in half of each device's free memory, "
+        "at most 1024 per CPU device. Models are sharded over all devices",
+    )
+    scale.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="join a multi-process run (jax.distributed): the address of process 0; also "
+        "from JAX_COORDINATOR_ADDRESS. Every process runs the same command",
+    )
+    scale.add_argument("--num-processes", type=_positive_int, metavar="N",
+                       help="processes in the run (or JAX_NUM_PROCESSES)")  # fmt: skip
+    scale.add_argument(
+        "--process-id",
+        type=_number(int, lambda value: value >= 0, ">= 0"),
+        metavar="I",
+        help="this process's index, 0 to N-1 (or JAX_PROCESS_ID); process 0 writes the "
+        "summaries and results.json",
     )
     source = parser.add_argument_group("data")
     source.add_argument(
@@ -170,6 +213,36 @@ def build_parser() -> argparse.ArgumentParser:
         "run start faster)",
     )
     return parser
+
+
+def grid_labels(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
+    """The grid the flags ask for, {axis: values as written}: --grid, with --learning-rates
+    and --seed as the short forms of its learning_rate and seed axes."""
+    labels = dict(args.grid or {})
+    if args.learning_rates is not None:
+        if "learning_rate" in labels:
+            raise ConfigError("give the learning rates with --grid or --learning-rates, not both")
+        labels["learning_rate"] = tuple(args.learning_rates)
+    labels.setdefault("learning_rate", tuple(map(str, DEFAULT_LEARNING_RATES)))
+    if "seed" in labels and args.seed != SweepConfig().seed:
+        raise ConfigError("give the seed with --grid or --seed, not both")
+    return labels
+
+
+def allow_open_files() -> int:
+    """Raises this process's open-file limit to its hard limit; returns the limit now."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, MAX_OPEN_FILES)
+        if target > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+                soft = target
+            except (ValueError, OSError):
+                pass
+    return soft
 
 
 def new_logdir(root: pathlib.Path = DEFAULT_LOGDIR_ROOT) -> pathlib.Path:
@@ -242,18 +315,22 @@ def _run(args: argparse.Namespace, start: float) -> int:
     import tqdm
 
     from jaxsoftmax import graph, summaries
-    from jaxsoftmax.sweep import check_fits, first_batch, train_sweep
+    from jaxsoftmax.sweep import check_fits, first_batch, plan_sweep, train_sweep
 
-    config = SweepConfig(
-        learning_rates=tuple(float(label) for label in args.learning_rates),
+    labels = grid_labels(args)
+    config = SweepConfig.from_grid(
+        grid.grid_values(labels),
         steps=args.steps,
         batch_size=args.batch_size,
         eval_every=args.eval_every,
         loss_scale=args.loss_scale,
-        seed=args.seed,
+        seed=args.seed if "seed" not in labels else 0,
         init_scale=args.init_scale,
         schedule=args.schedule,
     )
+    run_names = config.run_names(labels)
+    parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    main_process = parallel.is_main_process()
     if not args.no_compilation_cache:
         try:
             runtime.enable_compilation_cache(data.user_cache_dir() / "jax")
@@ -274,21 +351,39 @@ def _run(args: argparse.Namespace, start: float) -> int:
         f"{dataset.num_classes} classes, from {dataset.origin}"
     )
     check_fits(config, dataset)
+    max_models = args.max_models_per_program
+    if not args.no_summaries:
+        # Summaries keep three event files open per model of a program. (Every process
+        # plans alike, so that all of them run the same programs.)
+        open_files = allow_open_files()
+        fits = max(1, (open_files - FILES_IN_RESERVE) // 3)
+        if max_models is None or max_models > fits:
+            default = plan_sweep(config, dataset).models_per_program
+            if (max_models or default) > fits:
+                say(f"note: at most {fits} models per program, {open_files} open files allowed")
+                max_models = fits
+    plan = plan_sweep(config, dataset, max_models_per_program=max_models)
     # Only now, with arguments and data known to be good, does anything get written.
-    logdir = prepare_logdir(args.logdir, overwrite=args.overwrite) if args.logdir else new_logdir()
+    logdir = None
+    if main_process:
+        logdir = (
+            prepare_logdir(args.logdir, overwrite=args.overwrite) if args.logdir else new_logdir()
+        )
 
     with contextlib.ExitStack() as stack:
         # Each context is entered as soon as it exists, so every exit path closes it.
         writer = None
-        if not args.no_summaries:
+        if not args.no_summaries and main_process:
             writer = stack.enter_context(
-                summaries.SweepSummaries(logdir, args.learning_rates, dataset.image_shape)
+                summaries.SweepSummaries(logdir, config, run_names, dataset.image_shape)
             )
+        programs = len(plan.tiles)
         progress = stack.enter_context(
             tqdm.tqdm(
-                total=config.steps,
+                total=config.steps * programs,
                 unit="step",
-                desc=f"training {len(config.learning_rates)} models",
+                desc=f"training {config.num_models} models"
+                + (f" in {programs} slices" if programs > 1 else ""),
                 disable=args.quiet,
                 file=sys.stderr,
             )
@@ -310,10 +405,11 @@ def _run(args: argparse.Namespace, start: float) -> int:
             dataset,
             config,
             on_chunk=on_chunk,
-            histogram_buckets=0 if writer is None else summaries.HISTOGRAM_BUCKETS,
+            # Every process runs the same program, so all compute the histograms.
+            histogram_buckets=0 if args.no_summaries else summaries.HISTOGRAM_BUCKETS,
+            max_models_per_program=max_models,
+            keep_params=False,
         )
-        if writer is not None:
-            writer.write_hparams(config, result)
 
     timing = {
         "load_s": load_s,
@@ -321,12 +417,14 @@ def _run(args: argparse.Namespace, start: float) -> int:
         "train_s": result.train_s,
         "total_s": time.perf_counter() - start,
     }
+    if not main_process:
+        return 0
     results.write_json_atomically(
         logdir / results.RESULTS_FILE,
-        results.results_document(result, dataset=dataset.name, timing=timing),
+        results.results_document(result, dataset=dataset.name, timing=timing, names=run_names),
     )
     if not args.quiet:
-        print(results.format_table(result))
+        print(results.format_table(result, run_names))
         print(f"time: {results.format_timing(timing)}")
         print(f"results: {logdir / results.RESULTS_FILE}")
         print(f"view in TensorBoard: tensorboard --logdir {logdir}")

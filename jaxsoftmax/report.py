@@ -73,7 +73,8 @@ class RunLog:
     """What one learning rate's TensorBoard runs hold.
 
     Attributes:
-      label: the learning rate as the user wrote it, e.g. `0.005` (the run is `lr=<label>`).
+      label: the run's name after `lr=`: the learning rate as the user wrote it, e.g.
+        `0.005`, then any other varying hyperparameter (`0.005,seed=2`).
       learning_rate: the same as a number.
       train_loss, train_accuracy: every training step's minibatch loss and accuracy.
       test_loss, test_accuracy: every evaluation on the full test set.
@@ -173,7 +174,8 @@ def load_runs(logdir: str | pathlib.Path) -> list[RunLog]:
         runs.append(
             RunLog(
                 label=label,
-                learning_rate=float(label),
+                # A grid's runs go on, e.g. `lr=0.005,seed=2`: the rate comes first.
+                learning_rate=float(label.split(",")[0]),
                 train_loss=splits["train"]["loss"],
                 train_accuracy=splits["train"]["accuracy"],
                 test_loss=splits["test"]["loss"],

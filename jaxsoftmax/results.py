@@ -4,19 +4,31 @@ import json
 import os
 import pathlib
 import tempfile
+from collections.abc import Sequence
 
 from jaxsoftmax.sweep import SweepResult
 
 RESULTS_FILE = "results.json"
+TABLE_ROWS = 30
 
 
-def results_document(result: SweepResult, *, dataset: str, timing: dict[str, float]) -> dict:
-    """The machine-readable record of a run: its config, one entry per model, the times."""
-    return {
-        "config": result.config.to_dict() | {"dataset": dataset},
-        "runs": result.runs(),
-        "timing": {name: round(seconds, 4) for name, seconds in timing.items()},
-    }
+def results_document(
+    result: SweepResult,
+    *,
+    dataset: str,
+    timing: dict[str, float],
+    names: Sequence[str] | None = None,
+) -> dict:
+    """The machine-readable record of a run: its config, one entry per model (with its
+    TensorBoard run name, if `names` are given), the summary over seeds when there are
+    several, and the times."""
+    runs = result.runs()
+    if names is not None:
+        runs = [{"name": name} | run for name, run in zip(names, runs, strict=True)]
+    document = {"config": result.config.to_dict() | {"dataset": dataset}, "runs": runs}
+    if len(result.config.seed_values) > 1:
+        document["seed_summary"] = result.seed_summary()
+    return document | {"timing": {name: round(secs, 4) for name, secs in timing.items()}}
 
 
 def write_json_atomically(path: str | os.PathLike, document: dict) -> None:
@@ -40,16 +52,54 @@ def write_json_atomically(path: str | os.PathLike, document: dict) -> None:
         raise
 
 
-def format_table(result: SweepResult) -> str:
-    """One line per learning rate: final train loss, test loss and test accuracy."""
-    header = f"{'learning rate':>13}  {'train loss':>10}  {'test loss':>9}  {'test accuracy':>13}"
+def format_table(result: SweepResult, names: Sequence[str] | None = None) -> str:
+    """The final train loss, test loss and test accuracy of each model, and, with several
+    seeds, test accuracy over seeds (mean ± sample standard deviation) per setting.
+
+    Models are listed in sweep order; more than TABLE_ROWS are cut to the best
+    TABLE_ROWS by test accuracy (results.json has them all).
+    """
+    runs = result.runs()
+    names = list(names) if names is not None else result.config.run_names()
+    rows = list(range(len(runs)))
+    note = ""
+    if len(rows) > TABLE_ROWS:
+        rows = sorted(rows, key=lambda k: -runs[k]["test_accuracy"])[:TABLE_ROWS]
+        note = f"(the best {TABLE_ROWS} of {len(runs)} models; all are in {RESULTS_FILE})"
+    width = max(len("run"), *(len(names[k]) for k in rows))
+    header = f"{'run':<{width}}  {'train loss':>10}  {'test loss':>9}  {'test accuracy':>13}"
     lines = [header, "-" * len(header)]
-    for run in result.runs():
+    for k in rows:
+        run = runs[k]
         lines.append(
-            f"{run['learning_rate']:>13g}  {run['train_loss']:>10.3f}  {run['test_loss']:>9.3f}"
+            f"{names[k]:<{width}}  {run['train_loss']:>10.3f}  {run['test_loss']:>9.3f}"
             f"  {run['test_accuracy']:>12.2%}"
         )
+    if note:
+        lines.append(note)
+    if len(result.config.seed_values) > 1:
+        lines += ["", *format_seed_summary(result)]
     return "\n".join(lines)
+
+
+def format_seed_summary(result: SweepResult) -> list[str]:
+    """Test accuracy over seeds for each setting of the other axes, best first."""
+    summary = sorted(result.seed_summary(), key=lambda row: -row["test_accuracy_mean"])
+    shown = summary[:TABLE_ROWS]
+    axes = ("learning_rate", "weight_decay", "momentum")
+    header = (
+        f"{'learning_rate':>13}  {'weight_decay':>12}  {'momentum':>8}  "
+        f"test accuracy over {summary[0]['seeds']} seeds"
+    )
+    lines = [header, "-" * len(header)]
+    for row in shown:
+        values = "  ".join(
+            f"{row[axis]:>{width}g}" for axis, width in zip(axes, (13, 12, 8), strict=True)
+        )
+        lines.append(f"{values}  {row['test_accuracy_mean']:.2%} ± {row['test_accuracy_std']:.2%}")
+    if len(summary) > len(shown):
+        lines.append(f"(the best {len(shown)} of {len(summary)} settings)")
+    return lines
 
 
 def format_timing(timing: dict[str, float]) -> str:

@@ -3,16 +3,17 @@
 Layout of a log directory, so TensorBoard overlays the sweep like the tutorial's figures:
 
 - `<logdir>`: image `input` (training digits of the first batch) and the graph of the step.
-- `<logdir>/lr=<value>`: histograms `weights` and `biases` at every evaluation, and the
-  hparams session of that learning rate with its final `hparams/test_accuracy` and
-  `hparams/test_loss`.
-- `<logdir>/lr=<value>/train`, `<logdir>/lr=<value>/test`: scalars `loss` and `accuracy`,
+- `<logdir>/<run>`, one per model: histograms `weights` and `biases` at every
+  evaluation, and the model's hparams session (every hyperparameter, and its final
+  `hparams/test_accuracy` and `hparams/test_loss`).
+- `<logdir>/<run>/train`, `<logdir>/<run>/test`: scalars `loss` and `accuracy`,
   training values for every step and test values at every evaluation; in `train`, also
   the image `weights` (the class templates) after each chunk. (Not beside the histograms:
   TensorBoard serves a run's tag through one plugin only, so an image tagged `weights`
   next to a histogram tagged `weights` would never be shown.)
 
-`<value>` is the learning rate as the user wrote it.
+`<run>` names the model's learning rate and every hyperparameter the grid varies, values
+as the user wrote them: `lr=0.005` in a plain sweep, `lr=0.005,seed=2,wd=0.0001` in a grid.
 """
 
 import contextlib
@@ -24,18 +25,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from jaxsoftmax._tensorboardx import EventsWriter, Summary, event_pb2, summary
-from jaxsoftmax.sweep import ChunkReport, SweepConfig, SweepResult
+from jaxsoftmax.sweep import ChunkReport, SweepConfig
 
 HISTOGRAM_BUCKETS = 30
 INPUT_IMAGES = 5  # as many as the tutorial showed
 TEMPLATES_PER_ROW = 10
 TEMPLATE_ZOOM = 3  # pixels per weight, so a 28x28 template is readable
 TEMPLATE_GAP = 2
-
-
-def run_name(learning_rate_label: str) -> str:
-    """The TensorBoard run of one learning rate, e.g. `lr=0.005`."""
-    return f"lr={learning_rate_label}"
 
 
 def weight_templates(w: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
@@ -114,26 +110,34 @@ class EventFile:
 class SweepSummaries(contextlib.AbstractContextManager):
     """Writes a sweep's summaries for TensorBoard; use as a context manager.
 
-    Every file is flushed and closed on leaving the context, however it is left.
+    A run's files are opened when its first chunk arrives and closed when its last
+    step has been written (its hparams session written then), so a grid trained in
+    slices keeps only one slice's files open. Every file still open is flushed and
+    closed on leaving the context, however it is left.
 
     Args:
       logdir: the run's log directory.
-      labels: one label per model, as the user wrote its learning rate.
+      config: the sweep's settings.
+      run_names: one TensorBoard run name per model, in the order of `config.points`
+        (see `SweepConfig.run_names`).
       image_shape: (height, width) of the input images, for the weight templates.
     """
 
     def __init__(
-        self, logdir: str | os.PathLike, labels: Sequence[str], image_shape: tuple[int, int]
+        self,
+        logdir: str | os.PathLike,
+        config: SweepConfig,
+        run_names: Sequence[str],
+        image_shape: tuple[int, int],
     ):
         self._logdir = pathlib.Path(logdir)
-        self._labels = list(labels)
+        self._config = config
+        self._names = list(run_names)
+        self._points = config.points
         self._image_shape = tuple(image_shape)
         self._files: dict[tuple[str, str], EventFile] = {}
         try:
             self._root = self._file("")
-            for label in self._labels:
-                for split in ("", "train", "test"):
-                    self._file(run_name(label), split)
         except BaseException:
             self.close()
             raise
@@ -154,9 +158,11 @@ class SweepSummaries(contextlib.AbstractContextManager):
         self._root.add_graph(graph_def)
 
     def write_chunk(self, report: ChunkReport) -> None:
-        """One chunk: scalars for every step and evaluation, histograms, weight templates."""
-        for k, label in enumerate(self._labels):
-            run = run_name(label)
+        """One chunk: scalars for every step and evaluation, histograms, weight templates;
+        for models that finished, their hparams session, and their files are closed."""
+        finished = int(report.steps[-1]) == self._config.steps
+        for k, model_index in enumerate(report.models.tolist()):
+            run = self._names[model_index]
             for split, steps, metrics in (
                 ("train", report.steps, report.train),
                 ("test", report.eval_steps, report.test),
@@ -188,33 +194,41 @@ class SweepSummaries(contextlib.AbstractContextManager):
             self._file(run, "train").add(
                 summary.image("weights", templates, dataformats="HWC"), int(report.steps[-1])
             )
+            if finished:
+                metrics = {
+                    "hparams/test_accuracy": float(report.test.accuracy[-1, k]),
+                    "hparams/test_loss": float(report.test.loss[-1, k]),
+                }
+                self._write_hparams(run, self._points[model_index], metrics)
+                self._close_run(run)
 
-    def write_hparams(self, config: SweepConfig, result: SweepResult) -> None:
-        """Each learning rate's settings and final test metrics, for the HPARAMS tab."""
-        for label, run in zip(self._labels, result.runs(), strict=True):
-            settings = {
-                "learning_rate": run["learning_rate"],
-                "batch_size": config.batch_size,
-                "steps": config.steps,
-                "loss_scale": config.loss_scale,
-                "seed": config.seed,
-                "init_scale": config.init_scale,
-                "schedule": config.schedule,
-            }
-            metrics = {
-                "hparams/test_accuracy": run["test_accuracy"],
-                "hparams/test_loss": run["test_loss"],
-            }
-            events = self._file(run_name(label))
-            for proto in summary.hparams(settings, metrics):
-                events.add(proto, 0)
-            events.add(_scalars(metrics), config.steps)
+    def _write_hparams(self, run: str, point: dict, metrics: dict[str, float]) -> None:
+        config = self._config
+        settings = point | {
+            "batch_size": config.batch_size,
+            "steps": config.steps,
+            "loss_scale": config.loss_scale,
+            "init_scale": config.init_scale,
+            "schedule": config.schedule,
+        }
+        events = self._file(run)
+        for proto in summary.hparams(settings, metrics):
+            events.add(proto, 0)
+        events.add(_scalars(metrics), config.steps)
+
+    def _close_run(self, run: str) -> None:
+        with contextlib.ExitStack() as stack:
+            for split in ("", "train", "test"):
+                events = self._files.pop((run, split), None)
+                if events is not None:
+                    stack.callback(events.close)
 
     def close(self) -> None:
         """Flushes and closes every file, even if closing one of them fails."""
         with contextlib.ExitStack() as stack:
             for events in self._files.values():
                 stack.callback(events.close)
+            self._files = {}
 
     def __exit__(self, *exc_info):
         self.close()

@@ -1,15 +1,18 @@
 """Training a sweep of learning rates in one compiled program, and what comes back."""
 
 import dataclasses
+import functools
+import itertools
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsoftmax import model, training
+from jaxsoftmax import grid, model, parallel, training
 from jaxsoftmax.data import Dataset
 from jaxsoftmax.errors import ConfigError
 
@@ -23,13 +26,23 @@ SCHEDULES = ("constant", "cosine")
 class SweepConfig:
     """How to train a sweep; the defaults reproduce the TensorFlow tutorial.
 
+    The sweep trains one model per point of the grid learning_rates x seeds x
+    weight_decays x momenta, all in one compiled program (or, for very large grids,
+    in slices of it run one after another).
+
     Attributes:
-      learning_rates: one model is trained per value, all in one program.
+      learning_rates: the step sizes.
       steps: gradient descent steps per model.
       batch_size: training examples per step (shared by every model).
       eval_every: evaluate on the full test set every this many steps, and at the end.
       loss_scale: the objective is `loss_scale * mean cross-entropy` (100: the tutorial's).
-      seed: seeds the minibatch order and any random initialisation.
+      seed: seeds the minibatch order and any random initialisation (when `seeds`
+        is empty).
+      seeds: the seeds to train, each with its own initialisation and minibatch
+        order; models that share a seed share their minibatches. Empty: `(seed,)`.
+      weight_decays: L2 strengths: `weight_decay * w` is added to the gradient of
+        the weights (not the biases). All 0 (the default) leaves it out of the program.
+      momenta: heavy-ball momentum of SGD; all 0 (the default) leaves it out.
       init_scale: standard deviation of random initial weights; 0 gives zeros.
       schedule: `constant` (the tutorial's) or `cosine`: the step size falls along a
         cosine from each learning rate to 0 over the run.
@@ -42,17 +55,23 @@ class SweepConfig:
     eval_every: int = 10
     loss_scale: float = model.TUTORIAL_LOSS_SCALE
     seed: int = 0
+    seeds: tuple[int, ...] = ()
+    weight_decays: tuple[float, ...] = (0.0,)
+    momenta: tuple[float, ...] = (0.0,)
     init_scale: float = 0.0
     schedule: str = "constant"
     chunk_steps: int = DEFAULT_CHUNK_STEPS
 
     def __post_init__(self):
-        object.__setattr__(self, "learning_rates", tuple(float(x) for x in self.learning_rates))
-        if not self.learning_rates:
-            raise ConfigError("learning_rates is empty; give at least one learning rate")
-        for rate in self.learning_rates:
-            if not (math.isfinite(rate) and rate > 0):
-                raise ConfigError(f"learning rate {rate} is not a positive finite number")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be a whole number, got {self.seed!r}")
+        if self.seeds and self.seed != 0:
+            raise ConfigError("give seed or seeds, not both")
+        grid.check_value("seed", self.seed)
+        for axis, (field, _) in grid.AXES.items():
+            values = tuple(getattr(self, field))
+            if not (axis == "seed" and not values):
+                object.__setattr__(self, field, grid.check_axis(axis, values))
         for name in ("steps", "batch_size", "eval_every", "chunk_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -63,8 +82,75 @@ class SweepConfig:
             raise ConfigError(f"init_scale {self.init_scale} must be finite and >= 0")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"seed must be a whole number, got {self.seed!r}")
+
+    @classmethod
+    def from_grid(cls, axes: Mapping[str, Sequence], **settings) -> "SweepConfig":
+        """A config whose grid is `axes` ({axis: values}), e.g. from `grid.parse_grid`.
+
+        Axes are `learning_rate`, `seed`, `weight_decay` and `momentum`; an axis left
+        out takes its default. Other settings are passed through.
+        """
+        for axis in axes:
+            if axis not in grid.AXES:
+                raise ConfigError(
+                    f"unknown grid axis {axis!r}; the axes are {', '.join(grid.AXES)}"
+                )
+        fields = {grid.AXES[axis][0]: tuple(values) for axis, values in axes.items()}
+        return cls(**fields, **settings)
+
+    @property
+    def grid(self) -> dict[str, tuple]:
+        """{axis: values} for every axis, `seed` included."""
+        return {
+            axis: self.seed_values if axis == "seed" else getattr(self, field)
+            for axis, (field, _) in grid.AXES.items()
+        }
+
+    @property
+    def seed_values(self) -> tuple[int, ...]:
+        """The seeds trained: `seeds`, or `(seed,)`."""
+        return self.seeds or (self.seed,)
+
+    @property
+    def varying(self) -> tuple[str, ...]:
+        """The axes with more than one value."""
+        return tuple(axis for axis, values in self.grid.items() if len(values) > 1)
+
+    @property
+    def settings(self) -> list[dict[str, float]]:
+        """The points of the grid for one seed, {learning_rate, weight_decay, momentum}."""
+        return [
+            {"learning_rate": rate, "weight_decay": decay, "momentum": momentum}
+            for rate, decay, momentum in itertools.product(
+                self.learning_rates, self.weight_decays, self.momenta
+            )
+        ]
+
+    @property
+    def points(self) -> list[dict]:
+        """Every model's hyperparameters, in the sweep's order: seed-major, then `settings`."""
+        return [{"seed": seed} | setting for seed in self.seed_values for setting in self.settings]
+
+    def run_names(self, labels: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+        """One TensorBoard run name per model (see `grid.run_name`).
+
+        Args:
+          labels: {axis: its values as the user wrote them}, for any axes; others are
+            written with `grid.format_value`.
+        """
+        labels = labels or {}
+        values = self.grid
+        names = []
+        for point in self.points:
+            written = {axis: labels[axis][values[axis].index(point[axis])] for axis in labels}
+            names.append(grid.run_name(point, written, self.varying))
+        if len(set(names)) != len(names):
+            raise ConfigError("two grid points would get the same run name")
+        return names
+
+    @property
+    def num_models(self) -> int:
+        return len(self.seed_values) * len(self.settings)
 
     @property
     def eval_steps(self) -> np.ndarray:
@@ -76,16 +162,18 @@ class SweepConfig:
 
     def to_dict(self) -> dict:
         """A JSON-friendly copy."""
-        return dataclasses.asdict(self) | {"learning_rates": list(self.learning_rates)}
+        copy = dataclasses.asdict(self)
+        return copy | {field: list(copy[field]) for field, _ in grid.AXES.values()}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class SweepResult:
-    """What a sweep produced, as NumPy arrays; K is the number of learning rates.
+    """What a sweep produced, as NumPy arrays; K models, in the order of `config.points`.
 
     Attributes:
       config: the run's settings.
-      params: trained parameters, `w` of shape (K, features, classes), `b` (K, classes).
+      params: trained parameters, `w` of shape (K, features, classes), `b` (K, classes);
+        None if `train_sweep` was told not to keep them.
       train_loss: (steps, K), the objective on each step's batch, before that step.
       train_accuracy: (steps, K).
       eval_steps: (E,), the step after which each evaluation ran.
@@ -96,7 +184,7 @@ class SweepResult:
     """
 
     config: SweepConfig
-    params: dict[str, np.ndarray]
+    params: dict[str, np.ndarray] | None
     train_loss: np.ndarray
     train_accuracy: np.ndarray
     eval_steps: np.ndarray
@@ -106,24 +194,47 @@ class SweepResult:
     train_s: float
 
     def runs(self) -> list[dict]:
-        """One summary per learning rate: its final train loss, test loss and test accuracy."""
+        """One summary per model: its hyperparameters (under their grid names) and its
+        final train loss, test loss and test accuracy."""
         return [
-            {
-                "learning_rate": rate,
+            point
+            | {
                 "test_accuracy": float(self.test_accuracy[-1, k]),
                 "test_loss": float(self.test_loss[-1, k]),
                 "train_loss": float(self.train_loss[-1, k]),
                 "steps": self.config.steps,
             }
-            for k, rate in enumerate(self.config.learning_rates)
+            for k, point in enumerate(self.config.points)
+        ]
+
+    def seed_summary(self) -> list[dict]:
+        """Final test accuracy over seeds, for each setting of the other axes.
+
+        Returns one dict per setting: `learning_rate`, `weight_decay`, `momentum`,
+        `seeds` (how many), `test_accuracy_mean` and `test_accuracy_std` (the
+        sample standard deviation, ddof=1; 0 for a single seed).
+        """
+        num_seeds = len(self.config.seed_values)
+        final = self.test_accuracy[-1].reshape(num_seeds, -1)
+        spread = final.std(axis=0, ddof=1) if num_seeds > 1 else np.zeros(final.shape[1])
+        return [
+            setting
+            | {
+                "seeds": num_seeds,
+                "test_accuracy_mean": float(final[:, index].mean()),
+                "test_accuracy_std": float(spread[index]),
+            }
+            for index, setting in enumerate(self.config.settings)
         ]
 
 
 @dataclasses.dataclass(frozen=True)
 class ChunkReport:
-    """Progress after a chunk, as NumPy arrays (K models).
+    """Progress after a chunk, as NumPy arrays, for the K models it trained.
 
     Attributes:
+      models: (K,) the models' indices in the sweep (`config.points`); a large grid
+        trains in slices, so a chunk may cover only some of them.
       steps: (S,) the step numbers this chunk trained, 1-based.
       train: training metrics, each (S, K).
       eval_steps: (E,) steps after which the chunk evaluated.
@@ -133,6 +244,7 @@ class ChunkReport:
         axes (E, K); None unless `train_sweep` was asked for them.
     """
 
+    models: np.ndarray
     steps: np.ndarray
     train: training.Metrics
     eval_steps: np.ndarray
@@ -170,43 +282,206 @@ def check_fits(config: SweepConfig, dataset: Dataset) -> None:
         )
 
 
-def to_device(dataset: Dataset) -> training.DeviceData:
-    """Puts a dataset on the default device, images uint8 and flattened."""
+# Models per device in one program when the caller does not say: on a CPU, throughput
+# stops growing near K = 100 to 300, and each model costs about 1.3 MB there.
+CPU_MODELS_PER_DEVICE = 1024
+# The share of a device's free memory a program may plan to use.
+MEMORY_FRACTION = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class GridPlan:
+    """How a grid of S seeds x M settings is cut into programs and spread over devices.
+
+    Every program trains a tile of `tile_seeds` x `tile_settings` models, the same
+    shape for all (one compilation); tiles at the edge of the grid are padded with
+    copies of their last seed or setting, trained and then dropped. With several
+    devices, the tile's `shard_axis` (0: seeds, 1: settings) is split over them.
+
+    Attributes:
+      seed_blocks: which seeds each row of tiles trains.
+      setting_blocks: which settings each column of tiles trains.
+      tile_seeds, tile_settings: a tile's shape, padding included.
+      shard_axis: the tile axis split over devices; None on one device.
+    """
+
+    seed_blocks: tuple[range, ...]
+    setting_blocks: tuple[range, ...]
+    tile_seeds: int
+    tile_settings: int
+    shard_axis: int | None
+
+    @property
+    def tiles(self) -> list[tuple[range, range]]:
+        return list(itertools.product(self.seed_blocks, self.setting_blocks))
+
+    @property
+    def models_per_program(self) -> int:
+        return self.tile_seeds * self.tile_settings
+
+
+def plan_grid(num_seeds: int, num_settings: int, max_models: int, num_devices: int) -> GridPlan:
+    """Cuts a grid into tiles of at most about `max_models` models (see GridPlan)."""
+    if max_models < 1:
+        raise ConfigError(f"max models per program must be at least 1, got {max_models}")
+    limit = max(max_models, num_devices)
+    if num_settings <= limit:
+        settings, seeds = num_settings, min(num_seeds, limit // num_settings)
+    else:
+        settings, seeds = limit, 1
+    seed_blocks = tuple(
+        range(start, min(start + seeds, num_seeds)) for start in range(0, num_seeds, seeds)
+    )
+    setting_blocks = tuple(
+        range(start, min(start + settings, num_settings))
+        for start in range(0, num_settings, settings)
+    )
+    shard_axis = None
+    if num_devices > 1:
+        padded_seeds = -(-seeds // num_devices) * num_devices
+        padded_settings = -(-settings // num_devices) * num_devices
+        if padded_seeds * settings < seeds * padded_settings:
+            shard_axis, seeds = 0, padded_seeds
+        else:
+            shard_axis, settings = 1, padded_settings
+    return GridPlan(seed_blocks, setting_blocks, seeds, settings, shard_axis)
+
+
+def bytes_per_model(config: SweepConfig, dataset: Dataset) -> int:
+    """Device memory one model of a program needs, about: its parameters and optimiser
+    state (several copies in flight), a step's logits, and the test evaluation's
+    logits and probabilities."""
+    parameters = (dataset.num_features + 1) * dataset.num_classes * 4
+    copies = 5 + any(config.momenta)
+    step = 4 * config.batch_size * dataset.num_classes * 4 + config.chunk_steps * 8
+    evaluation = 3 * len(dataset.test_images) * dataset.num_classes * 4
+    return copies * parameters + step + evaluation
+
+
+def default_max_models(config: SweepConfig, dataset: Dataset, devices) -> int:
+    """Models per program that fit in about half the free memory of each device."""
+    per_device = []
+    for device in devices:
+        stats = device.memory_stats() if device.platform != "cpu" else None
+        if stats and "bytes_limit" in stats:
+            free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+            per_device.append(int(MEMORY_FRACTION * free) // bytes_per_model(config, dataset))
+        else:
+            local = max(1, sum(d.platform == "cpu" for d in jax.local_devices()))
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // local
+            fits = int(MEMORY_FRACTION * free) // bytes_per_model(config, dataset)
+            per_device.append(min(CPU_MODELS_PER_DEVICE, fits))
+    return max(1, min(per_device)) * len(per_device)
+
+
+def plan_sweep(
+    config: SweepConfig,
+    dataset: Dataset,
+    *,
+    max_models_per_program: int | None = None,
+    devices=None,
+) -> GridPlan:
+    """The GridPlan `train_sweep` follows for these arguments."""
+    devices = jax.devices() if devices is None else list(devices)
+    limit = max_models_per_program or default_max_models(config, dataset, devices)
+    return plan_grid(len(config.seed_values), len(config.settings), limit, len(devices))
+
+
+def to_device(dataset: Dataset, mesh=None) -> training.DeviceData:
+    """Puts a dataset on the device (every device of `mesh`), images uint8 and flattened."""
+    arrays = (
+        dataset.train_images.reshape(len(dataset.train_images), -1),
+        dataset.train_labels,
+        dataset.test_images.reshape(len(dataset.test_images), -1),
+        dataset.test_labels,
+    )
+    if mesh is None:
+        return training.DeviceData(*map(jnp.asarray, arrays))
     return training.DeviceData(
-        train_images=jnp.asarray(dataset.train_images.reshape(len(dataset.train_images), -1)),
-        train_labels=jnp.asarray(dataset.train_labels),
-        test_images=jnp.asarray(dataset.test_images.reshape(len(dataset.test_images), -1)),
-        test_labels=jnp.asarray(dataset.test_labels),
+        *(parallel.put(a, parallel.sharding(mesh, None, a.ndim)) for a in arrays)
     )
 
 
 def shuffle_key(seed: int) -> jax.Array:
-    """The key that orders a run's minibatches."""
-    return jax.random.fold_in(jax.random.key(seed), 0)
+    """The key that orders the minibatches of a seed."""
+    return training.shuffle_key(seed)
 
 
 def first_batch(config: SweepConfig, num_train: int) -> np.ndarray:
-    """Indices of the training examples in the first step's batch."""
-    order = training.epoch_permutation(shuffle_key(config.seed), 0, num_train)
+    """Indices of the training examples in the first step's batch (of the first seed)."""
+    order = training.epoch_permutation(shuffle_key(config.seed_values[0]), 0, num_train)
     return np.asarray(order[: config.batch_size])
 
 
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "num_features", "num_classes", "init_scale", "decay_steps", "weight_decay",
+        "momentum", "target",
+    ),
+)  # fmt: skip
+def _init_grid(
+    seeds, learning_rates, weight_decays, momenta, *,
+    num_features, num_classes, init_scale, decay_steps, weight_decay, momentum, target,
+):  # fmt: skip
+    def one_seed(seed):
+        params = model.init_params(
+            num_features, num_classes, key=training.init_key(seed), scale=init_scale
+        )
+
+        def one_setting(rate, decay, trace):
+            state = training.init_state(
+                params, rate, decay_steps, decay if weight_decay else None,
+                trace if momentum else None,
+            )  # fmt: skip
+            return training.sweep_layout(state)
+
+        return jax.vmap(one_setting)(learning_rates, weight_decays, momenta)
+
+    state = jax.vmap(one_seed)(seeds)
+    return jax.lax.with_sharding_constraint(state, target) if target is not None else state
+
+
+def init_grid(
+    config: SweepConfig, num_features: int, num_classes: int, seeds, settings, target=None
+) -> training.TrainState:
+    """The initial state of a tile: `seeds` x `settings` (lists), leading axes (S, M),
+    in `training.sweep_layout`; sharded as `target` (a sharding) if given."""
+    hyper = {
+        axis: np.asarray([s[axis] for s in settings], np.float32)
+        for axis in ("learning_rate", "weight_decay", "momentum")
+    }
+    seeds = np.asarray(seeds, np.int32)
+    args = (seeds, hyper["learning_rate"], hyper["weight_decay"], hyper["momentum"])
+    if target is not None:
+        args = tuple(parallel.put(a, parallel.sharding(target.mesh, None, 1)) for a in args)
+    return _init_grid(
+        *args,
+        num_features=num_features,
+        num_classes=num_classes,
+        init_scale=config.init_scale,
+        decay_steps=config.steps if config.schedule == "cosine" else 0,
+        weight_decay=any(config.weight_decays),
+        momentum=any(config.momenta),
+        target=target,
+    )
+
+
 def init_sweep(config: SweepConfig, num_features: int, num_classes: int) -> training.TrainState:
-    """The initial state of every model of the sweep, in `training.sweep_layout`."""
-    init_key = jax.random.fold_in(jax.random.key(config.seed), 1)
-    params = model.init_params(num_features, num_classes, key=init_key, scale=config.init_scale)
-    learning_rates = jnp.asarray(config.learning_rates, jnp.float32)
-    decay_steps = config.steps if config.schedule == "cosine" else 0
-
-    def one_model(learning_rate):
-        return training.sweep_layout(training.init_state(params, learning_rate, decay_steps))
-
-    return jax.vmap(one_model)(learning_rates)
+    """The initial state of a one-seed sweep with a flat leading axis of K models."""
+    seed = config.seed_values[0]
+    state = init_grid(config, num_features, num_classes, [seed], config.settings)
+    return jax.tree_util.tree_map(lambda leaf: leaf[0], state)
 
 
 def models_first(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Host copy of a sweep's parameters in one model's layout: `w` (K, features, classes)."""
     return jax.tree_util.tree_map(np.asarray, training.sweep_layout(params))
+
+
+def _pad(values: Sequence, size: int) -> list:
+    values = list(values)
+    return values + values[-1:] * (size - len(values))
 
 
 def train_sweep(
@@ -215,80 +490,156 @@ def train_sweep(
     *,
     on_chunk: Callable[[ChunkReport], None] | None = None,
     histogram_buckets: int = 0,
+    max_models_per_program: int | None = None,
+    devices=None,
+    keep_params: bool = True,
 ) -> SweepResult:
-    """Trains one model per learning rate, all at once, and evaluates them on the test set.
+    """Trains one model per grid point, all at once, and evaluates them on the test set.
 
     Args:
       dataset: the data; images stay uint8 on the device.
-      config: the run's settings.
-      on_chunk: called on the host after each chunk with its metrics (for progress
-        bars and summaries); the next chunk is already running meanwhile.
+      config: what to train (see SweepConfig).
+      on_chunk: called on the host with a ChunkReport after each chunk of steps (for
+        progress bars and summaries); the next chunk is already running meanwhile.
       histogram_buckets: if positive, the chunk reports carry histograms of every
         model's parameters at each evaluation, computed on the device.
+      max_models_per_program: train at most about this many models at once, the
+        grid cut into slices trained one after another (results are the same); by
+        default as many as fit in half of each device's free memory (on a CPU, at
+        most 1024 per device).
+      devices: the devices to shard the models over (default: all of them, every
+        process's in a multi-process run).
+      keep_params: return the trained parameters (for huge grids, say False).
 
     Returns:
-      The trained parameters and every metric, as NumPy arrays.
+      The trained parameters and every metric, as NumPy arrays, models in the order
+      of `config.points`.
 
     Raises:
-      ConfigError: the batch is larger than the training set.
+      ConfigError: the batch is larger than the training set, or a bad limit.
     """
     check_fits(config, dataset)
-    data = to_device(dataset)
-    state = init_sweep(config, dataset.num_features, dataset.num_classes)
-    key = shuffle_key(config.seed)
-    loss_scale = jnp.float32(config.loss_scale)
+    mesh = parallel.make_mesh(devices)
+    plan = plan_sweep(
+        config, dataset, max_models_per_program=max_models_per_program, devices=mesh.devices.flat
+    )
+    spread = mesh.size > 1 or jax.process_count() > 1
+    target = parallel.sharding(mesh, plan.shard_axis) if spread else None
+    data = to_device(dataset, mesh if spread else None)
+
+    def scalar(value, dtype):
+        value = np.asarray(value, dtype)
+        if not spread:
+            return jnp.asarray(value)
+        return parallel.put(value, parallel.sharding(mesh, None, 0))
+
+    loss_scale = scalar(config.loss_scale, np.float32)
     chunks = plan_chunks(config)
+    seeds, settings = config.seed_values, config.settings
+    num_models, num_evals = config.num_models, len(config.eval_steps)
+    outputs = {
+        name: np.empty(shape, np.float32)
+        for name, shape in [
+            ("train_loss", (config.steps, num_models)),
+            ("train_accuracy", (config.steps, num_models)),
+            ("test_loss", (num_evals, num_models)),
+            ("test_accuracy", (num_evals, num_models)),
+        ]
+    }
+    params = None
+    if keep_params:
+        params = {
+            "w": np.empty((num_models, dataset.num_features, dataset.num_classes), np.float32),
+            "b": np.empty((num_models, dataset.num_classes), np.float32),
+        }
 
-    compile_start = time.perf_counter()
-    compiled = {}
-    for num_windows, window_steps in dict.fromkeys(chunks):
-        compiled[num_windows, window_steps] = training.run_chunk.lower(
-            state, jnp.int32(0), data, key, loss_scale,
-            num_windows=num_windows, window_steps=window_steps, batch_size=config.batch_size,
-            histogram_buckets=histogram_buckets,
-        ).compile()  # fmt: skip
-    compile_s = time.perf_counter() - compile_start
+    def record(report: ChunkReport) -> None:
+        rows = report.steps - 1
+        outputs["train_loss"][np.ix_(rows, report.models)] = report.train.loss
+        outputs["train_accuracy"][np.ix_(rows, report.models)] = report.train.accuracy
+        evals = np.searchsorted(config.eval_steps, report.eval_steps)
+        outputs["test_loss"][np.ix_(evals, report.models)] = report.test.loss
+        outputs["test_accuracy"][np.ix_(evals, report.models)] = report.test.accuracy
+        if params is not None and report.steps[-1] == config.steps:
+            for name in params:
+                params[name][report.models] = report.params[name]
+        if on_chunk is not None:
+            on_chunk(report)
 
-    train_start = time.perf_counter()
-    reports, pending, step = [], None, 0
-    for num_windows, window_steps in chunks:
-        state, *outputs = compiled[num_windows, window_steps](
-            state, jnp.int32(step), data, key, loss_scale
+    compiled, compile_s, train_s = {}, 0.0, 0.0
+    for seed_block, setting_block in plan.tiles:
+        tile_seeds = _pad([seeds[i] for i in seed_block], plan.tile_seeds)
+        tile_settings = _pad([settings[j] for j in setting_block], plan.tile_settings)
+        models = (
+            np.asarray(seed_block)[:, None] * len(settings) + np.asarray(setting_block)[None, :]
+        ).ravel()
+        valid = (len(seed_block), len(setting_block))
+        state = init_grid(
+            config, dataset.num_features, dataset.num_classes, tile_seeds, tile_settings, target
         )
-        chunk_steps = np.arange(step + 1, step + num_windows * window_steps + 1)
-        step += num_windows * window_steps
-        # Fetch the previous chunk's metrics while this one runs.
-        if pending is not None:
-            reports.append(_report(*pending, on_chunk))
-        pending = (chunk_steps, window_steps, state.params, *outputs)
-    reports.append(_report(*pending, on_chunk))
-    params = models_first(jax.device_get(state.params))
-    train_s = time.perf_counter() - train_start
+        seed_array = np.asarray(tile_seeds, np.int32)
+        seed_array = (
+            parallel.put(
+                seed_array, parallel.sharding(mesh, 0 if plan.shard_axis == 0 else None, 1)
+            )
+            if target is not None
+            else jnp.asarray(seed_array)
+        )
+
+        compile_start = time.perf_counter()
+        for num_windows, window_steps in dict.fromkeys(chunks):
+            if (num_windows, window_steps) not in compiled:
+                compiled[num_windows, window_steps] = training.run_chunk.lower(
+                    state, scalar(0, np.int32), data, seed_array, loss_scale,
+                    num_windows=num_windows, window_steps=window_steps,
+                    batch_size=config.batch_size, histogram_buckets=histogram_buckets,
+                ).compile()  # fmt: skip
+        compile_s += time.perf_counter() - compile_start
+
+        train_start = time.perf_counter()
+        pending, step = None, 0
+        for num_windows, window_steps in chunks:
+            state, *chunk_outputs = compiled[num_windows, window_steps](
+                state, scalar(step, np.int32), data, seed_array, loss_scale
+            )
+            chunk_steps = np.arange(step + 1, step + num_windows * window_steps + 1)
+            step += num_windows * window_steps
+            # Fetch the previous chunk's metrics while this one runs.
+            if pending is not None:
+                record(_report(*pending))
+            pending = (models, valid, chunk_steps, window_steps, state.params, *chunk_outputs)
+        record(_report(*pending))
+        train_s += time.perf_counter() - train_start
 
     return SweepResult(
         config=config,
         params=params,
-        train_loss=np.concatenate([r.train.loss for r in reports]),
-        train_accuracy=np.concatenate([r.train.accuracy for r in reports]),
-        eval_steps=np.concatenate([r.eval_steps for r in reports]),
-        test_loss=np.concatenate([r.test.loss for r in reports]),
-        test_accuracy=np.concatenate([r.test.accuracy for r in reports]),
+        eval_steps=config.eval_steps,
         compile_s=compile_s,
         train_s=train_s,
+        **outputs,
     )
 
 
-def _report(steps, window_steps, params, train, test, histograms, on_chunk) -> ChunkReport:
-    params, train, test, histograms = jax.device_get((params, train, test, histograms))
-    num_models = train.loss.shape[-1]
-    report = ChunkReport(
+def _report(models, valid, steps, window_steps, params, train, test, histograms) -> ChunkReport:
+    params, train, test, histograms = parallel.to_host((params, train, test, histograms))
+    seeds, settings = valid
+
+    def flat(leaf, lead):
+        # (..., S, M, rest) padded -> (..., valid S * valid M, rest)
+        leaf = leaf[(slice(None),) * lead + (slice(0, seeds), slice(0, settings))]
+        return leaf.reshape(*leaf.shape[:lead], seeds * settings, *leaf.shape[lead + 2 :])
+
+    return ChunkReport(
+        models=models,
         steps=steps,
-        train=training.Metrics(*(m.reshape(-1, num_models) for m in train)),
+        train=training.Metrics(*(flat(m, 2).reshape(len(steps), -1) for m in train)),
         eval_steps=steps[window_steps - 1 :: window_steps],
-        test=training.Metrics(*test),
-        params=models_first(params),
-        histograms=histograms,
+        test=training.Metrics(*(flat(m, 1) for m in test)),
+        params=models_first(jax.tree_util.tree_map(lambda leaf: flat(leaf, 0), params)),
+        histograms=(
+            None
+            if histograms is None
+            else jax.tree_util.tree_map(lambda leaf: flat(leaf, 1), histograms)
+        ),
     )
-    if on_chunk is not None:
-        on_chunk(report)
-    return report

@@ -105,15 +105,26 @@ def cosine_decay(count: jax.Array, decay_steps: jax.Array) -> jax.Array:
     return jnp.where(decay_steps > 0, 0.5 * (1.0 + jnp.cos(jnp.pi * progress)), 1.0)
 
 
-def _gradient_descent(learning_rate, decay_steps) -> optax.GradientTransformation:
-    return optax.chain(
-        optax.sgd(learning_rate),
-        optax.scale_by_schedule(lambda count: cosine_decay(count, decay_steps)),
-    )
+def _weights_only(params: model.Params) -> model.Params:
+    return {name: name == "w" for name in params}
+
+
+def _gradient_descent(
+    learning_rate, decay_steps, weight_decay=None, momentum=None
+) -> optax.GradientTransformation:
+    parts = []
+    if weight_decay is not None:
+        parts.append(optax.add_decayed_weights(weight_decay, mask=_weights_only))
+    parts.append(optax.sgd(learning_rate, momentum=momentum))
+    parts.append(optax.scale_by_schedule(lambda count: cosine_decay(count, decay_steps)))
+    return optax.chain(*parts)
 
 
 def optimizer(
-    learning_rate: float | jax.Array = 0.0, decay_steps: int | jax.Array = 0
+    learning_rate: float | jax.Array = 0.0,
+    decay_steps: int | jax.Array = 0,
+    weight_decay: float | jax.Array | None = None,
+    momentum: float | jax.Array | None = None,
 ) -> optax.GradientTransformation:
     """Gradient descent with its hyperparameters held as arrays in the optimiser state.
 
@@ -121,20 +132,43 @@ def optimizer(
       learning_rate: the step size (before any decay).
       decay_steps: over how many steps the step size decays to 0 along a cosine;
         0 keeps it constant (the tutorial's plain gradient descent).
+      weight_decay: if not None, `weight_decay * w` is added to the gradient of the
+        weights (not the biases) before the step: L2 regularisation of strength
+        `weight_decay / 2` on the objective. None leaves it out of the program.
+      momentum: if not None, heavy-ball momentum (`optax.sgd`'s `momentum`); 0
+        behaves as plain gradient descent but keeps a trace. None leaves it out.
 
-    `update` reads both from the state, so one transformation serves every model of
-    a sweep and a new value never recompiles; the arguments only matter for `init`.
+    `update` reads every hyperparameter from the state, so one transformation serves
+    every model of a sweep and a new value never recompiles; the arguments only
+    matter for `init` (and, for the last two, None or not for the program's shape).
     """
     return optax.inject_hyperparams(_gradient_descent)(
-        learning_rate=learning_rate, decay_steps=decay_steps
+        learning_rate=learning_rate,
+        decay_steps=decay_steps,
+        weight_decay=weight_decay,
+        momentum=momentum,
+    )
+
+
+def _optimizer_of(opt_state) -> optax.GradientTransformation:
+    """The transformation whose `init` made `opt_state` (which optional parts it holds)."""
+    hyperparams = opt_state.hyperparams
+    return optimizer(
+        weight_decay=0.0 if "weight_decay" in hyperparams else None,
+        momentum=0.0 if "momentum" in hyperparams else None,
     )
 
 
 def init_state(
-    params: model.Params, learning_rate: float | jax.Array, decay_steps: int | jax.Array = 0
+    params: model.Params,
+    learning_rate: float | jax.Array,
+    decay_steps: int | jax.Array = 0,
+    weight_decay: float | jax.Array | None = None,
+    momentum: float | jax.Array | None = None,
 ) -> TrainState:
-    """The training state of one model; `jax.vmap` it over learning rates for a sweep."""
-    return TrainState(params, optimizer(learning_rate, decay_steps).init(params))
+    """The training state of one model; `jax.vmap` it over hyperparameters for a sweep."""
+    transformation = optimizer(learning_rate, decay_steps, weight_decay, momentum)
+    return TrainState(params, transformation.init(params))
 
 
 def train_step(
@@ -154,7 +188,9 @@ def train_step(
     with jax.named_scope("train"):
         grad_fn = jax.value_and_grad(model.objective, has_aux=True)
         (loss, batch_accuracy), grads = grad_fn(state.params, inputs, labels, loss_scale)
-        updates, opt_state = optimizer().update(grads, state.opt_state, state.params)
+        updates, opt_state = _optimizer_of(state.opt_state).update(
+            grads, state.opt_state, state.params
+        )
         params = optax.apply_updates(state.params, updates)
     return TrainState(params, opt_state), Metrics(loss, batch_accuracy)
 
@@ -206,6 +242,31 @@ def sweep_step(
     return jax.vmap(one_model, in_axes=(0, None, None, None))(state, inputs, labels, loss_scale)
 
 
+def _leading(tree, fn):
+    return jax.tree_util.tree_map(fn, tree)
+
+
+def grid_step(
+    state: TrainState, inputs: jax.Array, labels: jax.Array, loss_scale: float | jax.Array
+) -> tuple[TrainState, Metrics]:
+    """`sweep_step` for a grid: S seeds of M models each, one batch per seed.
+
+    Args:
+      state: leading axes (S, M), in `sweep_layout`.
+      inputs: float32 (S, batch, features), the batch of each seed.
+      labels: int32 (S, batch).
+
+    Returns the new state and metrics of shape (S, M).
+    """
+    if inputs.shape[0] == 1:
+        # One seed: the plain sweep, so its M models share one matrix product.
+        new_state, metrics = sweep_step(
+            _leading(state, lambda leaf: leaf[0]), inputs[0], labels[0], loss_scale
+        )
+        return _leading((new_state, metrics), lambda leaf: leaf[None])
+    return jax.vmap(sweep_step, in_axes=(0, 0, 0, None))(state, inputs, labels, loss_scale)
+
+
 def evaluate(
     params: model.Params, inputs: jax.Array, labels: jax.Array, loss_scale: float | jax.Array
 ) -> Metrics:
@@ -222,6 +283,25 @@ def sweep_evaluate(
         return evaluate(sweep_layout(params), inputs, labels, loss_scale)
 
     return jax.vmap(one_model, in_axes=(0, None, None, None))(params, inputs, labels, loss_scale)
+
+
+def grid_evaluate(
+    params: model.Params, inputs: jax.Array, labels: jax.Array, loss_scale: float | jax.Array
+) -> Metrics:
+    """`sweep_evaluate` for a grid's params, leading axes (S, M); metrics (S, M)."""
+    return jax.vmap(sweep_evaluate, in_axes=(0, None, None, None))(
+        params, inputs, labels, loss_scale
+    )
+
+
+def shuffle_key(seed: int | jax.Array) -> jax.Array:
+    """The key that orders the minibatches of a seed."""
+    return jax.random.fold_in(jax.random.key(seed), 0)
+
+
+def init_key(seed: int | jax.Array) -> jax.Array:
+    """The key of a seed's random initial weights."""
+    return jax.random.fold_in(jax.random.key(seed), 1)
 
 
 def epoch_permutation(shuffle_key: jax.Array, epoch: jax.Array, num_examples: int) -> jax.Array:
@@ -278,7 +358,7 @@ def run_chunk(
     state: TrainState,
     start_step: jax.Array,
     data: DeviceData,
-    shuffle_key: jax.Array,
+    seeds: jax.Array,
     loss_scale: jax.Array,
     *,
     num_windows: int,
@@ -286,16 +366,16 @@ def run_chunk(
     batch_size: int,
     histogram_buckets: int = 0,
 ) -> tuple[TrainState, Metrics, Metrics, dict[str, Histogram] | None]:
-    """Trains a sweep for `num_windows * window_steps` steps, evaluating after each window.
+    """Trains a grid for `num_windows * window_steps` steps, evaluating after each window.
 
-    Minibatches come from `batch_indices`, computed once per chunk, so the scanned
-    step does no bookkeeping of its own.
+    Minibatches come from `batch_indices`, computed once per chunk for each seed, so
+    the scanned step does no bookkeeping of its own.
 
     Args:
-      state: the sweep's state, K models in `sweep_layout`.
+      state: the grid's state, S seeds x M models (leading axes), in `sweep_layout`.
       start_step: int32 scalar, the number of steps already taken.
       data: the dataset on the device.
-      shuffle_key: the key that orders the minibatches.
+      seeds: int32 (S,), the seed of each row of models: it orders their minibatches.
       loss_scale: float32 scalar, multiplier of the mean cross-entropy.
       num_windows: evaluation windows in this chunk (static).
       window_steps: training steps per window (static).
@@ -304,27 +384,36 @@ def run_chunk(
         biases after each window, on the device (static).
 
     Returns:
-      The new state; training metrics of shape (num_windows, window_steps, K);
-      test metrics of shape (num_windows, K), measured after each window's last
-      step; and parameter histograms with leading axes (num_windows, K), or None.
+      The new state; training metrics of shape (num_windows, window_steps, S, M);
+      test metrics of shape (num_windows, S, M), measured after each window's last
+      step; and parameter histograms with leading axes (num_windows, S, M), or None.
     """
     test_inputs = model.scale_images(data.test_images)
     num_steps = num_windows * window_steps
-    batches = batch_indices(
-        shuffle_key, start_step, num_steps, data.train_images.shape[0], batch_size
-    ).reshape(num_windows, window_steps, batch_size)
+    num_train = data.train_images.shape[0]
+
+    def seed_batches(seed):
+        return batch_indices(shuffle_key(seed), start_step, num_steps, num_train, batch_size)
+
+    # (S, steps, batch) -> (windows, window_steps, S, batch)
+    batches = (
+        jax.vmap(seed_batches)(seeds)
+        .reshape(seeds.shape[0], num_windows, window_steps, batch_size)
+        .transpose(1, 2, 0, 3)
+    )
 
     def one_step(state, indices):
-        inputs = model.scale_images(data.train_images[indices])
-        return sweep_step(state, inputs, data.train_labels[indices], loss_scale)
+        inputs = model.scale_images(data.train_images[indices.reshape(-1)])
+        inputs = inputs.reshape(*indices.shape, -1)
+        return grid_step(state, inputs, data.train_labels[indices], loss_scale)
 
     def one_window(state, window_batches):
         state, train_metrics = jax.lax.scan(one_step, state, window_batches)
-        test_metrics = sweep_evaluate(state.params, test_inputs, data.test_labels, loss_scale)
+        test_metrics = grid_evaluate(state.params, test_inputs, data.test_labels, loss_scale)
         histograms = None
         if histogram_buckets:
             per_model = functools.partial(parameter_histograms, num_buckets=histogram_buckets)
-            histograms = jax.vmap(per_model)(state.params)
+            histograms = jax.vmap(jax.vmap(per_model))(state.params)
         return state, (train_metrics, test_metrics, histograms)
 
     state, (train_metrics, test_metrics, histograms) = jax.lax.scan(one_window, state, batches)

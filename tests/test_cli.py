@@ -49,12 +49,16 @@ def test_a_short_run_writes_results_events_and_a_table(env, tmp_path, capsys):
     assert document["config"]["steps"] == 30 and document["config"]["dataset"] == "mnist"
     assert [run["learning_rate"] for run in document["runs"]] == [0.005, 0.01]
     for run in document["runs"]:
-        assert set(run) == {"learning_rate", "test_accuracy", "test_loss", "train_loss", "steps"}
+        assert set(run) == {
+            *("name", "learning_rate", "seed", "weight_decay", "momentum"),
+            *("test_accuracy", "test_loss", "train_loss", "steps"),
+        }
         assert 0.8 < run["test_accuracy"] < 1 and run["steps"] == 30
     assert set(document["timing"]) == {"load_s", "compile_s", "train_s", "total_s"}
     assert document["timing"]["total_s"] >= document["timing"]["train_s"] > 0
     # The table and the TensorBoard hint.
-    assert "learning rate" in out and f"{document['runs'][1]['test_accuracy']:.2%}" in out
+    assert [run["name"] for run in document["runs"]] == ["lr=0.005", "lr=0.01"]
+    assert "lr=0.01 " in out and f"{document['runs'][1]['test_accuracy']:.2%}" in out
     assert f"tensorboard --logdir {logdir}" in out
     # Events hold every training step and evaluation; the last test accuracy is results.json's.
     train = scalars(logdir / "lr=0.01" / "train", "loss")

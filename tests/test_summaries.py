@@ -115,6 +115,8 @@ def test_hparams_sessions_hold_settings_and_final_metrics(logged_run):
             "steps": 20,
             "loss_scale": 100.0,
             "seed": 0,
+            "weight_decay": 0.0,
+            "momentum": 0.0,
             "init_scale": 0.0,
             "schedule": "constant",
         }
