@@ -88,14 +88,21 @@ class SweepConfig:
         """A config whose grid is `axes` ({axis: values}), e.g. from `grid.parse_grid`.
 
         Axes are `learning_rate`, `seed`, `weight_decay` and `momentum`; an axis left
-        out takes its default. Other settings are passed through.
+        out takes its default. Values may be numbers or text (`parse_grid`'s output).
+        Other settings are passed through.
         """
         for axis in axes:
             if axis not in grid.AXES:
                 raise ConfigError(
                     f"unknown grid axis {axis!r}; the axes are {', '.join(grid.AXES)}"
                 )
-        fields = {grid.AXES[axis][0]: tuple(values) for axis, values in axes.items()}
+        fields = {
+            grid.AXES[axis][0]: tuple(
+                grid.grid_values({axis: [value]})[axis][0] if isinstance(value, str) else value
+                for value in values
+            )
+            for axis, values in axes.items()
+        }
         return cls(**fields, **settings)
 
     @property
