@@ -1,5 +1,6 @@
 """Shared fixtures: strict JAX, and the real MNIST loaded once per session."""
 
+import dataclasses
 import os
 import pathlib
 
@@ -31,6 +32,18 @@ def mnist_dir() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def mnist(mnist_dir) -> data.Dataset:
     return data.load_idx_folder(mnist_dir, name="mnist")
+
+
+@pytest.fixture(scope="session")
+def small(mnist) -> data.Dataset:
+    """1,000 real training images (10 steps an epoch at batch 100) and 500 test images."""
+    return dataclasses.replace(
+        mnist,
+        train_images=mnist.train_images[:1000],
+        train_labels=mnist.train_labels[:1000],
+        test_images=mnist.test_images[:500],
+        test_labels=mnist.test_labels[:500],
+    )
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Hyperparameter grids: parsing, planning, and training against a float64 NumPy oracle."""
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -12,23 +11,11 @@ import hypothesis.strategies as st
 import numpy as np
 import pytest
 
-from jaxsoftmax import cli, data, grid, model, training
+from jaxsoftmax import cli, grid, model, training
 from jaxsoftmax.errors import ConfigError
 from jaxsoftmax.sweep import SweepConfig, plan_grid, train_sweep
 
 from .conftest import REPO
-
-
-@pytest.fixture(scope="module")
-def small(mnist) -> data.Dataset:
-    """1,000 real training images and 500 test images."""
-    return dataclasses.replace(
-        mnist,
-        train_images=mnist.train_images[:1000],
-        train_labels=mnist.train_labels[:1000],
-        test_images=mnist.test_images[:500],
-        test_labels=mnist.test_labels[:500],
-    )
 
 
 def numpy_sgd(dataset, config, point):

@@ -11,18 +11,6 @@ from jaxsoftmax.errors import ConfigError
 from jaxsoftmax.sweep import SweepConfig, plan_chunks, train_sweep
 
 
-@pytest.fixture(scope="module")
-def small(mnist) -> data.Dataset:
-    """1,000 real training images (10 steps an epoch at batch 100) and 500 test images."""
-    return dataclasses.replace(
-        mnist,
-        train_images=mnist.train_images[:1000],
-        train_labels=mnist.train_labels[:1000],
-        test_images=mnist.test_images[:500],
-        test_labels=mnist.test_labels[:500],
-    )
-
-
 def train_alone(dataset, config, learning_rate):
     """Oracle: one model, a Python loop over steps calling the un-vmapped jitted step."""
     shuffle_key = jax.random.fold_in(jax.random.key(config.seed), 0)
