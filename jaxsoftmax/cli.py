@@ -231,7 +231,10 @@ def grid_labels(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
 
 def allow_open_files() -> int:
     """Raises this process's open-file limit to its hard limit; returns the limit now."""
-    import resource
+    try:
+        import resource
+    except ImportError:  # not a Unix: no such limit to raise
+        return MAX_OPEN_FILES
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:

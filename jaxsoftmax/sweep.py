@@ -375,7 +375,11 @@ def default_max_models(config: SweepConfig, dataset: Dataset, devices) -> int:
             per_device.append(int(MEMORY_FRACTION * free) // bytes_per_model(config, dataset))
         else:
             local = max(1, sum(d.platform == "cpu" for d in jax.local_devices()))
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // local
+            try:
+                free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // local
+            except (ValueError, OSError, AttributeError):  # no such query on this system
+                per_device.append(CPU_MODELS_PER_DEVICE)
+                continue
             fits = int(MEMORY_FRACTION * free) // bytes_per_model(config, dataset)
             per_device.append(min(CPU_MODELS_PER_DEVICE, fits))
     return max(1, min(per_device)) * len(per_device)
