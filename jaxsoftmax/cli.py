@@ -14,13 +14,25 @@ import shutil
 import sys
 import time
 
-from jaxsoftmax import catalog, data, grid, parallel, results, runtime
-from jaxsoftmax.errors import ConfigError, JaxsoftmaxError
-from jaxsoftmax.sweep import DEFAULT_LEARNING_RATES, SweepConfig
+import numpy as np
+
+from jaxsoftmax import catalog, checkpoint, data, grid, interrupts, parallel, results, runtime
+from jaxsoftmax.errors import CheckpointError, ConfigError, JaxsoftmaxError
+from jaxsoftmax.sweep import DEFAULT_CHUNK_STEPS, DEFAULT_LEARNING_RATES, SweepConfig
 
 EXIT_USAGE = 2
 EXIT_DATA = 1
 EXIT_INTERRUPTED = 130
+DEFAULT_CHECKPOINT_EVERY = 1000
+# What --resume takes from the checkpoint, so these flags may not come with it.
+RESUME_TAKES = (
+    "learning_rates", "grid", "steps", "batch_size", "eval_every", "loss_scale", "seed",
+    "init_scale", "schedule", "max_models_per_program", "checkpoint_every", "dataset",
+    "source", "logdir", "overwrite", "no_summaries",
+)  # fmt: skip
+DIVERGED_SHOWN = 5
+# The final checkpoint holds every model's trained parameters up to this size.
+KEEP_PARAMS_BYTES = 2**31
 DEFAULT_LOGDIR_ROOT = pathlib.Path("runs") / "softmax"
 MAX_OPEN_FILES = 65536
 FILES_IN_RESERVE = 256  # for the rest of the process: libraries, data, the compilation cache
@@ -197,6 +209,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="where TensorBoard events and results.json go (default: a new folder "
         "runs/softmax/<date-time> per run)",
     )
+    output.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=DEFAULT_CHECKPOINT_EVERY,
+        metavar="N",
+        help="save the whole sweep's state to <logdir>/checkpoint.npz after about every N "
+        "steps (a sliced grid counts every slice's steps), at the end, and on Ctrl-C or "
+        "SIGTERM (which then stop after the current chunk; press Ctrl-C twice to quit at once)",
+    )
+    output.add_argument(
+        "--resume",
+        type=pathlib.Path,
+        metavar="LOGDIR",
+        help="go on with the interrupted run in LOGDIR from its last checkpoint, with its "
+        "settings; the result is the same (bitwise on a CPU) as had it never stopped",
+    )
     output.add_argument("--overwrite", action="store_true",
                         help="reuse a --logdir that already holds a run, replacing it")  # fmt: skip
     output.add_argument(
@@ -294,9 +322,26 @@ def prepare_logdir(path: pathlib.Path, *, overwrite: bool) -> pathlib.Path:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     start = time.perf_counter()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume is not None:
+        for name in RESUME_TAKES:
+            if getattr(args, name) != parser.get_default(name):
+                flag = "--" + name.replace("_", "-")
+                parser.error(f"--resume takes {flag} from the checkpoint; leave {flag} out")
+
+    def notice(signal_number: int) -> None:
+        print(
+            "\nstopping after this chunk to save a checkpoint (Ctrl-C again quits at once)",
+            file=sys.stderr,
+        )
+
     try:
-        return _run(args, start)
+        with interrupts.StopOnSignal(notice) as stops:
+            return _run(args, start, stops)
+    except interrupts.Interrupted as interrupted:
+        print("interrupted", file=sys.stderr)
+        return interrupted.exit_status
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -313,25 +358,66 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-def _run(args: argparse.Namespace, start: float) -> int:
+def _saved_settings(extra: dict, path: pathlib.Path) -> dict:
+    """The command line's settings kept in a checkpoint's `extra`."""
+    keys = ("run_names", "dataset", "source", "no_summaries", "checkpoint_every", "resumes")
+    if not all(key in extra for key in keys):
+        raise CheckpointError(f"{path} was not written by the command line; resume it in Python")
+    return extra
+
+
+def _check_writable(path: pathlib.Path) -> None:
+    try:
+        probe = path / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"{path} is not writable ({error.strerror or error})") from None
+
+
+def _run(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal) -> int:
     # Heavy imports wait until the arguments are known to be good.
     import tqdm
 
     from jaxsoftmax import graph, summaries
     from jaxsoftmax.sweep import check_fits, first_batch, plan_sweep, train_sweep
 
-    labels = grid_labels(args)
-    config = SweepConfig.from_grid(
-        grid.grid_values(labels),
-        steps=args.steps,
-        batch_size=args.batch_size,
-        eval_every=args.eval_every,
-        loss_scale=args.loss_scale,
-        seed=args.seed if "seed" not in labels else 0,
-        init_scale=args.init_scale,
-        schedule=args.schedule,
-    )
-    run_names = config.run_names(labels)
+    resume = None
+    if args.resume is not None:
+        if not args.resume.is_dir():
+            raise ConfigError(f"--resume {args.resume}: no such folder")
+        path = args.resume / checkpoint.CHECKPOINT_FILE
+        if not path.exists():
+            raise CheckpointError(
+                f"no checkpoint in {args.resume}; --resume takes the --logdir of a stopped run"
+            )
+        resume, extra = checkpoint.load(path)
+        saved = _saved_settings(extra, path)
+        config, run_names = resume.config, list(saved["run_names"])
+        if len(run_names) != config.num_models:
+            raise CheckpointError(f"checkpoint {path} is damaged (run names)")
+        if resume.steps_done().min() == config.steps:
+            raise ConfigError(f"the run in {args.resume} has finished; there is nothing to resume")
+        dataset_name, source = saved["dataset"], saved["source"]
+        no_summaries, checkpoint_every = saved["no_summaries"], saved["checkpoint_every"]
+        resumes = int(saved["resumes"]) + 1
+    else:
+        labels = grid_labels(args)
+        config = SweepConfig.from_grid(
+            grid.grid_values(labels),
+            steps=args.steps,
+            batch_size=args.batch_size,
+            eval_every=args.eval_every,
+            loss_scale=args.loss_scale,
+            seed=args.seed if "seed" not in labels else 0,
+            init_scale=args.init_scale,
+            schedule=args.schedule,
+            chunk_steps=min(DEFAULT_CHUNK_STEPS, args.checkpoint_every),
+        )
+        run_names = config.run_names(labels)
+        dataset_name, source = args.dataset, args.source
+        no_summaries, checkpoint_every = args.no_summaries, args.checkpoint_every
+        resumes = 0
     parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     main_process = parallel.is_main_process()
     if not args.no_compilation_cache:
@@ -344,9 +430,7 @@ def _run(args: argparse.Namespace, start: float) -> int:
         if not args.quiet:
             print(message, file=sys.stderr)
 
-    dataset = data.load_dataset(
-        args.dataset, data_dir=args.data_dir, source=args.source, report=say
-    )
+    dataset = data.load_dataset(dataset_name, data_dir=args.data_dir, source=source, report=say)
     load_s = time.perf_counter() - start
     say(
         f"{dataset.name}: {len(dataset.train_images)} training and {len(dataset.test_images)} "
@@ -354,13 +438,13 @@ def _run(args: argparse.Namespace, start: float) -> int:
         f"{dataset.num_classes} classes, from {dataset.origin}"
     )
     check_fits(config, dataset)
-    max_models = args.max_models_per_program
-    if not args.no_summaries:
+    max_models = resume.models_per_program if resume else args.max_models_per_program
+    if not no_summaries:
         # Summaries keep three event files open per model of a program. (Every process
         # plans alike, so that all of them run the same programs.)
         open_files = allow_open_files()
         fits = max(1, (open_files - FILES_IN_RESERVE) // 3)
-        if max_models is None or max_models > fits:
+        if resume is None and (max_models is None or max_models > fits):
             default = plan_sweep(config, dataset).models_per_program
             if (max_models or default) > fits:
                 say(f"note: at most {fits} models per program, {open_files} open files allowed")
@@ -369,21 +453,45 @@ def _run(args: argparse.Namespace, start: float) -> int:
     # Only now, with arguments and data known to be good, does anything get written.
     logdir = None
     if main_process:
-        logdir = (
-            prepare_logdir(args.logdir, overwrite=args.overwrite) if args.logdir else new_logdir()
-        )
+        if resume is not None:
+            logdir = args.resume
+            _check_writable(logdir)
+        elif args.logdir:
+            logdir = prepare_logdir(args.logdir, overwrite=args.overwrite)
+        else:
+            logdir = new_logdir()
+    extra = {
+        "run_names": run_names,
+        "dataset": dataset_name,
+        "source": source,
+        "no_summaries": no_summaries,
+        "checkpoint_every": checkpoint_every,
+        "resumes": resumes,
+    }
+
+    def on_checkpoint(state) -> None:
+        if main_process:
+            checkpoint.save(logdir / checkpoint.CHECKPOINT_FILE, state, extra)
 
     with contextlib.ExitStack() as stack:
         # Each context is entered as soon as it exists, so every exit path closes it.
         writer = None
-        if not args.no_summaries and main_process:
+        if not no_summaries and main_process:
             writer = stack.enter_context(
-                summaries.SweepSummaries(logdir, config, run_names, dataset.image_shape)
+                summaries.SweepSummaries(
+                    logdir,
+                    config,
+                    run_names,
+                    dataset.image_shape,
+                    resumed_steps=resume.steps_done() if resume else None,
+                    resume_count=resumes,
+                )
             )
         programs = len(plan.tiles)
         progress = stack.enter_context(
             tqdm.tqdm(
                 total=config.steps * programs,
+                initial=resume.tile * config.steps + resume.step if resume else 0,
                 unit="step",
                 desc=f"training {config.num_models} models"
                 + (f" in {programs} slices" if programs > 1 else ""),
@@ -391,7 +499,7 @@ def _run(args: argparse.Namespace, start: float) -> int:
                 file=sys.stderr,
             )
         )
-        if writer is not None:
+        if writer is not None and resume is None:
             first = first_batch(config, len(dataset.train_images))
             writer.write_inputs(dataset.train_images[first])
             writer.write_graph(
@@ -402,17 +510,25 @@ def _run(args: argparse.Namespace, start: float) -> int:
             if writer is not None:
                 writer.write_chunk(report)
             progress.update(len(report.steps))
-            progress.set_postfix(test_accuracy=f"{report.test.accuracy[-1].max():.2%}")
+            accuracy = report.test.accuracy[-1]
+            if np.isfinite(accuracy).any():
+                progress.set_postfix(test_accuracy=f"{np.nanmax(accuracy):.2%}")
 
-        result = train_sweep(
-            dataset,
-            config,
-            on_chunk=on_chunk,
-            # Every process runs the same program, so all compute the histograms.
-            histogram_buckets=0 if args.no_summaries else summaries.HISTOGRAM_BUCKETS,
-            max_models_per_program=max_models,
-            keep_params=False,
-        )
+        with stops.deferred():
+            result = train_sweep(
+                dataset,
+                config,
+                on_chunk=on_chunk,
+                # Every process runs the same program, so all compute the histograms.
+                histogram_buckets=0 if no_summaries else summaries.HISTOGRAM_BUCKETS,
+                max_models_per_program=max_models,
+                keep_params=config.num_models * (dataset.num_features + 1) * dataset.num_classes * 4
+                <= KEEP_PARAMS_BYTES,
+                checkpoint_every=checkpoint_every,
+                on_checkpoint=on_checkpoint,
+                resume=resume,
+                should_stop=lambda: stops.requested is not None,
+            )
 
     timing = {
         "load_s": load_s,
@@ -421,11 +537,33 @@ def _run(args: argparse.Namespace, start: float) -> int:
         "total_s": time.perf_counter() - start,
     }
     if not main_process:
-        return 0
+        return interrupts.Interrupted(stops.requested).exit_status if result.interrupted else 0
     results.write_json_atomically(
         logdir / results.RESULTS_FILE,
         results.results_document(result, dataset=dataset.name, timing=timing, names=run_names),
     )
+    if result.interrupted:
+        done = int(result.steps_done.sum())
+        print(
+            f"stopped: {done} of {config.steps * config.num_models} model-steps done, saved in "
+            f"{logdir / checkpoint.CHECKPOINT_FILE}; go on with: python -m jaxsoftmax.train "
+            f"--resume {logdir}",
+            file=sys.stderr,
+        )
+        return interrupts.Interrupted(stops.requested).exit_status
+    diverged = np.flatnonzero(result.diverged_at)
+    if diverged.size:
+        shown = ", ".join(
+            f"{run_names[k]} at step {result.diverged_at[k]}" for k in diverged[:DIVERGED_SHOWN]
+        )
+        more = (
+            f" and {diverged.size - DIVERGED_SHOWN} more" if diverged.size > DIVERGED_SHOWN else ""
+        )
+        print(
+            f"warning: {diverged.size} of {config.num_models} models diverged: {shown}{more} "
+            f"(marked in {results.RESULTS_FILE}; try smaller learning rates)",
+            file=sys.stderr,
+        )
     if not args.quiet:
         print(results.format_table(result, run_names))
         print(f"time: {results.format_timing(timing)}")

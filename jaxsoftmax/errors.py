@@ -15,3 +15,7 @@ class DataError(JaxsoftmaxError):
 
 class ConfigError(JaxsoftmaxError, ValueError):
     """A run was described with invalid settings."""
+
+
+class CheckpointError(JaxsoftmaxError):
+    """A checkpoint is missing, corrupt, or does not belong to the run resuming it."""

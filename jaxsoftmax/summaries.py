@@ -5,7 +5,8 @@ Layout of a log directory, so TensorBoard overlays the sweep like the tutorial's
 - `<logdir>`: image `input` (training digits of the first batch) and the graph of the step.
 - `<logdir>/<run>`, one per model: histograms `weights` and `biases` at every
   evaluation, and the model's hparams session (every hyperparameter, and its final
-  `hparams/test_accuracy` and `hparams/test_loss`).
+  `hparams/test_accuracy`, `hparams/test_loss` and `hparams/diverged`, 1 or 0), and, if
+  it diverged, the text `diverged` saying at which step.
 - `<logdir>/<run>/train`, `<logdir>/<run>/test`: scalars `loss` and `accuracy`,
   training values for every step and test values at every evaluation; in `train`, also
   the image `weights` (the class templates) after each chunk. (Not beside the histograms:
@@ -14,6 +15,11 @@ Layout of a log directory, so TensorBoard overlays the sweep like the tutorial's
 
 `<run>` names the model's learning rate and every hyperparameter the grid varies, values
 as the user wrote them: `lr=0.005` in a plain sweep, `lr=0.005,seed=2,wd=0.0001` in a grid.
+
+Non-finite values are never written: a diverged model (see `divergence`) gets no more
+histograms or weight images, and a NaN or infinite loss leaves a gap in its curve.
+A resumed sweep appends new event files whose first event is a session start at the
+step the model goes on from, so TensorBoard drops what was logged after the checkpoint.
 """
 
 import contextlib
@@ -86,9 +92,15 @@ class EventFile:
     happen on the host while the device runs the next chunk.
     """
 
-    def __init__(self, folder: pathlib.Path):
+    def __init__(self, folder: pathlib.Path, suffix: str = "", purge_step: int | None = None):
         folder.mkdir(parents=True, exist_ok=True)
-        self._writer = EventsWriter(str(folder / "events"))
+        self._writer = EventsWriter(str(folder / "events"), filename_suffix=suffix)
+        if purge_step is not None:
+            # TensorBoard discards the events it has read at or after this step.
+            start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+            self._writer.write_event(
+                event_pb2.Event(wall_time=time.time(), step=purge_step, session_log=start)
+            )
 
     def add(self, summary_proto: Summary, step: int) -> None:
         """Appends a Summary at `step`."""
@@ -121,6 +133,9 @@ class SweepSummaries(contextlib.AbstractContextManager):
       run_names: one TensorBoard run name per model, in the order of `config.points`
         (see `SweepConfig.run_names`).
       image_shape: (height, width) of the input images, for the weight templates.
+      resumed_steps: when resuming, the steps each model had taken at the checkpoint
+        (K,): its files start by discarding what was logged after that.
+      resume_count: how many times the sweep has been resumed (names the new files).
     """
 
     def __init__(
@@ -129,8 +144,14 @@ class SweepSummaries(contextlib.AbstractContextManager):
         config: SweepConfig,
         run_names: Sequence[str],
         image_shape: tuple[int, int],
+        *,
+        resumed_steps: np.ndarray | None = None,
+        resume_count: int = 0,
     ):
         self._logdir = pathlib.Path(logdir)
+        self._resumed_steps = resumed_steps
+        self._suffix = f".resume{resume_count}" if resume_count else ""
+        self._noted_divergence: set[str] = set()
         self._config = config
         self._names = list(run_names)
         self._points = config.points
@@ -142,10 +163,13 @@ class SweepSummaries(contextlib.AbstractContextManager):
             self.close()
             raise
 
-    def _file(self, run: str, split: str = "") -> EventFile:
+    def _file(self, run: str, split: str = "", model_index: int | None = None) -> EventFile:
         key = (run, split)
         if key not in self._files:
-            self._files[key] = EventFile(self._logdir / run / split)
+            purge_step = None
+            if self._resumed_steps is not None and model_index is not None:
+                purge_step = int(self._resumed_steps[model_index]) + 1
+            self._files[key] = EventFile(self._logdir / run / split, self._suffix, purge_step)
         return self._files[key]
 
     def write_inputs(self, images: np.ndarray) -> None:
@@ -161,13 +185,16 @@ class SweepSummaries(contextlib.AbstractContextManager):
         """One chunk: scalars for every step and evaluation, histograms, weight templates;
         for models that finished, their hparams session, and their files are closed."""
         finished = int(report.steps[-1]) == self._config.steps
+        diverged_at = (
+            report.diverged_at if report.diverged_at is not None else np.zeros(len(report.models))
+        )
         for k, model_index in enumerate(report.models.tolist()):
             run = self._names[model_index]
             for split, steps, metrics in (
                 ("train", report.steps, report.train),
                 ("test", report.eval_steps, report.test),
             ):
-                events = self._file(run, split)
+                events = self._file(run, split, model_index)
                 rows = zip(
                     steps.tolist(),
                     metrics.loss[:, k].tolist(),
@@ -175,34 +202,58 @@ class SweepSummaries(contextlib.AbstractContextManager):
                     strict=True,
                 )
                 for step, loss, accuracy in rows:
-                    events.add(_scalars({"loss": loss, "accuracy": accuracy}), step)
-            if report.histograms is not None:
-                for tag, histogram in report.histograms.items():
-                    for row, step in enumerate(report.eval_steps.tolist()):
-                        proto = summary.histogram_raw(
-                            tag,
-                            min=float(histogram.min[row, k]),
-                            max=float(histogram.max[row, k]),
-                            num=int(histogram.num[row, k]),
-                            sum=float(histogram.sum[row, k]),
-                            sum_squares=float(histogram.sum_squares[row, k]),
-                            bucket_limits=histogram.bucket_limits[row, k].tolist(),
-                            bucket_counts=histogram.bucket_counts[row, k].tolist(),
-                        )
-                        self._file(run).add(proto, step)
-            templates = weight_templates(report.params["w"][k], self._image_shape)
-            self._file(run, "train").add(
-                summary.image("weights", templates, dataformats="HWC"), int(report.steps[-1])
-            )
+                    values = {"loss": loss, "accuracy": accuracy}
+                    values = {tag: v for tag, v in values.items() if np.isfinite(v)}
+                    if values:
+                        events.add(_scalars(values), step)
+            if diverged_at[k] and run not in self._noted_divergence:
+                self._noted_divergence.add(run)
+                text = f"diverged at step {int(diverged_at[k])} (see jaxsoftmax.divergence)"
+                self._file(run, "", model_index).add(
+                    summary.text("diverged", text), int(diverged_at[k])
+                )
+            if not diverged_at[k]:
+                self._write_pictures(report, k, run, model_index)
             if finished:
                 metrics = {
                     "hparams/test_accuracy": float(report.test.accuracy[-1, k]),
                     "hparams/test_loss": float(report.test.loss[-1, k]),
+                    "hparams/diverged": float(bool(diverged_at[k])),
                 }
-                self._write_hparams(run, self._points[model_index], metrics)
+                self._write_hparams(run, self._points[model_index], metrics, model_index)
                 self._close_run(run)
 
-    def _write_hparams(self, run: str, point: dict, metrics: dict[str, float]) -> None:
+    def _write_pictures(self, report: ChunkReport, k: int, run: str, model_index: int) -> None:
+        """Histograms and weight templates of a model that has not diverged; anything
+        not finite is left out all the same."""
+        if report.histograms is not None:
+            for tag, histogram in report.histograms.items():
+                for row, step in enumerate(report.eval_steps.tolist()):
+                    bounds = (histogram.min[row, k], histogram.max[row, k], histogram.sum[row, k])
+                    limits = histogram.bucket_limits[row, k]
+                    if not (np.isfinite(bounds).all() and np.isfinite(limits).all()):
+                        continue
+                    proto = summary.histogram_raw(
+                        tag,
+                        min=float(histogram.min[row, k]),
+                        max=float(histogram.max[row, k]),
+                        num=int(histogram.num[row, k]),
+                        sum=float(histogram.sum[row, k]),
+                        sum_squares=float(histogram.sum_squares[row, k]),
+                        bucket_limits=limits.tolist(),
+                        bucket_counts=histogram.bucket_counts[row, k].tolist(),
+                    )
+                    self._file(run, "", model_index).add(proto, step)
+        weights = report.params["w"][k]
+        if np.isfinite(weights).all():
+            templates = weight_templates(weights, self._image_shape)
+            self._file(run, "train", model_index).add(
+                summary.image("weights", templates, dataformats="HWC"), int(report.steps[-1])
+            )
+
+    def _write_hparams(
+        self, run: str, point: dict, metrics: dict[str, float], model_index: int
+    ) -> None:
         config = self._config
         settings = point | {
             "batch_size": config.batch_size,
@@ -211,7 +262,7 @@ class SweepSummaries(contextlib.AbstractContextManager):
             "init_scale": config.init_scale,
             "schedule": config.schedule,
         }
-        events = self._file(run)
+        events = self._file(run, "", model_index)
         for proto in summary.hparams(settings, metrics):
             events.add(proto, 0)
         events.add(_scalars(metrics), config.steps)

@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsoftmax import grid, model, parallel, training
+from jaxsoftmax import divergence, grid, model, parallel, training
 from jaxsoftmax.data import Dataset
-from jaxsoftmax.errors import ConfigError
+from jaxsoftmax.errors import CheckpointError, ConfigError
 
 DEFAULT_LEARNING_RATES = (0.002, 0.005, 0.008)
 # Steps per host dispatch, about: large enough to hide dispatch, small enough for progress.
@@ -172,6 +172,16 @@ class SweepConfig:
         copy = dataclasses.asdict(self)
         return copy | {field: list(copy[field]) for field, _ in grid.AXES.values()}
 
+    @classmethod
+    def from_dict(cls, values: Mapping) -> "SweepConfig":
+        """The config `to_dict` wrote (unknown keys are an error)."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"unknown settings {', '.join(unknown)}")
+        axes = {field for field, _ in grid.AXES.values()}
+        return cls(**{k: tuple(v) if k in axes else v for k, v in values.items()})
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class SweepResult:
@@ -188,6 +198,11 @@ class SweepResult:
       test_accuracy: (E, K).
       compile_s: seconds spent compiling.
       train_s: seconds spent training and evaluating, compilation excluded.
+      steps_done: (K,) the steps each model took: all of them unless `interrupted`.
+        Metrics of steps not taken are NaN.
+      diverged_at: (K,) the step each model diverged at (see `divergence`), 0 if it
+        did not.
+      interrupted: training stopped early, when asked to.
     """
 
     config: SweepConfig
@@ -199,20 +214,37 @@ class SweepResult:
     test_accuracy: np.ndarray
     compile_s: float
     train_s: float
+    steps_done: np.ndarray | None = None
+    diverged_at: np.ndarray | None = None
+    interrupted: bool = False
+
+    def __post_init__(self):
+        num_models = self.config.num_models
+        if self.steps_done is None:
+            object.__setattr__(self, "steps_done", np.full(num_models, self.config.steps))
+        if self.diverged_at is None:
+            object.__setattr__(self, "diverged_at", np.zeros(num_models, np.int64))
 
     def runs(self) -> list[dict]:
-        """One summary per model: its hyperparameters (under their grid names) and its
-        final train loss, test loss and test accuracy."""
-        return [
-            point
-            | {
-                "test_accuracy": float(self.test_accuracy[-1, k]),
-                "test_loss": float(self.test_loss[-1, k]),
-                "train_loss": float(self.train_loss[-1, k]),
-                "steps": self.config.steps,
+        """One summary per model: its hyperparameters (under their grid names), its
+        final train loss, test loss and test accuracy (None where not finite or not
+        reached), the steps it took and whether it diverged (and at which step)."""
+        runs = []
+        for k, point in enumerate(self.config.points):
+            done = int(self.steps_done[k])
+            evaluated = np.flatnonzero(self.eval_steps <= done)
+            last = evaluated[-1] if evaluated.size else None
+            run = point | {
+                "test_accuracy": _number(self.test_accuracy, last, k),
+                "test_loss": _number(self.test_loss, last, k),
+                "train_loss": _number(self.train_loss, done - 1 if done else None, k),
+                "steps": done,
+                "diverged": bool(self.diverged_at[k]),
             }
-            for k, point in enumerate(self.config.points)
-        ]
+            if self.diverged_at[k]:
+                run["diverged_at_step"] = int(self.diverged_at[k])
+            runs.append(run)
+        return runs
 
     def seed_summary(self) -> list[dict]:
         """Final test accuracy over seeds, for each setting of the other axes.
@@ -235,6 +267,14 @@ class SweepResult:
         ]
 
 
+def _number(values: np.ndarray, row: int | None, column: int) -> float | None:
+    """values[row, column] as a float, or None if there is no such row or it is not finite."""
+    if row is None:
+        return None
+    value = float(values[row, column])
+    return value if math.isfinite(value) else None
+
+
 @dataclasses.dataclass(frozen=True)
 class ChunkReport:
     """Progress after a chunk, as NumPy arrays, for the K models it trained.
@@ -249,6 +289,8 @@ class ChunkReport:
       params: the parameters after the chunk's last step, leading axis K.
       histograms: `weights` and `biases` histograms at each evaluation, leading
         axes (E, K); None unless `train_sweep` was asked for them.
+      diverged_at: (K,) the step each model diverged at, up to this chunk's end (see
+        `divergence`), 0 if it has not.
     """
 
     models: np.ndarray
@@ -258,6 +300,7 @@ class ChunkReport:
     test: training.Metrics
     params: dict[str, np.ndarray]
     histograms: dict[str, training.Histogram] | None
+    diverged_at: np.ndarray | None = None
 
 
 def plan_chunks(config: SweepConfig) -> list[tuple[int, int]]:
@@ -495,6 +538,111 @@ def _pad(values: Sequence, size: int) -> list:
     return values + values[-1:] * (size - len(values))
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class SweepCheckpoint:
+    """Everything a sweep needs to go on where it stopped, as host arrays.
+
+    Randomness needs no saved key: each seed's initialisation and minibatch order
+    are derived from the seed (in `config`) and the step.
+
+    Attributes:
+      config: the sweep's settings.
+      models_per_program: the plan's tile size, so that a resumed sweep is cut alike.
+      num_devices: how many devices the models were sharded over.
+      tile: the index in `GridPlan.tiles` of the tile in progress (the number of
+        tiles once all are done).
+      step: steps that tile has taken; 0: it has not started.
+      state: that tile's `TrainState` leaves (`jax.tree_util.tree_leaves` order,
+        leading axes S, M), or None when `step` is 0.
+      outputs: `train_loss`, `train_accuracy` (steps, K), `test_loss` and
+        `test_accuracy` (E, K) so far, NaN where not reached.
+      params: final `w` (K, features, classes) and `b` (K, classes) of the models
+        done so far, or None if they are not kept.
+      diverged_at: (K,) the step each model diverged at, 0 if it has not.
+      high_steps: (K,) steps up to now with a loss above the divergence threshold.
+      compile_s, train_s: seconds spent so far.
+    """
+
+    config: SweepConfig
+    models_per_program: int
+    num_devices: int
+    tile: int
+    step: int
+    state: list[np.ndarray] | None
+    outputs: dict[str, np.ndarray]
+    params: dict[str, np.ndarray] | None
+    diverged_at: np.ndarray
+    high_steps: np.ndarray
+    compile_s: float
+    train_s: float
+
+    def steps_done(self) -> np.ndarray:
+        """(K,) the steps each model has taken."""
+        plan = plan_grid(
+            len(self.config.seed_values),
+            len(self.config.settings),
+            self.models_per_program,
+            self.num_devices,
+        )
+        done = np.zeros(self.config.num_models, np.int64)
+        for index, tile in enumerate(plan.tiles):
+            if index <= self.tile:
+                steps = self.config.steps if index < self.tile else self.step
+                done[_tile_models(*tile, len(self.config.settings))] = steps
+        return done
+
+
+def _tile_models(seed_block: range, setting_block: range, num_settings: int) -> np.ndarray:
+    """The sweep indices of a tile's models, seed-major."""
+    return (np.asarray(seed_block)[:, None] * num_settings + np.asarray(setting_block)).ravel()
+
+
+def _check_resumable(
+    checkpoint: SweepCheckpoint, config: SweepConfig, dataset: Dataset, num_devices: int
+) -> None:
+    if checkpoint.config != config:
+        raise CheckpointError("the checkpoint belongs to a sweep with other settings")
+    if checkpoint.num_devices != num_devices:
+        raise CheckpointError(
+            f"the checkpoint was written on {checkpoint.num_devices} devices and this run has "
+            f"{num_devices}; resume it on as many"
+        )
+    shapes = {
+        "train_loss": (config.steps, config.num_models),
+        "train_accuracy": (config.steps, config.num_models),
+        "test_loss": (len(config.eval_steps), config.num_models),
+        "test_accuracy": (len(config.eval_steps), config.num_models),
+    }
+    wrong = [name for name, shape in shapes.items() if checkpoint.outputs[name].shape != shape]
+    if checkpoint.params is not None:
+        features = (dataset.num_features, dataset.num_classes)
+        wrong += [] if checkpoint.params["w"].shape[1:] == features else ["params"]
+    if wrong or checkpoint.tile < 0 or not 0 <= checkpoint.step < config.steps:
+        raise CheckpointError(
+            f"the checkpoint does not fit this sweep or data ({', '.join(wrong) or 'position'})"
+        )
+
+
+def _restore(template, leaves: list[np.ndarray], sharded: bool):
+    """`template`'s pytree with `leaves` (host arrays) put where the template's are."""
+    template_leaves, treedef = jax.tree_util.tree_flatten(template)
+    if len(leaves) != len(template_leaves) or any(
+        saved.shape != leaf.shape or saved.dtype != leaf.dtype
+        for saved, leaf in zip(leaves, template_leaves, strict=False)
+    ):
+        raise CheckpointError(
+            "the checkpoint's training state does not fit this run (another version of "
+            "jaxsoftmax, or other data)"
+        )
+    return jax.tree_util.tree_unflatten(
+        treedef,
+        [
+            parallel.put(saved, leaf.sharding) if sharded else jnp.asarray(saved)
+            for saved, leaf in zip(leaves, template_leaves, strict=True)
+        ],
+    )
+
+
 def train_sweep(
     dataset: Dataset,
     config: SweepConfig = SweepConfig(),
@@ -504,6 +652,10 @@ def train_sweep(
     max_models_per_program: int | None = None,
     devices=None,
     keep_params: bool = True,
+    checkpoint_every: int | None = None,
+    on_checkpoint: Callable[[SweepCheckpoint], None] | None = None,
+    resume: SweepCheckpoint | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SweepResult:
     """Trains one model per grid point, all at once, and evaluates them on the test set.
 
@@ -521,6 +673,14 @@ def train_sweep(
       devices: the devices to shard the models over (default: all of them, every
         process's in a multi-process run).
       keep_params: return the trained parameters (for huge grids, say False).
+      checkpoint_every: hand `on_checkpoint` a checkpoint at the end of the first
+        chunk after every this many steps (counting every slice's steps), besides
+        the one at the end and the one when stopped.
+      on_checkpoint: receives each SweepCheckpoint (to save it, say).
+      resume: go on from this checkpoint; `config` must be the checkpoint's. The
+        result is the same, bitwise on a CPU, as that of a sweep never stopped.
+      should_stop: asked after each chunk; when it says True, training stops there,
+        a checkpoint goes to `on_checkpoint`, and the result is `interrupted`.
 
     Returns:
       The trained parameters and every metric, as NumPy arrays, models in the order
@@ -528,9 +688,13 @@ def train_sweep(
 
     Raises:
       ConfigError: the batch is larger than the training set, or a bad limit.
+      CheckpointError: `resume` does not belong to this config, data or devices.
     """
     check_fits(config, dataset)
     mesh = parallel.make_mesh(devices)
+    if resume is not None:
+        _check_resumable(resume, config, dataset, mesh.size)
+        max_models_per_program = resume.models_per_program
     plan = plan_sweep(
         config, dataset, max_models_per_program=max_models_per_program, devices=mesh.devices.flat
     )
@@ -546,48 +710,151 @@ def train_sweep(
 
     loss_scale = scalar(config.loss_scale, np.float32)
     chunks = plan_chunks(config)
+    chunk_ends = np.cumsum([windows * steps for windows, steps in chunks]).tolist()
     seeds, settings = config.seed_values, config.settings
     num_models, num_evals = config.num_models, len(config.eval_steps)
-    outputs = {
-        name: np.empty(shape, np.float32)
-        for name, shape in [
-            ("train_loss", (config.steps, num_models)),
-            ("train_accuracy", (config.steps, num_models)),
-            ("test_loss", (num_evals, num_models)),
-            ("test_accuracy", (num_evals, num_models)),
-        ]
-    }
+    if resume is not None:
+        outputs = {name: values.copy() for name, values in resume.outputs.items()}
+        diverged_at, high_steps = resume.diverged_at.copy(), resume.high_steps.copy()
+        steps_done = resume.steps_done()
+        compile_s, train_s = resume.compile_s, resume.train_s
+    else:
+        outputs = {
+            name: np.full(shape, np.nan, np.float32)
+            for name, shape in [
+                ("train_loss", (config.steps, num_models)),
+                ("train_accuracy", (config.steps, num_models)),
+                ("test_loss", (num_evals, num_models)),
+                ("test_accuracy", (num_evals, num_models)),
+            ]
+        }
+        diverged_at = np.zeros(num_models, np.int64)
+        high_steps = np.zeros(num_models, np.int64)
+        steps_done = np.zeros(num_models, np.int64)
+        compile_s, train_s = 0.0, 0.0
     params = None
     if keep_params:
         params = {
-            "w": np.empty((num_models, dataset.num_features, dataset.num_classes), np.float32),
-            "b": np.empty((num_models, dataset.num_classes), np.float32),
+            "w": np.full(
+                (num_models, dataset.num_features, dataset.num_classes), np.nan, np.float32
+            ),
+            "b": np.full((num_models, dataset.num_classes), np.nan, np.float32),
         }
+        if resume is not None and resume.params is not None:
+            params = {name: values.copy() for name, values in resume.params.items()}
+    window = min(config.eval_every, config.steps)
 
-    def record(report: ChunkReport) -> None:
-        rows = report.steps - 1
-        outputs["train_loss"][np.ix_(rows, report.models)] = report.train.loss
-        outputs["train_accuracy"][np.ix_(rows, report.models)] = report.train.accuracy
+    def record(report: ChunkReport) -> ChunkReport:
+        nonlocal diverged_at, high_steps
+        rows, models = report.steps - 1, report.models
+        outputs["train_loss"][np.ix_(rows, models)] = report.train.loss
+        outputs["train_accuracy"][np.ix_(rows, models)] = report.train.accuracy
         evals = np.searchsorted(config.eval_steps, report.eval_steps)
-        outputs["test_loss"][np.ix_(evals, report.models)] = report.test.loss
-        outputs["test_accuracy"][np.ix_(evals, report.models)] = report.test.accuracy
+        outputs["test_loss"][np.ix_(evals, models)] = report.test.loss
+        outputs["test_accuracy"][np.ix_(evals, models)] = report.test.accuracy
+        steps_done[models] = report.steps[-1]
+        finite = np.isfinite(report.params["w"]).all(axis=(1, 2)) & np.isfinite(
+            report.params["b"]
+        ).all(axis=1)
+        diverged_at[models], high_steps[models] = divergence.update(
+            diverged_at[models],
+            high_steps[models],
+            outputs["train_loss"][0, models],
+            steps=report.steps,
+            train_loss=report.train.loss,
+            eval_steps=report.eval_steps,
+            test_loss=report.test.loss,
+            params_finite=finite,
+            window=window,
+        )
+        report = dataclasses.replace(report, diverged_at=diverged_at[models])
         if params is not None and report.steps[-1] == config.steps:
             for name in params:
-                params[name][report.models] = report.params[name]
+                params[name][models] = report.params[name]
         if on_chunk is not None:
             on_chunk(report)
+        return report
 
-    compiled, compile_s, train_s = {}, 0.0, 0.0
-    for seed_block, setting_block in plan.tiles:
+    def save(tile: int, step: int, state) -> None:
+        if on_checkpoint is None:
+            return
+        leaves = None
+        if state is not None:
+            leaves = [
+                np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(parallel.to_host(state))
+            ]
+        on_checkpoint(
+            SweepCheckpoint(
+                config=config,
+                models_per_program=plan.models_per_program,
+                num_devices=mesh.size,
+                tile=tile,
+                step=step,
+                state=leaves,
+                outputs=outputs,
+                params=params,
+                diverged_at=diverged_at,
+                high_steps=high_steps,
+                compile_s=compile_s,
+                train_s=train_s + (time.perf_counter() - running_since if running_since else 0),
+            )
+        )
+
+    def result(interrupted: bool) -> SweepResult:
+        return SweepResult(
+            config=config,
+            params=params,
+            eval_steps=config.eval_steps,
+            compile_s=compile_s,
+            train_s=train_s,
+            steps_done=steps_done.copy(),
+            diverged_at=diverged_at.copy(),
+            interrupted=interrupted,
+            **outputs,
+        )
+
+    tiles = plan.tiles
+    every = checkpoint_every
+    done = resume.tile * config.steps + resume.step if resume is not None else 0
+    next_checkpoint = (done // every + 1) * every if every else None
+    saved_at = None
+
+    def finish(tile_index: int, end: int, state_after, report_args) -> bool:
+        """Records a chunk and checkpoints after it if due; True if training should stop."""
+        nonlocal next_checkpoint, saved_at
+        record(_report(*report_args))
+        done = tile_index * config.steps + end
+        position = (
+            (tile_index + 1, 0, None) if end == config.steps else (tile_index, end, state_after)
+        )
+        stop = should_stop is not None and should_stop()
+        if stop or (next_checkpoint is not None and done >= next_checkpoint):
+            save(*position)
+            saved_at = position[:2]
+            if every:
+                next_checkpoint = (done // every + 1) * every
+        return stop
+
+    compiled, running_since = {}, None
+    for tile_index in range(resume.tile if resume is not None else 0, len(tiles)):
+        seed_block, setting_block = tiles[tile_index]
         tile_seeds = _pad([seeds[i] for i in seed_block], plan.tile_seeds)
         tile_settings = _pad([settings[j] for j in setting_block], plan.tile_settings)
-        models = (
-            np.asarray(seed_block)[:, None] * len(settings) + np.asarray(setting_block)[None, :]
-        ).ravel()
+        models = _tile_models(seed_block, setting_block, len(settings))
         valid = (len(seed_block), len(setting_block))
         state = init_grid(
             config, dataset.num_features, dataset.num_classes, tile_seeds, tile_settings, target
         )
+        step = 0
+        if resume is not None and tile_index == resume.tile and resume.step:
+            if resume.step not in chunk_ends:
+                raise CheckpointError(
+                    f"the checkpoint's step {resume.step} does not end a chunk of this run"
+                )
+            state, step = _restore(state, resume.state, spread), resume.step
+        if should_stop is not None and should_stop():
+            save(tile_index, step, state if step else None)
+            return result(interrupted=True)
         seed_array = np.asarray(tile_seeds, np.int32)
         seed_array = (
             parallel.put(
@@ -607,29 +874,29 @@ def train_sweep(
                 ).compile()  # fmt: skip
         compile_s += time.perf_counter() - compile_start
 
-        train_start = time.perf_counter()
-        pending, step = None, 0
-        for num_windows, window_steps in chunks:
+        train_start = running_since = time.perf_counter()
+        pending = None
+        for num_windows, window_steps in chunks[chunk_ends.index(step) + 1 if step else 0 :]:
             state, *chunk_outputs = compiled[num_windows, window_steps](
                 state, scalar(step, np.int32), data, seed_array, loss_scale
             )
             chunk_steps = np.arange(step + 1, step + num_windows * window_steps + 1)
             step += num_windows * window_steps
-            # Fetch the previous chunk's metrics while this one runs.
-            if pending is not None:
-                record(_report(*pending))
-            pending = (models, valid, chunk_steps, window_steps, state.params, *chunk_outputs)
-        record(_report(*pending))
+            # Record the previous chunk while this one runs.
+            if pending is not None and finish(tile_index, *pending):
+                train_s += time.perf_counter() - train_start
+                return result(interrupted=True)
+            report_args = (models, valid, chunk_steps, window_steps, state.params, *chunk_outputs)
+            pending = (step, state, report_args)
+        stop = finish(tile_index, *pending)
         train_s += time.perf_counter() - train_start
+        running_since = None
+        if stop and tile_index + 1 < len(tiles):
+            return result(interrupted=True)
 
-    return SweepResult(
-        config=config,
-        params=params,
-        eval_steps=config.eval_steps,
-        compile_s=compile_s,
-        train_s=train_s,
-        **outputs,
-    )
+    if saved_at != (len(tiles), 0):
+        save(len(tiles), 0, None)
+    return result(interrupted=False)
 
 
 def _report(models, valid, steps, window_steps, params, train, test, histograms) -> ChunkReport:

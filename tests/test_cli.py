@@ -51,9 +51,10 @@ def test_a_short_run_writes_results_events_and_a_table(env, tmp_path, capsys):
     for run in document["runs"]:
         assert set(run) == {
             *("name", "learning_rate", "seed", "weight_decay", "momentum"),
-            *("test_accuracy", "test_loss", "train_loss", "steps"),
+            *("test_accuracy", "test_loss", "train_loss", "steps", "diverged"),
         }
-        assert 0.8 < run["test_accuracy"] < 1 and run["steps"] == 30
+        assert 0.8 < run["test_accuracy"] < 1 and run["steps"] == 30 and not run["diverged"]
+    assert document["interrupted"] is False
     assert set(document["timing"]) == {"load_s", "compile_s", "train_s", "total_s"}
     assert document["timing"]["total_s"] >= document["timing"]["train_s"] > 0
     # The table and the TensorBoard hint.

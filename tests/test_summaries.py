@@ -126,9 +126,11 @@ def test_hparams_sessions_hold_settings_and_final_metrics(logged_run):
         assert {m.name.tag for m in experiment.metric_infos} == {
             "hparams/test_accuracy",
             "hparams/test_loss",
+            "hparams/diverged",
         }
         final = accumulator.Scalars("hparams/test_accuracy")
         assert final[-1].value == pytest.approx(run["test_accuracy"], abs=1e-7)
+        assert accumulator.Scalars("hparams/diverged")[-1].value == 0
 
 
 def test_summaries_off_writes_no_events(mnist_dir, tmp_path):
@@ -137,7 +139,8 @@ def test_summaries_off_writes_no_events(mnist_dir, tmp_path):
     logdir = tmp_path / "quiet"
     argv = ["--steps", "5", "--no-summaries", "--quiet", "--no-compilation-cache"]
     assert cli.main([*argv, "--data-dir", str(mnist_dir), "--logdir", str(logdir)]) == 0
-    assert [p.name for p in logdir.rglob("*") if p.is_file()] == ["results.json"]
+    files = sorted(p.name for p in logdir.rglob("*") if p.is_file())
+    assert files == ["checkpoint.npz", "results.json"]
 
 
 def test_ctrl_c_leaves_flushed_readable_events(cli_env, tmp_path):

@@ -1,0 +1,68 @@
+"""When a model has diverged: the rule, applied on the host to each chunk's metrics.
+
+A linear softmax model with a stable loss rarely produces NaN: a far too large step
+size makes the loss explode (about 1e9 against 230 at the start for lr 1e6) while the
+weights stay finite, and only absurd values (around 1e37) overflow. So a model counts
+as diverged at the first step where either
+
+- its training loss, its test loss or its parameters are not finite, or
+- its training loss has stayed above FACTOR times its first step's loss for a whole
+  evaluation window (`eval_every` consecutive steps, or the whole run if shorter);
+  the divergence step is then the first step of that stretch.
+
+The models of a sweep are independent, so one that diverges leaves the others as
+they would have been without it.
+"""
+
+import numpy as np
+
+FACTOR = 10.0
+
+
+def update(
+    diverged_at: np.ndarray,
+    high_steps: np.ndarray,
+    initial_loss: np.ndarray,
+    *,
+    steps: np.ndarray,
+    train_loss: np.ndarray,
+    eval_steps: np.ndarray,
+    test_loss: np.ndarray,
+    params_finite: np.ndarray,
+    window: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Applies the rule to one chunk of K models' metrics.
+
+    Args:
+      diverged_at: (K,) int, the step each model diverged at so far, 0 if it has not.
+      high_steps: (K,) int, how many steps up to this chunk had a loss above the
+        threshold, counted back from the chunk's start.
+      initial_loss: (K,) the training loss of each model's first step.
+      steps: (S,) the steps of this chunk; train_loss: (S, K).
+      eval_steps: (E,) the steps evaluated in this chunk; test_loss: (E, K).
+      params_finite: (K,) bool, whether the parameters after the chunk are finite.
+      window: steps the loss must stay high for.
+
+    Returns:
+      The new `diverged_at` and `high_steps`.
+    """
+    found = np.zeros(diverged_at.shape, np.int64)
+
+    def note(candidates):  # keep the earliest step found for each model (0: none)
+        nonlocal found
+        earlier = (candidates > 0) & ((found == 0) | (candidates < found))
+        found = np.where(earlier, candidates, found)
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad_train = ~np.isfinite(train_loss)
+        note(np.where(bad_train.any(axis=0), steps[bad_train.argmax(axis=0)], 0))
+        bad_test = ~np.isfinite(test_loss)
+        if len(eval_steps):
+            note(np.where(bad_test.any(axis=0), eval_steps[bad_test.argmax(axis=0)], 0))
+        note(np.where(params_finite, 0, steps[-1]))
+        high = bad_train | (train_loss > FACTOR * initial_loss)
+    run = np.asarray(high_steps, np.int64)
+    for row, step in enumerate(steps.tolist()):
+        run = np.where(high[row], run + 1, 0)
+        note(np.where(run == window, step - window + 1, 0))
+    return np.where((diverged_at == 0) & (found > 0), found, diverged_at), run

@@ -1,0 +1,63 @@
+"""Ctrl-C and SIGTERM for the command line: stop cleanly when training, at once otherwise."""
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised when a signal stops the program; `exit_status` is the shell's 128 + signal."""
+
+    def __init__(self, signal_number: int):
+        super().__init__(signal.Signals(signal_number).name)
+        self.signal_number = signal_number
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signal_number
+
+
+class StopOnSignal(contextlib.AbstractContextManager):
+    """Handles SIGINT and SIGTERM while in use (in the main thread; elsewhere, nothing).
+
+    Normally a signal raises `Interrupted` at once. Inside `deferred()`, the first
+    signal only records itself in `requested` and calls `on_request` (training then
+    stops at the end of its chunk, saving what it has); a second one raises
+    `Interrupted` at once.
+    """
+
+    def __init__(self, on_request: Callable[[int], None] | None = None):
+        self.requested: int | None = None
+        self._on_request = on_request
+        self._deferring = False
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for number in SIGNALS:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc_info):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+    def _handle(self, number, frame):
+        if not self._deferring or self.requested is not None:
+            raise Interrupted(number)
+        self.requested = number
+        if self._on_request is not None:
+            self._on_request(number)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Within this block, a first signal asks to stop instead of stopping."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
