@@ -3,9 +3,10 @@
 The file is a NumPy `.npz` archive (read it with `numpy.load`, no pickles):
 
 - `meta`: UTF-8 JSON as uint8: `format` ("jaxsoftmax-checkpoint"), `version`, the
-  sweep's `config`, `models_per_program`, `num_devices`, the position (`tile`,
-  `step`), `compile_s`, `train_s`, `state_leaves` (how many), `has_params`, and
-  `extra` (anything the caller keeps with it, e.g. the command line's run names);
+  sweep's `config`, the `data_fingerprint` (a SHA-256 of the data),
+  `models_per_program`, `num_devices`, the position (`tile`, `step`), `compile_s`,
+  `train_s`, `state_leaves` (how many), `has_params`, and `extra` (anything the
+  caller keeps with it, e.g. the command line's run names);
 - `state_0`, `state_1`, ...: the training state of the slice in progress (its
   parameters and optimiser state, leading axes seeds x settings);
 - `train_loss`, `train_accuracy`, `test_loss`, `test_accuracy`: the metrics so far;
@@ -40,6 +41,7 @@ def save(path: str | os.PathLike, checkpoint: SweepCheckpoint, extra: dict | Non
         "format": FORMAT,
         "version": VERSION,
         "config": checkpoint.config.to_dict(),
+        "data_fingerprint": checkpoint.data_fingerprint,
         "models_per_program": checkpoint.models_per_program,
         "num_devices": checkpoint.num_devices,
         "tile": checkpoint.tile,
@@ -80,7 +82,8 @@ def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # Opened here, so that the file is closed however np.load fails.
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             meta = json.loads(archive["meta"].tobytes().decode())
             if meta.get("format") != FORMAT:
                 raise CheckpointError(f"{path} is not a jaxsoftmax checkpoint")
@@ -97,6 +100,7 @@ def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
                 params = {name: archive[f"params_{name}"] for name in ("w", "b")}
             checkpoint = SweepCheckpoint(
                 config=SweepConfig.from_dict(meta["config"]),
+                data_fingerprint=str(meta["data_fingerprint"]),
                 models_per_program=int(meta["models_per_program"]),
                 num_devices=int(meta["num_devices"]),
                 tile=int(meta["tile"]),

@@ -223,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=pathlib.Path,
         metavar="LOGDIR",
         help="go on with the interrupted run in LOGDIR from its last checkpoint, with its "
-        "settings; the result is the same (bitwise on a CPU) as had it never stopped",
+        "settings and data (the same --data-dir, unless given again); the result is the "
+        "same (bitwise on a CPU) as had it never stopped",
     )
     output.add_argument("--overwrite", action="store_true",
                         help="reuse a --logdir that already holds a run, replacing it")  # fmt: skip
@@ -299,15 +300,18 @@ def prepare_logdir(path: pathlib.Path, *, overwrite: bool) -> pathlib.Path:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--logdir {path} exists and is not a folder")
     old_runs = sorted(path.glob("lr=*")) if path.is_dir() else []
-    if (path / results.RESULTS_FILE).exists() or old_runs:
+    kept = [path / results.RESULTS_FILE, path / checkpoint.CHECKPOINT_FILE]
+    if any(file.exists() for file in kept) or old_runs:
         if not overwrite:
+            go_on = f", or --resume {path} to go on with it" if kept[1].exists() else ""
             raise ConfigError(
-                f"--logdir {path} already holds a run; choose another folder or pass --overwrite"
+                f"--logdir {path} already holds a run; choose another folder or pass "
+                f"--overwrite{go_on}"
             )
         # Everything a run writes: its runs, root events, figures and results.json.
         for old in [*old_runs, path / "figures"]:
             shutil.rmtree(old, ignore_errors=True)
-        for old in [*path.glob("events.out.tfevents.*"), path / results.RESULTS_FILE]:
+        for old in [*path.glob("events.out.tfevents.*"), *kept]:
             old.unlink(missing_ok=True)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -360,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _saved_settings(extra: dict, path: pathlib.Path) -> dict:
     """The command line's settings kept in a checkpoint's `extra`."""
-    keys = ("run_names", "dataset", "source", "no_summaries", "checkpoint_every", "resumes")
+    keys = ("run_names", "dataset", "source", "data_dir", "no_summaries", "checkpoint_every")
+    keys += ("resumes",)
     if not all(key in extra for key in keys):
         raise CheckpointError(f"{path} was not written by the command line; resume it in Python")
     return extra
@@ -399,6 +404,7 @@ def _run(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal)
         if resume.steps_done().min() == config.steps:
             raise ConfigError(f"the run in {args.resume} has finished; there is nothing to resume")
         dataset_name, source = saved["dataset"], saved["source"]
+        data_dir = args.data_dir or (saved["data_dir"] and pathlib.Path(saved["data_dir"]))
         no_summaries, checkpoint_every = saved["no_summaries"], saved["checkpoint_every"]
         resumes = int(saved["resumes"]) + 1
     else:
@@ -415,7 +421,7 @@ def _run(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal)
             chunk_steps=min(DEFAULT_CHUNK_STEPS, args.checkpoint_every),
         )
         run_names = config.run_names(labels)
-        dataset_name, source = args.dataset, args.source
+        dataset_name, source, data_dir = args.dataset, args.source, args.data_dir
         no_summaries, checkpoint_every = args.no_summaries, args.checkpoint_every
         resumes = 0
     parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
@@ -430,7 +436,7 @@ def _run(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal)
         if not args.quiet:
             print(message, file=sys.stderr)
 
-    dataset = data.load_dataset(dataset_name, data_dir=args.data_dir, source=source, report=say)
+    dataset = data.load_dataset(dataset_name, data_dir=data_dir, source=source, report=say)
     load_s = time.perf_counter() - start
     say(
         f"{dataset.name}: {len(dataset.train_images)} training and {len(dataset.test_images)} "
@@ -464,6 +470,7 @@ def _run(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal)
         "run_names": run_names,
         "dataset": dataset_name,
         "source": source,
+        "data_dir": str(data_dir.resolve()) if data_dir else None,
         "no_summaries": no_summaries,
         "checkpoint_every": checkpoint_every,
         "resumes": resumes,
@@ -545,7 +552,7 @@ def _run(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal)
     if result.interrupted:
         done = int(result.steps_done.sum())
         print(
-            f"stopped: {done} of {config.steps * config.num_models} model-steps done, saved in "
+            f"interrupted: {done} of {config.steps * config.num_models} model-steps done, saved in "
             f"{logdir / checkpoint.CHECKPOINT_FILE}; go on with: python -m jaxsoftmax.train "
             f"--resume {logdir}",
             file=sys.stderr,

@@ -10,6 +10,7 @@ Lookup order for `load_dataset(name)` with the default `source="idx"`:
 """
 
 import dataclasses
+import hashlib
 import os
 import pathlib
 from collections.abc import Callable, Mapping
@@ -55,6 +56,15 @@ class Dataset:
     def num_features(self) -> int:
         """Pixels per image: the model's input size."""
         return int(np.prod(self.image_shape))
+
+    def fingerprint(self) -> str:
+        """A SHA-256 of the arrays (shapes and contents): equal data, equal fingerprint."""
+        digest = hashlib.sha256()
+        for array in (self.train_images, self.train_labels, self.test_images, self.test_labels):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.data)
+        return digest.hexdigest()
 
 
 def user_cache_dir(environ: Mapping[str, str] | None = None) -> pathlib.Path:

@@ -561,9 +561,11 @@ class SweepCheckpoint:
       diverged_at: (K,) the step each model diverged at, 0 if it has not.
       high_steps: (K,) steps up to now with a loss above the divergence threshold.
       compile_s, train_s: seconds spent so far.
+      data_fingerprint: `Dataset.fingerprint()` of the data it trained on.
     """
 
     config: SweepConfig
+    data_fingerprint: str
     models_per_program: int
     num_devices: int
     tile: int
@@ -602,6 +604,10 @@ def _check_resumable(
 ) -> None:
     if checkpoint.config != config:
         raise CheckpointError("the checkpoint belongs to a sweep with other settings")
+    if checkpoint.data_fingerprint != dataset.fingerprint():
+        raise CheckpointError(
+            "the checkpoint was trained on other data; resume with the same dataset and files"
+        )
     if checkpoint.num_devices != num_devices:
         raise CheckpointError(
             f"the checkpoint was written on {checkpoint.num_devices} devices and this run has "
@@ -742,7 +748,7 @@ def train_sweep(
         }
         if resume is not None and resume.params is not None:
             params = {name: values.copy() for name, values in resume.params.items()}
-    window = min(config.eval_every, config.steps)
+    window = divergence.window(config.eval_every, config.steps)
 
     def record(report: ChunkReport) -> ChunkReport:
         nonlocal diverged_at, high_steps
@@ -775,6 +781,8 @@ def train_sweep(
             on_chunk(report)
         return report
 
+    fingerprint = dataset.fingerprint() if on_checkpoint is not None else ""
+
     def save(tile: int, step: int, state) -> None:
         if on_checkpoint is None:
             return
@@ -786,6 +794,7 @@ def train_sweep(
         on_checkpoint(
             SweepCheckpoint(
                 config=config,
+                data_fingerprint=fingerprint,
                 models_per_program=plan.models_per_program,
                 num_devices=mesh.size,
                 tile=tile,

@@ -1,0 +1,422 @@
+"""Reliability: divergence, checkpoints, interruption and resume, on real MNIST."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from jaxsoftmax import catalog, checkpoint, cli, divergence
+from jaxsoftmax.errors import CheckpointError
+from jaxsoftmax.sweep import SweepConfig, train_sweep
+from tests.test_idx import idx_bytes
+
+QUICK = ["--no-compilation-cache", "--quiet"]
+
+
+def run_main(argv, capsys):
+    """Runs the command line in this process; returns (exit status, stdout, stderr)."""
+    try:
+        status = cli.main(argv)
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def strict_json(path):
+    """results.json, refusing NaN and Infinity (which are not JSON)."""
+
+    def refuse(constant):
+        raise AssertionError(f"{path} holds {constant}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def accumulator(folder):
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "histograms": 0})
+    events.Reload()
+    return events
+
+
+@pytest.fixture
+def env(cli_env, monkeypatch):
+    for name in ("JAXSOFTMAX_DATA_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(name, cli_env[name])
+    return cli_env
+
+
+@pytest.fixture(scope="module")
+def small_dir(mnist, tmp_path_factory):
+    """2,000 real training and 1,000 real test images as IDX files, for fast subprocesses."""
+    folder = tmp_path_factory.mktemp("small-mnist")
+    arrays = {
+        catalog.TRAIN_IMAGES: mnist.train_images[:2000],
+        catalog.TRAIN_LABELS: mnist.train_labels[:2000].astype(np.uint8),
+        catalog.TEST_IMAGES: mnist.test_images[:1000],
+        catalog.TEST_LABELS: mnist.test_labels[:1000].astype(np.uint8),
+    }
+    for name, array in arrays.items():
+        (folder / name).write_bytes(idx_bytes(array))
+    return folder
+
+
+# --- divergence -------------------------------------------------------------------------
+
+
+def reference_divergence(train_loss, test_loss, eval_steps, params_finite_at, window):
+    """The documented rule, one model at a time over the whole history (the oracle).
+
+    train_loss: (steps, K); test_loss: (E, K) at eval_steps; params_finite_at: (steps, K)
+    whether the parameters after each step are finite (checked at chunk ends only).
+    """
+    steps, num_models = train_loss.shape
+    found = np.zeros(num_models, np.int64)
+    for k in range(num_models):
+        candidates = []
+        start = train_loss[0, k]
+        run = 0
+        for t in range(steps):
+            loss = train_loss[t, k]
+            if not np.isfinite(loss):
+                candidates.append(t + 1)
+            high = (not np.isfinite(loss)) or loss > divergence.FACTOR * start
+            run = run + 1 if high else 0
+            if run == window:
+                candidates.append(t + 1 - window + 1)
+            if not params_finite_at[t, k]:
+                candidates.append(t + 1)
+        for e, step in enumerate(eval_steps):
+            if not np.isfinite(test_loss[e, k]):
+                candidates.append(int(step))
+        found[k] = min(candidates) if candidates else 0
+    return found
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_divergence_rule_matches_a_per_model_loop(data):
+    steps = data.draw(st.integers(2, 24))
+    num_models = data.draw(st.integers(1, 5))
+    window = data.draw(st.integers(1, 6))
+    kinds = st.sampled_from([1.0, 2.0, 50.0, np.nan, np.inf])
+    train = np.array(
+        data.draw(st.lists(kinds, min_size=steps * num_models, max_size=steps * num_models)),
+        np.float32,
+    ).reshape(steps, num_models)
+    train[0] = np.where(np.isfinite(train[0]), 1.0, train[0])
+    # Chunk ends and the evaluations in each chunk (at its end, as train_sweep does).
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, steps - 1), max_size=4))) | {steps})
+    test = np.where(data.draw(st.booleans()), train[np.array(cuts) - 1], 1.0)
+    finite_at = np.ones((steps, num_models), bool)
+    broken = data.draw(st.lists(st.tuples(st.sampled_from(cuts), st.integers(0, num_models - 1))))
+    for step, k in broken:
+        finite_at[step - 1, k] = False
+
+    diverged, high = np.zeros(num_models, np.int64), np.zeros(num_models, np.int64)
+    begin = 0
+    for index, end in enumerate(cuts):
+        diverged, high = divergence.update(
+            diverged,
+            high,
+            train[0],
+            steps=np.arange(begin + 1, end + 1),
+            train_loss=train[begin:end],
+            eval_steps=np.array([end]),
+            test_loss=test[index : index + 1],
+            params_finite=finite_at[end - 1],
+            window=window,
+        )
+        begin = end
+    # A model's divergence step, once found, never moves; the oracle sees all at once.
+    expected = reference_divergence(train, test, np.array(cuts), finite_at, window)
+    np.testing.assert_array_equal(diverged, expected)
+
+
+def test_huge_learning_rates_are_marked_and_the_others_are_unaffected(small):
+    config = SweepConfig(learning_rates=(0.005, 1e6, 1e37), steps=30, eval_every=10)
+    result = train_sweep(small, config)
+    alone = train_sweep(small, SweepConfig(learning_rates=(0.005,), steps=30, eval_every=10))
+    # lr 1e6: the loss explodes (1e9 against 230) while the weights stay finite.
+    assert result.train_loss[1:, 1].min() > 1e6 and np.isfinite(result.params["w"][1]).all()
+    # lr 1e37: the weights overflow.
+    assert not np.isfinite(result.params["w"][2]).all()
+    assert result.diverged_at.tolist() == [0, 2, 2]
+    runs = result.runs()
+    assert [run["diverged"] for run in runs] == [False, True, True]
+    assert runs[2]["test_loss"] is None and runs[0]["test_accuracy"] > 0.8
+    for name in ("w", "b"):
+        np.testing.assert_allclose(result.params[name][0], alone.params[name][0], atol=1e-6)
+    np.testing.assert_allclose(result.test_accuracy[:, 0], alone.test_accuracy[:, 0], atol=1e-6)
+
+
+def test_tutorial_learning_rates_and_lone_spikes_are_not_divergence(small):
+    # lr 0.05 on the tutorial's loss has lone batches at over 10x the first loss.
+    config = SweepConfig(learning_rates=(0.002, 0.008, 0.05), steps=200, eval_every=1)
+    result = train_sweep(small, config)
+    assert (result.train_loss[:, 2] > divergence.FACTOR * result.train_loss[0, 2]).any()
+    assert result.diverged_at.tolist() == [0, 0, 0]
+
+
+def test_command_line_marks_divergence_everywhere_and_exits_zero(env, tmp_path, capsys):
+    logdir = tmp_path / "run"
+    argv = ["--learning-rates", "0.005,1e6,1e37", "--steps", "30", "--eval-every", "10"]
+    status, out, err = run_main([*argv, "--no-compilation-cache", "--logdir", str(logdir)], capsys)
+    assert status == 0, err
+    warning = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warning == [
+        "warning: 2 of 3 models diverged: lr=1e6 at step 2, lr=1e37 at step 2 (marked in "
+        "results.json; try smaller learning rates)"
+    ]
+    document = strict_json(logdir / "results.json")
+    runs = {run["name"]: run for run in document["runs"]}
+    assert runs["lr=0.005"]["diverged"] is False and "diverged_at_step" not in runs["lr=0.005"]
+    assert runs["lr=1e6"]["diverged_at_step"] == 2 and runs["lr=1e37"]["diverged_at_step"] == 2
+    assert runs["lr=1e37"]["test_loss"] is None
+    assert "lr=1e37" in out and "diverged at step 2" in out
+    # TensorBoard: the healthy run has its pictures; the overflowed one none, and says why.
+    healthy, broken = accumulator(logdir / "lr=0.005"), accumulator(logdir / "lr=1e37")
+    assert len(healthy.Histograms("weights")) == 3
+    assert "weights" not in broken.Tags()["histograms"]
+    assert "weights" not in accumulator(logdir / "lr=1e37" / "train").Tags()["images"]
+    assert broken.Scalars("hparams/diverged")[-1].value == 1
+    assert healthy.Scalars("hparams/diverged")[-1].value == 0
+    text = broken.Tensors("diverged/text_summary")[0]
+    assert text.step == 2 and b"diverged at step 2" in text.tensor_proto.string_val[0]
+    for run in runs:
+        for split in ("train", "test"):
+            events = accumulator(logdir / run / split)
+            for tag in events.Tags()["scalars"]:
+                assert np.isfinite([event.value for event in events.Scalars(tag)]).all()
+    # A NaN loss leaves a gap: the overflowed run's test loss is never written.
+    assert "loss" not in accumulator(logdir / "lr=1e37" / "test").Tags()["scalars"]
+
+
+# --- checkpoints --------------------------------------------------------------------------
+
+
+def test_checkpoints_resume_bitwise_across_slices_and_survive_the_disk(small, tmp_path):
+    config = SweepConfig(
+        learning_rates=(0.002, 0.008), seeds=(0, 1, 2), momenta=(0.0, 0.9),
+        steps=60, eval_every=10, chunk_steps=20, init_scale=0.01,
+    )  # fmt: skip
+    whole = train_sweep(small, config, max_models_per_program=4)
+    saved, asked = [], iter(range(100))
+    stopped = train_sweep(
+        small, config, max_models_per_program=4, checkpoint_every=30,
+        on_checkpoint=lambda state: checkpoint.save(tmp_path / f"{len(saved)}.npz", state)
+        or saved.append((state.tile, state.step)),
+        should_stop=lambda: next(asked) == 5,
+    )  # fmt: skip
+    # Steps counted over slices: 40 (>= 30), 60 = slice 0 done (>= 60), then stopped at 20.
+    assert saved == [(0, 40), (1, 0), (1, 20)]
+    assert stopped.interrupted and stopped.steps_done.tolist() == [60] * 4 + [20] * 4 + [0] * 4
+    assert np.isnan(stopped.test_accuracy[:, 8:]).all()
+    for index in range(len(saved)):
+        state, extra = checkpoint.load(tmp_path / f"{index}.npz")
+        assert extra == {}
+        resumed = train_sweep(small, config, resume=state)
+        assert not resumed.interrupted
+        for name in ("w", "b"):
+            np.testing.assert_array_equal(resumed.params[name], whole.params[name])
+        np.testing.assert_array_equal(resumed.train_loss, whole.train_loss)
+        np.testing.assert_array_equal(resumed.test_accuracy, whole.test_accuracy)
+
+
+def test_a_checkpoint_of_other_settings_is_refused(small, tmp_path):
+    states = []
+    config = SweepConfig(learning_rates=(0.002,), steps=20, eval_every=10)
+    train_sweep(small, config, checkpoint_every=10, on_checkpoint=states.append)
+    with pytest.raises(CheckpointError, match="other settings"):
+        train_sweep(small, SweepConfig(learning_rates=(0.003,), steps=20), resume=states[0])
+
+
+def damaged_copies(good: bytes):
+    yield "empty", b""
+    yield "cut in half", good[: len(good) // 2]
+    yield "not a zip", b"PK\x03\x04" + bytes(100)
+    middle = len(good) // 2
+    yield "a byte changed", good[:middle] + bytes([good[middle] ^ 0xFF]) + good[middle + 1 :]
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(small, tmp_path_factory):
+    path = tmp_path_factory.mktemp("checkpoint") / checkpoint.CHECKPOINT_FILE
+    config = SweepConfig(learning_rates=(0.002, 0.005), steps=20, eval_every=10)
+    train_sweep(small, config, on_checkpoint=lambda state: checkpoint.save(path, state))
+    return path.read_bytes()
+
+
+def test_damaged_checkpoints_give_one_error(good_checkpoint, tmp_path):
+    for label, content in damaged_copies(good_checkpoint):
+        path = tmp_path / f"{label}.npz"
+        path.write_bytes(content)
+        with pytest.raises(CheckpointError) as error:
+            checkpoint.load(path)
+        assert "\n" not in str(error.value), label
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_mutated_checkpoint_loads_or_gives_a_checkpoint_error(good_checkpoint, data):
+    content = bytearray(good_checkpoint)
+    for _ in range(data.draw(st.integers(1, 8))):
+        position = data.draw(st.integers(0, len(content) - 1))
+        content[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(content)))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "c.npz")
+        with open(path, "wb") as handle:
+            handle.write(bytes(content[:cut]))
+        try:
+            checkpoint.load(path)
+        except CheckpointError as error:
+            assert "\n" not in str(error)
+
+
+@pytest.mark.parametrize(
+    "extra_argv, status, message",
+    [
+        (["--steps", "10"], 2, "--resume takes --steps from the checkpoint"),
+        (["--grid", "seed=1,2"], 2, "--resume takes --grid from the checkpoint"),
+    ],
+)
+def test_resume_refuses_settings_of_its_own(env, tmp_path, capsys, extra_argv, status, message):
+    got, _, err = run_main(["--resume", str(tmp_path), *extra_argv], capsys)
+    assert got == status and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_mistakes_are_one_line(env, tmp_path, capsys, good_checkpoint):
+    logdir = tmp_path / "done"
+    argv = ["--learning-rates", "0.005", "--steps", "10", *QUICK, "--logdir", str(logdir)]
+    assert run_main(argv, capsys)[0] == 0
+    cases = [(tmp_path / "nowhere", 2, "no such folder"), (tmp_path, 1, "no checkpoint in")]
+    cases.append((logdir, 2, "has finished; there is nothing to resume"))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / checkpoint.CHECKPOINT_FILE).write_bytes(good_checkpoint[:1000])
+    cases.append((broken, 1, "is damaged"))
+    python_made = tmp_path / "python-made"
+    python_made.mkdir()
+    (python_made / checkpoint.CHECKPOINT_FILE).write_bytes(good_checkpoint)
+    cases.append((python_made, 1, "not written by the command line"))
+    for folder, status, message in cases:
+        got, _, err = run_main(["--resume", str(folder), *QUICK], capsys)
+        assert (got, len(err.strip().splitlines())) == (status, 1), err
+        assert message in err and "Traceback" not in err
+    # A new run is never mixed into a folder holding a checkpoint.
+    got, _, err = run_main([*argv[:4], *QUICK, "--logdir", str(broken)], capsys)
+    assert got == 2 and f"pass --overwrite, or --resume {broken} to go on with it" in err
+
+
+# --- interruption and resume, for real -----------------------------------------------------
+
+
+def start_training(argv, env):
+    return subprocess.Popen(
+        [sys.executable, "-m", "jaxsoftmax.train", *argv],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def interrupt_after_a_checkpoint(process, path, signal_number, rng):
+    """Waits for a new checkpoint at `path`, then sends the signal a random moment later."""
+    before = path.stat().st_mtime_ns if path.exists() else None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if path.exists() and path.stat().st_mtime_ns != before:
+            break
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, 0.6))
+    process.send_signal(signal_number)
+    try:
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    return err
+
+
+def test_sigint_and_sigterm_at_random_points_then_resume_bitwise(small_dir, cli_env, tmp_path):
+    seed = random.randrange(10**6)
+    rng = random.Random(seed)
+    grid = "learning_rate=0.002,0.005 seed=0,1"
+    argv = ["--grid", grid, "--steps", "6000", "--eval-every", "20", "--checkpoint-every", "400"]
+    argv += ["--max-models-per-program", "2", "--data-dir", str(small_dir)]
+    env = cli_env | {"PYTHONUNBUFFERED": "1"}
+    reference = tmp_path / "reference"
+    assert cli.main([*argv, *QUICK, "--logdir", str(reference)]) == 0
+
+    logdir = tmp_path / "stopped"
+    path = logdir / checkpoint.CHECKPOINT_FILE
+    process = start_training([*argv, "--logdir", str(logdir)], env)
+    err = interrupt_after_a_checkpoint(process, path, signal.SIGINT, rng)
+    assert process.returncode == 130, f"seed {seed}: {err}"
+    assert f"--resume {logdir}" in err
+    document = strict_json(logdir / "results.json")
+    assert document["interrupted"] is True
+    done = [run["steps"] for run in document["runs"]]
+    assert min(done) < 6000, f"seed {seed}: {done}"
+
+    process = start_training(["--resume", str(logdir)], env)
+    err = interrupt_after_a_checkpoint(process, path, signal.SIGTERM, rng)
+    assert process.returncode == 143, f"seed {seed}: {err}"
+    assert strict_json(logdir / "results.json")["interrupted"] is True
+
+    assert cli.main(["--resume", str(logdir), "--quiet", "--no-compilation-cache"]) == 0
+    finished, expected = np.load(path), np.load(reference / checkpoint.CHECKPOINT_FILE)
+    for name in ("params_w", "params_b", "train_loss", "test_accuracy"):
+        np.testing.assert_array_equal(finished[name], expected[name], err_msg=f"seed {seed}")
+    document, reference_document = (
+        strict_json(folder / "results.json") for folder in (logdir, reference)
+    )
+    assert document["interrupted"] is False
+    assert document["runs"] == reference_document["runs"]
+    # TensorBoard shows every step once: what was logged after a checkpoint is purged.
+    for run in document["runs"]:
+        train = accumulator(logdir / run["name"] / "train").Scalars("loss")
+        assert [event.step for event in train] == list(range(1, 6001)), f"seed {seed}"
+        assert train[-1].value == pytest.approx(run["train_loss"], rel=1e-6)
+        test = accumulator(logdir / run["name"] / "test").Scalars("accuracy")
+        assert [event.step for event in test] == list(range(20, 6001, 20)), f"seed {seed}"
+
+
+def test_other_image_sizes_and_class_counts_train_from_the_command_line(
+    tmp_path, capsys, monkeypatch
+):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, size=700).astype(np.uint8)
+    images = (rng.random((700, 6, 5)) * 60).astype(np.uint8)
+    images[np.arange(700), labels, :] = 255  # class c lights up row c
+    folder = tmp_path / "rows"
+    folder.mkdir()
+    for name, array in {
+        catalog.TRAIN_IMAGES: images[:600],
+        catalog.TRAIN_LABELS: labels[:600],
+        catalog.TEST_IMAGES: images[600:],
+        catalog.TEST_LABELS: labels[600:],
+    }.items():
+        (folder / name).write_bytes(idx_bytes(array))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    logdir = tmp_path / "run"
+    argv = ["--dataset", "rows", "--data-dir", str(folder), "--learning-rates", "0.05"]
+    argv += ["--steps", "60", "--batch-size", "50", "--logdir", str(logdir), *QUICK]
+    status, _, err = run_main(argv, capsys)
+    assert status == 0, err
+    run = strict_json(logdir / "results.json")["runs"][0]
+    assert run["test_accuracy"] > 0.95
+    images_logged = accumulator(logdir / "lr=0.05" / "train").Images("weights")
+    assert images_logged and images_logged[-1].width > 0
