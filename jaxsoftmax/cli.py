@@ -11,6 +11,7 @@ import datetime
 import math
 import pathlib
 import shutil
+import signal
 import sys
 import time
 
@@ -425,6 +426,7 @@ def _run(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal)
         no_summaries, checkpoint_every = args.no_summaries, args.checkpoint_every
         resumes = 0
     parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    stops.install()  # jax.distributed takes SIGTERM for its preemption notifier
     main_process = parallel.is_main_process()
     if not args.no_compilation_cache:
         try:
@@ -534,7 +536,8 @@ def _run(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal)
                 checkpoint_every=checkpoint_every,
                 on_checkpoint=on_checkpoint,
                 resume=resume,
-                should_stop=lambda: stops.requested is not None,
+                # A signal to any process stops them all at the same chunk.
+                should_stop=lambda: parallel.any_process(stops.requested is not None),
             )
 
     timing = {
@@ -543,8 +546,11 @@ def _run(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal)
         "train_s": result.train_s,
         "total_s": time.perf_counter() - start,
     }
+    status = 0
+    if result.interrupted:  # this process may have been stopped by another's signal
+        status = interrupts.Interrupted(stops.requested or signal.SIGTERM).exit_status
     if not main_process:
-        return interrupts.Interrupted(stops.requested).exit_status if result.interrupted else 0
+        return status
     results.write_json_atomically(
         logdir / results.RESULTS_FILE,
         results.results_document(result, dataset=dataset.name, timing=timing, names=run_names),
@@ -557,7 +563,7 @@ def _run(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal)
             f"--resume {logdir}",
             file=sys.stderr,
         )
-        return interrupts.Interrupted(stops.requested).exit_status
+        return status
     diverged = np.flatnonzero(result.diverged_at)
     if diverged.size:
         shown = ", ".join(

@@ -36,10 +36,16 @@ class StopOnSignal(contextlib.AbstractContextManager):
         self._previous = {}
 
     def __enter__(self):
+        self.install()
+        return self
+
+    def install(self) -> None:
+        """(Re)installs the handlers: call it again after anything that takes the signals
+        for itself (jax.distributed's preemption notifier takes SIGTERM)."""
         if threading.current_thread() is threading.main_thread():
             for number in SIGNALS:
-                self._previous[number] = signal.signal(number, self._handle)
-        return self
+                previous = signal.signal(number, self._handle)
+                self._previous.setdefault(number, previous)
 
     def __exit__(self, *exc_info):
         for number, handler in self._previous.items():

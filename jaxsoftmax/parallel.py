@@ -114,3 +114,11 @@ def _local(tree) -> bool:
         not isinstance(leaf, jax.Array) or leaf.is_fully_addressable
         for leaf in jax.tree_util.tree_leaves(tree)
     )
+
+
+def any_process(flag: bool) -> bool:
+    """Whether `flag` is true in any process (every process must ask, at the same point)."""
+    if jax.process_count() == 1:
+        return flag
+    flags = multihost_utils.process_allgather(np.asarray([flag], np.int32))
+    return bool(np.asarray(flags).any())

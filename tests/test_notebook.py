@@ -50,4 +50,3 @@ def test_quickstart_runs_top_to_bottom(cli_env, tmp_path, monkeypatch):
     assert [run["name"] for run in document["runs"]] == ["lr=0.002", "lr=0.005", "lr=0.008"]
     assert all(run["steps"] == 40 for run in document["runs"])
     assert f"{document['runs'][1]['test_accuracy']:.2%}" in text  # same as the sweep's table
-

@@ -17,6 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from jaxsoftmax import catalog, checkpoint, cli, divergence
 from jaxsoftmax.errors import CheckpointError
 from jaxsoftmax.sweep import SweepConfig, train_sweep
+from tests.test_grid import _free_port
 from tests.test_idx import idx_bytes
 
 QUICK = ["--no-compilation-cache", "--quiet"]
@@ -420,3 +421,45 @@ def test_other_image_sizes_and_class_counts_train_from_the_command_line(
     assert run["test_accuracy"] > 0.95
     images_logged = accumulator(logdir / "lr=0.05" / "train").Images("weights")
     assert images_logged and images_logged[-1].width > 0
+
+
+def start_processes(argv, env, port):
+    """Two jax.distributed processes (2 CPU devices each) on 127.0.0.1, running `argv`."""
+    env = env | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    joined = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
+    return [start_training([*argv, *joined, "--process-id", str(index)], env) for index in range(2)]
+
+
+def finish(processes):
+    try:
+        return [process.communicate(timeout=150)[1] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+
+
+def test_a_signal_to_one_process_stops_every_process_and_resume_goes_on(
+    small_dir, cli_env, tmp_path
+):
+    argv = ["--grid", "learning_rate=0.002,0.005 seed=0,1 momentum=0,0.9", "--steps", "3000"]
+    argv += ["--eval-every", "20", "--checkpoint-every", "200", "--data-dir", str(small_dir)]
+    argv += ["--init-scale", "0.01", "--no-summaries", "--quiet"]
+    reference, logdir = tmp_path / "reference", tmp_path / "stopped"
+    errors = finish(start_processes([*argv, "--logdir", str(reference)], cli_env, _free_port()))
+    processes = start_processes([*argv, "--logdir", str(logdir)], cli_env, _free_port())
+    try:
+        # SIGTERM to process 1 alone, once process 0 has saved a checkpoint.
+        path, deadline = logdir / checkpoint.CHECKPOINT_FILE, time.monotonic() + 120
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        processes[1].send_signal(signal.SIGTERM)
+    finally:
+        errors += finish(processes)
+    assert [process.returncode for process in processes] == [143, 143], errors
+    assert strict_json(logdir / "results.json")["interrupted"] is True
+    resumed = start_processes(["--resume", str(logdir), "--quiet"], cli_env, _free_port())
+    errors += finish(resumed)
+    assert [process.returncode for process in resumed] == [0, 0], errors
+    finished, expected = np.load(path), np.load(reference / checkpoint.CHECKPOINT_FILE)
+    for name in ("params_w", "params_b", "train_loss", "test_accuracy"):
+        np.testing.assert_array_equal(finished[name], expected[name])
