@@ -4,9 +4,10 @@ The file is a NumPy `.npz` archive (read it with `numpy.load`, no pickles):
 
 - `meta`: UTF-8 JSON as uint8: `format` ("jaxsoftmax-checkpoint"), `version`, the
   sweep's `config`, the `data_fingerprint` (a SHA-256 of the data),
-  `models_per_program`, `num_devices`, the position (`tile`, `step`), `compile_s`,
-  `train_s`, `state_leaves` (how many), `has_params`, and `extra` (anything the
-  caller keeps with it, e.g. the command line's run names);
+  `max_models` (the limit the grid's slices were planned with), `num_devices`, the
+  position (`tile`, `step`), `compile_s`, `train_s`, `state_leaves` (how many),
+  `has_params`, and `extra` (anything the caller keeps with it, e.g. the command
+  line's run names);
 - `state_0`, `state_1`, ...: the training state of the slice in progress (its
   parameters and optimiser state, leading axes seeds x settings);
 - `train_loss`, `train_accuracy`, `test_loss`, `test_accuracy`: the metrics so far;
@@ -42,7 +43,7 @@ def save(path: str | os.PathLike, checkpoint: SweepCheckpoint, extra: dict | Non
         "version": VERSION,
         "config": checkpoint.config.to_dict(),
         "data_fingerprint": checkpoint.data_fingerprint,
-        "models_per_program": checkpoint.models_per_program,
+        "max_models": checkpoint.max_models,
         "num_devices": checkpoint.num_devices,
         "tile": checkpoint.tile,
         "step": checkpoint.step,
@@ -101,7 +102,7 @@ def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
             checkpoint = SweepCheckpoint(
                 config=SweepConfig.from_dict(meta["config"]),
                 data_fingerprint=str(meta["data_fingerprint"]),
-                models_per_program=int(meta["models_per_program"]),
+                max_models=int(meta["max_models"]),
                 num_devices=int(meta["num_devices"]),
                 tile=int(meta["tile"]),
                 step=int(meta["step"]),
@@ -113,10 +114,14 @@ def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
                 compile_s=float(meta["compile_s"]),
                 train_s=float(meta["train_s"]),
             )
+            _check(checkpoint)
             return checkpoint, dict(meta["extra"])
-    except CheckpointError:
+    except CheckpointError as error:
+        if str(error).startswith("damaged: "):
+            raise CheckpointError(f"checkpoint {path} is {error}") from None
         raise
     except (
+        AttributeError,  # a part of the wrong kind, e.g. a list where a mapping belongs
         OSError,
         EOFError,
         ValueError,  # includes ConfigError and JSON errors
@@ -129,3 +134,32 @@ def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
         if isinstance(error, ConfigError):
             reason = f"bad settings: {reason}"
         raise CheckpointError(f"checkpoint {path} is damaged ({reason})") from None
+
+
+def _check(checkpoint: SweepCheckpoint) -> None:
+    """Raises CheckpointError("damaged: ...") unless the parts fit together."""
+    config = checkpoint.config
+    num_models, num_evals = config.num_models, len(config.eval_steps)
+    shapes = {
+        "train_loss": (config.steps, num_models),
+        "train_accuracy": (config.steps, num_models),
+        "test_loss": (num_evals, num_models),
+        "test_accuracy": (num_evals, num_models),
+    }
+    wrong = [name for name, shape in shapes.items() if checkpoint.outputs[name].shape != shape]
+    for name in ("diverged_at", "high_steps"):
+        values = getattr(checkpoint, name)
+        if values.shape != (num_models,) or values.dtype.kind not in "iu":
+            wrong.append(name)
+    if checkpoint.params is not None:
+        w, b = checkpoint.params["w"], checkpoint.params["b"]
+        if w.ndim != 3 or len(w) != num_models or b.shape != (num_models, w.shape[-1]):
+            wrong.append("params")
+    if checkpoint.step and checkpoint.state is None:
+        wrong.append("state")
+    if checkpoint.max_models < 1 or checkpoint.num_devices < 1 or checkpoint.tile < 0:
+        wrong.append("plan")
+    if not 0 <= checkpoint.step < config.steps:
+        wrong.append("step")
+    if wrong:
+        raise CheckpointError(f"damaged: {', '.join(wrong)} do not fit its settings")

@@ -8,6 +8,7 @@ User mistakes end with one line on stderr and a non-zero exit, never a traceback
 import argparse
 import contextlib
 import datetime
+import json
 import math
 import pathlib
 import shutil
@@ -33,7 +34,7 @@ RESUME_TAKES = (
 )  # fmt: skip
 DIVERGED_SHOWN = 5
 # The final checkpoint holds every model's trained parameters up to this size.
-KEEP_PARAMS_BYTES = 2**31
+KEEP_PARAMS_BYTES = 2**29
 DEFAULT_LOGDIR_ROOT = pathlib.Path("runs") / "softmax"
 MAX_OPEN_FILES = 65536
 FILES_IN_RESERVE = 256  # for the rest of the process: libraries, data, the compilation cache
@@ -216,8 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CHECKPOINT_EVERY,
         metavar="N",
         help="save the whole sweep's state to <logdir>/checkpoint.npz after about every N "
-        "steps (a sliced grid counts every slice's steps), at the end, and on Ctrl-C or "
-        "SIGTERM (which then stop after the current chunk; press Ctrl-C twice to quit at once)",
+        "steps (a sliced grid counts every slice's steps), at the end (with every model's "
+        "trained parameters, up to 512 MiB of them), and on Ctrl-C or SIGTERM, which then "
+        "stop after the current chunk (press Ctrl-C twice to quit at once)",
     )
     output.add_argument(
         "--resume",
@@ -335,14 +337,8 @@ def main(argv: list[str] | None = None) -> int:
                 flag = "--" + name.replace("_", "-")
                 parser.error(f"--resume takes {flag} from the checkpoint; leave {flag} out")
 
-    def notice(signal_number: int) -> None:
-        print(
-            "\nstopping after this chunk to save a checkpoint (Ctrl-C again quits at once)",
-            file=sys.stderr,
-        )
-
     try:
-        with interrupts.StopOnSignal(notice) as stops:
+        with interrupts.StopOnSignal() as stops:
             return _run(args, start, stops)
     except interrupts.Interrupted as interrupted:
         print("interrupted", file=sys.stderr)
@@ -363,13 +359,33 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-def _saved_settings(extra: dict, path: pathlib.Path) -> dict:
-    """The command line's settings kept in a checkpoint's `extra`."""
-    keys = ("run_names", "dataset", "source", "data_dir", "no_summaries", "checkpoint_every")
-    keys += ("resumes",)
-    if not all(key in extra for key in keys):
+def _saved_settings(extra: dict, path: pathlib.Path, num_models: int) -> dict:
+    """The command line's settings kept in a checkpoint's `extra`, checked."""
+    kinds = {
+        "run_names": list, "dataset": str, "source": str, "data_dir": (str, type(None)),
+        "no_summaries": bool, "checkpoint_every": int, "resumes": int,
+    }  # fmt: skip
+    if not all(key in extra for key in kinds):
         raise CheckpointError(f"{path} was not written by the command line; resume it in Python")
+    if (
+        not all(isinstance(extra[key], kind) for key, kind in kinds.items())
+        or len(extra["run_names"]) != num_models
+        or not all(isinstance(name, str) for name in extra["run_names"])
+        or extra["source"] not in data.SOURCES
+        or extra["checkpoint_every"] < 1
+        or extra["resumes"] < 0
+    ):
+        raise CheckpointError(f"checkpoint {path} is damaged (its command-line settings)")
     return extra
+
+
+def _finished_results(logdir: pathlib.Path) -> bool:
+    """Whether `logdir` holds the results.json of a run that was not interrupted."""
+    try:
+        document = json.loads((logdir / results.RESULTS_FILE).read_text())
+        return document.get("interrupted") is False
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _check_writable(path: pathlib.Path) -> None:
@@ -398,11 +414,9 @@ def _run(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal)
                 f"no checkpoint in {args.resume}; --resume takes the --logdir of a stopped run"
             )
         resume, extra = checkpoint.load(path)
-        saved = _saved_settings(extra, path)
+        saved = _saved_settings(extra, path, resume.config.num_models)
         config, run_names = resume.config, list(saved["run_names"])
-        if len(run_names) != config.num_models:
-            raise CheckpointError(f"checkpoint {path} is damaged (run names)")
-        if resume.steps_done().min() == config.steps:
+        if resume.steps_done().min() == config.steps and _finished_results(args.resume):
             raise ConfigError(f"the run in {args.resume} has finished; there is nothing to resume")
         dataset_name, source = saved["dataset"], saved["source"]
         data_dir = args.data_dir or (saved["data_dir"] and pathlib.Path(saved["data_dir"]))
@@ -446,7 +460,7 @@ def _run(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal)
         f"{dataset.num_classes} classes, from {dataset.origin}"
     )
     check_fits(config, dataset)
-    max_models = resume.models_per_program if resume else args.max_models_per_program
+    max_models = resume.max_models if resume else args.max_models_per_program
     if not no_summaries:
         # Summaries keep three event files open per model of a program. (Every process
         # plans alike, so that all of them run the same programs.)
@@ -482,48 +496,61 @@ def _run(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal)
         if main_process:
             checkpoint.save(logdir / checkpoint.CHECKPOINT_FILE, state, extra)
 
-    with contextlib.ExitStack() as stack:
-        # Each context is entered as soon as it exists, so every exit path closes it.
-        writer = None
-        if not no_summaries and main_process:
-            writer = stack.enter_context(
-                summaries.SweepSummaries(
-                    logdir,
-                    config,
-                    run_names,
-                    dataset.image_shape,
-                    resumed_steps=resume.steps_done() if resume else None,
-                    resume_count=resumes,
+    # From here until results.json is written, a first signal stops training at the end of
+    # a chunk (saving a checkpoint) and never cuts the writing short.
+    with stops.deferred():
+        with contextlib.ExitStack() as stack:
+            # Each context is entered as soon as it exists, so every exit path closes it.
+            writer = None
+            if not no_summaries and main_process:
+                writer = stack.enter_context(
+                    summaries.SweepSummaries(
+                        logdir,
+                        config,
+                        run_names,
+                        dataset.image_shape,
+                        resumed_steps=resume.steps_done() if resume else None,
+                        resume_count=resumes,
+                        diverged_before=np.flatnonzero(resume.diverged_at) if resume else (),
+                    )
+                )
+            programs = len(plan.tiles)
+            progress = stack.enter_context(
+                tqdm.tqdm(
+                    total=config.steps * programs,
+                    initial=resume.tile * config.steps + resume.step if resume else 0,
+                    unit="step",
+                    desc=f"training {config.num_models} models"
+                    + (f" in {programs} slices" if programs > 1 else ""),
+                    disable=args.quiet,
+                    file=sys.stderr,
                 )
             )
-        programs = len(plan.tiles)
-        progress = stack.enter_context(
-            tqdm.tqdm(
-                total=config.steps * programs,
-                initial=resume.tile * config.steps + resume.step if resume else 0,
-                unit="step",
-                desc=f"training {config.num_models} models"
-                + (f" in {programs} slices" if programs > 1 else ""),
-                disable=args.quiet,
-                file=sys.stderr,
-            )
-        )
-        if writer is not None and resume is None:
-            first = first_batch(config, len(dataset.train_images))
-            writer.write_inputs(dataset.train_images[first])
-            writer.write_graph(
-                graph.train_step_graph(dataset.num_features, dataset.num_classes, config.batch_size)
-            )
+            if writer is not None and resume is None:
+                first = first_batch(config, len(dataset.train_images))
+                writer.write_inputs(dataset.train_images[first])
+                writer.write_graph(
+                    graph.train_step_graph(
+                        dataset.num_features, dataset.num_classes, config.batch_size
+                    )
+                )
 
-        def on_chunk(report):
-            if writer is not None:
-                writer.write_chunk(report)
-            progress.update(len(report.steps))
-            accuracy = report.test.accuracy[-1]
-            if np.isfinite(accuracy).any():
-                progress.set_postfix(test_accuracy=f"{np.nanmax(accuracy):.2%}")
+            def on_chunk(report):
+                if writer is not None:
+                    writer.write_chunk(report)
+                progress.update(len(report.steps))
+                accuracy = report.test.accuracy[-1]
+                if np.isfinite(accuracy).any():
+                    progress.set_postfix(test_accuracy=f"{np.nanmax(accuracy):.2%}")
 
-        with stops.deferred():
+            def should_stop() -> bool:
+                # A signal to any process stops them all at the same chunk.
+                stop = parallel.any_process(stops.requested is not None)
+                if stop:
+                    progress.write("stopping: saving a checkpoint (Ctrl-C again quits at once)")
+                return stop
+
+            parameter_bytes = (dataset.num_features + 1) * dataset.num_classes * 4
             result = train_sweep(
                 dataset,
                 config,
@@ -531,52 +558,53 @@ def _run(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal)
                 # Every process runs the same program, so all compute the histograms.
                 histogram_buckets=0 if no_summaries else summaries.HISTOGRAM_BUCKETS,
                 max_models_per_program=max_models,
-                keep_params=config.num_models * (dataset.num_features + 1) * dataset.num_classes * 4
-                <= KEEP_PARAMS_BYTES,
+                keep_params=config.num_models * parameter_bytes <= KEEP_PARAMS_BYTES,
                 checkpoint_every=checkpoint_every,
                 on_checkpoint=on_checkpoint,
                 resume=resume,
-                # A signal to any process stops them all at the same chunk.
-                should_stop=lambda: parallel.any_process(stops.requested is not None),
+                should_stop=should_stop,
             )
 
-    timing = {
-        "load_s": load_s,
-        "compile_s": result.compile_s,
-        "train_s": result.train_s,
-        "total_s": time.perf_counter() - start,
-    }
-    status = 0
-    if result.interrupted:  # this process may have been stopped by another's signal
-        status = interrupts.Interrupted(stops.requested or signal.SIGTERM).exit_status
-    if not main_process:
-        return status
-    results.write_json_atomically(
-        logdir / results.RESULTS_FILE,
-        results.results_document(result, dataset=dataset.name, timing=timing, names=run_names),
-    )
-    if result.interrupted:
-        done = int(result.steps_done.sum())
-        print(
-            f"interrupted: {done} of {config.steps * config.num_models} model-steps done, saved in "
-            f"{logdir / checkpoint.CHECKPOINT_FILE}; go on with: python -m jaxsoftmax.train "
-            f"--resume {logdir}",
-            file=sys.stderr,
+        # This session's times (a resumed run's checkpoint holds the earlier sessions').
+        timing = {
+            "load_s": load_s,
+            "compile_s": result.compile_s - (resume.compile_s if resume else 0.0),
+            "train_s": result.train_s - (resume.train_s if resume else 0.0),
+            "total_s": time.perf_counter() - start,
+        }
+        status = 0
+        if result.interrupted:  # this process may have been stopped by another's signal
+            status = interrupts.Interrupted(stops.requested or signal.SIGTERM).exit_status
+        if not main_process:
+            return status
+        results.write_json_atomically(
+            logdir / results.RESULTS_FILE,
+            results.results_document(result, dataset=dataset.name, timing=timing, names=run_names),
         )
-        return status
-    diverged = np.flatnonzero(result.diverged_at)
-    if diverged.size:
-        shown = ", ".join(
-            f"{run_names[k]} at step {result.diverged_at[k]}" for k in diverged[:DIVERGED_SHOWN]
-        )
-        more = (
-            f" and {diverged.size - DIVERGED_SHOWN} more" if diverged.size > DIVERGED_SHOWN else ""
-        )
-        print(
-            f"warning: {diverged.size} of {config.num_models} models diverged: {shown}{more} "
-            f"(marked in {results.RESULTS_FILE}; try smaller learning rates)",
-            file=sys.stderr,
-        )
+        if result.interrupted:
+            done = int(result.steps_done.sum())
+            print(
+                f"interrupted: {done} of {config.steps * config.num_models} model-steps done, "
+                f"saved in {logdir / checkpoint.CHECKPOINT_FILE}; go on with: "
+                f"python -m jaxsoftmax.train --resume {logdir}",
+                file=sys.stderr,
+            )
+            return status
+        diverged = np.flatnonzero(result.diverged_at)
+        if diverged.size:
+            shown = ", ".join(
+                f"{run_names[k]} at step {result.diverged_at[k]}" for k in diverged[:DIVERGED_SHOWN]
+            )
+            more = (
+                f" and {diverged.size - DIVERGED_SHOWN} more"
+                if diverged.size > DIVERGED_SHOWN
+                else ""
+            )
+            print(
+                f"warning: {diverged.size} of {config.num_models} models diverged: {shown}{more} "
+                f"(marked in {results.RESULTS_FILE}; try smaller learning rates)",
+                file=sys.stderr,
+            )
     if not args.quiet:
         print(results.format_table(result, run_names))
         print(f"time: {results.format_timing(timing)}")

@@ -74,4 +74,7 @@ def update(
     for row, step in enumerate(steps.tolist()):
         run = np.where(high[row], run + 1, 0)
         note(np.where(run == window, step - window + 1, 0))
-    return np.where((diverged_at == 0) & (found > 0), found, diverged_at), run
+    # A stretch of high losses is seen only at its end, after which an earlier step may
+    # be found than one already recorded: keep the earliest.
+    earlier = (found > 0) & ((diverged_at == 0) | (found < diverged_at))
+    return np.where(earlier, found, diverged_at), run

@@ -3,7 +3,7 @@
 import contextlib
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -24,14 +24,14 @@ class StopOnSignal(contextlib.AbstractContextManager):
     """Handles SIGINT and SIGTERM while in use (in the main thread; elsewhere, nothing).
 
     Normally a signal raises `Interrupted` at once. Inside `deferred()`, the first
-    signal only records itself in `requested` and calls `on_request` (training then
-    stops at the end of its chunk, saving what it has); a second one raises
-    `Interrupted` at once.
+    signal only records itself in `requested` (training then stops at the end of its
+    chunk, saving what it has); a second one raises `Interrupted` at once. The
+    handler prints nothing: writing to stderr from it could re-enter a write the
+    program was making (a progress bar's), which Python refuses with an error.
     """
 
-    def __init__(self, on_request: Callable[[int], None] | None = None):
+    def __init__(self):
         self.requested: int | None = None
-        self._on_request = on_request
         self._deferring = False
         self._previous = {}
 
@@ -56,8 +56,6 @@ class StopOnSignal(contextlib.AbstractContextManager):
         if not self._deferring or self.requested is not None:
             raise Interrupted(number)
         self.requested = number
-        if self._on_request is not None:
-            self._on_request(number)
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:

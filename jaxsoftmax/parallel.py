@@ -122,3 +122,11 @@ def any_process(flag: bool) -> bool:
         return flag
     flags = multihost_utils.process_allgather(np.asarray([flag], np.int32))
     return bool(np.asarray(flags).any())
+
+
+def smallest_over_processes(value: int) -> int:
+    """The least of `value` over all processes (every process must ask, at the same point)."""
+    if jax.process_count() == 1:
+        return value
+    values = multihost_utils.process_allgather(np.asarray([value], np.int64))
+    return int(np.asarray(values).min())

@@ -136,6 +136,8 @@ class SweepSummaries(contextlib.AbstractContextManager):
       resumed_steps: when resuming, the steps each model had taken at the checkpoint
         (K,): its files start by discarding what was logged after that.
       resume_count: how many times the sweep has been resumed (names the new files).
+      diverged_before: when resuming, the models (indices) whose divergence is
+        already noted.
     """
 
     def __init__(
@@ -147,11 +149,12 @@ class SweepSummaries(contextlib.AbstractContextManager):
         *,
         resumed_steps: np.ndarray | None = None,
         resume_count: int = 0,
+        diverged_before: Sequence[int] = (),
     ):
         self._logdir = pathlib.Path(logdir)
         self._resumed_steps = resumed_steps
         self._suffix = f".resume{resume_count}" if resume_count else ""
-        self._noted_divergence: set[str] = set()
+        self._noted_divergence = {run_names[k] for k in diverged_before}
         self._config = config
         self._names = list(run_names)
         self._points = config.points
@@ -229,7 +232,10 @@ class SweepSummaries(contextlib.AbstractContextManager):
         if report.histograms is not None:
             for tag, histogram in report.histograms.items():
                 for row, step in enumerate(report.eval_steps.tolist()):
-                    bounds = (histogram.min[row, k], histogram.max[row, k], histogram.sum[row, k])
+                    bounds = [
+                        getattr(histogram, name)[row, k]
+                        for name in ("min", "max", "sum", "sum_squares")
+                    ]
                     limits = histogram.bucket_limits[row, k]
                     if not (np.isfinite(bounds).all() and np.isfinite(limits).all()):
                         continue
@@ -265,7 +271,8 @@ class SweepSummaries(contextlib.AbstractContextManager):
         events = self._file(run, "", model_index)
         for proto in summary.hparams(settings, metrics):
             events.add(proto, 0)
-        events.add(_scalars(metrics), config.steps)
+        finite = {tag: value for tag, value in metrics.items() if np.isfinite(value)}
+        events.add(_scalars(finite), config.steps)
 
     def _close_run(self, run: str) -> None:
         with contextlib.ExitStack() as stack:

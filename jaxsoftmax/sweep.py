@@ -76,6 +76,11 @@ class SweepConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+        for name in ("loss_scale", "init_scale"):  # plain floats, so the config is JSON
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))
         if not (math.isfinite(self.loss_scale) and self.loss_scale > 0):
             raise ConfigError(f"loss_scale {self.loss_scale} is not a positive finite number")
         if not (math.isfinite(self.init_scale) and self.init_scale >= 0):
@@ -547,7 +552,8 @@ class SweepCheckpoint:
 
     Attributes:
       config: the sweep's settings.
-      models_per_program: the plan's tile size, so that a resumed sweep is cut alike.
+      max_models: the limit the grid's plan was made with (`plan_grid`'s
+        `max_models`), so that a resumed sweep is cut into the same slices.
       num_devices: how many devices the models were sharded over.
       tile: the index in `GridPlan.tiles` of the tile in progress (the number of
         tiles once all are done).
@@ -566,7 +572,7 @@ class SweepCheckpoint:
 
     config: SweepConfig
     data_fingerprint: str
-    models_per_program: int
+    max_models: int
     num_devices: int
     tile: int
     step: int
@@ -583,7 +589,7 @@ class SweepCheckpoint:
         plan = plan_grid(
             len(self.config.seed_values),
             len(self.config.settings),
-            self.models_per_program,
+            self.max_models,
             self.num_devices,
         )
         done = np.zeros(self.config.num_models, np.int64)
@@ -682,7 +688,9 @@ def train_sweep(
       checkpoint_every: hand `on_checkpoint` a checkpoint at the end of the first
         chunk after every this many steps (counting every slice's steps), besides
         the one at the end and the one when stopped.
-      on_checkpoint: receives each SweepCheckpoint (to save it, say).
+      on_checkpoint: receives each SweepCheckpoint (to save it, say). Its `outputs`
+        and `params` are the sweep's own arrays, which training goes on filling:
+        save or copy them before returning.
       resume: go on from this checkpoint; `config` must be the checkpoint's. The
         result is the same, bitwise on a CPU, as that of a sweep never stopped.
       should_stop: asked after each chunk; when it says True, training stops there,
@@ -698,12 +706,15 @@ def train_sweep(
     """
     check_fits(config, dataset)
     mesh = parallel.make_mesh(devices)
+    devices = list(mesh.devices.flat)
     if resume is not None:
         _check_resumable(resume, config, dataset, mesh.size)
-        max_models_per_program = resume.models_per_program
-    plan = plan_sweep(
-        config, dataset, max_models_per_program=max_models_per_program, devices=mesh.devices.flat
-    )
+        limit = resume.max_models
+    else:
+        limit = max_models_per_program or default_max_models(config, dataset, devices)
+        # Free memory differs between hosts; every process must cut the grid alike.
+        limit = parallel.smallest_over_processes(limit)
+    plan = plan_sweep(config, dataset, max_models_per_program=limit, devices=devices)
     spread = mesh.size > 1 or jax.process_count() > 1
     target = parallel.sharding(mesh, plan.shard_axis) if spread else None
     data = to_device(dataset, mesh if spread else None)
@@ -795,15 +806,15 @@ def train_sweep(
             SweepCheckpoint(
                 config=config,
                 data_fingerprint=fingerprint,
-                models_per_program=plan.models_per_program,
+                max_models=limit,
                 num_devices=mesh.size,
                 tile=tile,
                 step=step,
                 state=leaves,
                 outputs=outputs,
                 params=params,
-                diverged_at=diverged_at,
-                high_steps=high_steps,
+                diverged_at=diverged_at.copy(),
+                high_steps=high_steps.copy(),
                 compile_s=compile_s,
                 train_s=train_s + (time.perf_counter() - running_since if running_since else 0),
             )
