@@ -1,20 +1,22 @@
 """Wall time to reach a test accuracy on MNIST, and the best accuracy reached at all.
 
-jaxsoftmax's recipe: the tutorial's model and loss, batch 100, learning rate 0.01 on
-the tutorial's loss (1.0 on plain mean cross-entropy) decaying along a cosine over
-8 epochs, the full test set evaluated after every epoch. Its time counts from the
-start of `train_sweep` to the end of the first epoch whose evaluation reaches the
-target: once cold (compilation included) and once warm (the compiled program
-cached, as on any later run with the persistent compilation cache).
+jaxsoftmax's recipe: the tutorial's model and loss, batch 200, learning rate 0.003 on
+the tutorial's loss with heavy-ball momentum 0.95, decaying along a cosine over 3
+epochs, the full test set evaluated after every epoch. Its time counts from the start
+of `train_sweep` to the end of the first epoch whose evaluation reaches the target:
+once cold (compilation included) and once warm (the compiled program cached, as on
+any later run with the persistent compilation cache).
 
 scikit-learn's `LogisticRegression(solver="lbfgs")` (when installed) on the same
 pixels in [0, 1]: fits from scratch with growing `max_iter`; its time to the target
 is the wall time of the first fit that reaches it.
 
-"Best at all": a sweep of learning rates trained for 30 epochs with the cosine
-schedule in one program. Its final test accuracies are honest estimates; the best
-over all epochs' evaluations is picked on the test set itself, so it is optimistic
-and reported apart.
+"Best at all", chosen without looking at the test set: a grid of learning rate x
+momentum x weight decay, 30 epochs with the cosine schedule, trained in one program
+on the first 50,000 training images and scored on the other 10,000; the setting
+with the best validation accuracy is then trained on all 60,000 and its final test
+accuracy reported. The same grid trained on all 60,000, its best final *test*
+accuracy picked on the test set, is reported apart as the optimistic figure.
 
     python benchmarks/time_to_accuracy.py [--target 0.925] [--out benchmarks/results]
 """
@@ -30,12 +32,18 @@ import jaxsoftmax as js
 STEPS_PER_EPOCH = 600  # 60,000 examples, batch 100
 
 
+RECIPE = {"batch_size": 200, "learning_rate": 0.003, "momentum": 0.95}
+
+
 def jaxsoftmax_time(dataset: js.Dataset, target: float, epochs: int) -> dict:
+    steps_per_epoch = len(dataset.train_images) // RECIPE["batch_size"]
     config = js.SweepConfig(
-        learning_rates=(0.01,),
-        steps=epochs * STEPS_PER_EPOCH,
-        eval_every=STEPS_PER_EPOCH,
-        chunk_steps=STEPS_PER_EPOCH,
+        learning_rates=(RECIPE["learning_rate"],),
+        momenta=(RECIPE["momentum"],),
+        batch_size=RECIPE["batch_size"],
+        steps=epochs * steps_per_epoch,
+        eval_every=steps_per_epoch,
+        chunk_steps=steps_per_epoch,
         schedule="cosine",
     )
     seen = []
@@ -54,7 +62,10 @@ def jaxsoftmax_time(dataset: js.Dataset, target: float, epochs: int) -> dict:
     total = time.perf_counter() - start
     reached = next(((t, step, acc) for t, step, acc in seen if acc >= target), None)
     return {
-        "recipe": f"lr 0.01 (tutorial loss), cosine over {epochs} epochs, batch 100, 1 model",
+        "recipe": (
+            f"batch {RECIPE['batch_size']}, lr {RECIPE['learning_rate']} (tutorial loss), "
+            f"momentum {RECIPE['momentum']}, cosine over {epochs} epochs, 1 model"
+        ),
         "compile_s": result.compile_s,
         "total_s": total,
         "time_to_target_s": None if reached is None else reached[0],
@@ -91,31 +102,62 @@ def sklearn_time(dataset: js.Dataset, target: float) -> dict | None:
     }
 
 
-def best_accuracy(dataset: js.Dataset, epochs: int) -> dict:
-    rates = (0.003, 0.005, 0.01, 0.02, 0.04)
-    config = js.SweepConfig(
-        learning_rates=rates,
-        steps=epochs * STEPS_PER_EPOCH,
-        eval_every=STEPS_PER_EPOCH,
-        chunk_steps=5 * STEPS_PER_EPOCH,
+BEST_GRID = {
+    "learning_rate": (0.002, 0.005, 0.01),
+    "momentum": (0.0, 0.9),
+    "weight_decay": (1e-3, 3e-3, 1e-2, 2e-2, 3e-2),
+}
+VALIDATION_IMAGES = 10_000
+
+
+def _grid_config(grid: dict, num_train: int, epochs: int) -> js.SweepConfig:
+    steps_per_epoch = num_train // 100
+    return js.SweepConfig.from_grid(
+        grid,
+        steps=epochs * steps_per_epoch,
+        eval_every=5 * steps_per_epoch,
+        chunk_steps=5 * steps_per_epoch,
         schedule="cosine",
     )
+
+
+def best_accuracy(dataset: js.Dataset, epochs: int) -> dict:
+    """The best linear test accuracy: chosen on a validation split, then as picked on test."""
+    keep = len(dataset.train_images) - VALIDATION_IMAGES
+    split = js.make_dataset(
+        name="mnist-validation",
+        train_images=dataset.train_images[:keep],
+        train_labels=dataset.train_labels[:keep],
+        test_images=dataset.train_images[keep:],
+        test_labels=dataset.train_labels[keep:],
+        num_classes=dataset.num_classes,
+        origin="the last 10,000 training images",
+    )
     start = time.perf_counter()
-    result = js.train_sweep(dataset, config)
+    config = _grid_config(BEST_GRID, keep, epochs)
+    validation = js.train_sweep(split, config, keep_params=False)
+    chosen = config.points[int(validation.test_accuracy[-1].argmax())]
+    setting = {axis: (chosen[axis],) for axis in BEST_GRID}
+    final = js.train_sweep(dataset, _grid_config(setting, len(dataset.train_images), epochs))
+    full_config = _grid_config(BEST_GRID, len(dataset.train_images), epochs)
+    full = js.train_sweep(dataset, full_config, keep_params=False)
+    picked = int(full.test_accuracy[-1].argmax())
     return {
-        "learning_rates": list(rates),
+        "grid": {axis: list(values) for axis, values in BEST_GRID.items()},
         "epochs": epochs,
         "wall_s": time.perf_counter() - start,
-        "final_test_accuracy": result.test_accuracy[-1].tolist(),
-        "best_final_test_accuracy": float(result.test_accuracy[-1].max()),
-        "best_over_epochs_selected_on_test": float(result.test_accuracy.max()),
+        "chosen_on_validation": chosen,
+        "validation_accuracy": float(validation.test_accuracy[-1].max()),
+        "best_final_test_accuracy": float(final.test_accuracy[-1, 0]),
+        "best_final_selected_on_test": float(full.test_accuracy[-1, picked]),
+        "selected_on_test": full_config.points[picked],
     }
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", type=float, default=0.925)
-    parser.add_argument("--epochs", type=int, default=8, help="epochs of the timed recipe")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of the timed recipe")
     parser.add_argument("--best-epochs", type=int, default=30, help="epochs of the best-of sweep")
     parser.add_argument("--data-dir", help="folder of the MNIST IDX files (default: lookup)")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
@@ -134,8 +176,9 @@ def main(argv: list[str] | None = None) -> dict:
     theirs = sklearn_time(dataset, args.target)
     best = best_accuracy(dataset, args.best_epochs)
     print(
-        f"best final test accuracy {best['best_final_test_accuracy']:.2%}; best over epochs "
-        f"(picked on the test set, optimistic) {best['best_over_epochs_selected_on_test']:.2%}"
+        f"best final test accuracy {best['best_final_test_accuracy']:.2%} (setting chosen on "
+        f"validation: {best['chosen_on_validation']}); picked on the test set (optimistic) "
+        f"{best['best_final_selected_on_test']:.2%}"
     )
     document = {"target": args.target, "jaxsoftmax": ours, "scikit_learn": theirs, "best": best}
     if theirs and theirs["time_to_target_s"] and ours["time_to_target_s"]:
