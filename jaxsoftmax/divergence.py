@@ -70,10 +70,15 @@ def update(
             note(np.where(bad_test.any(axis=0), eval_steps[bad_test.argmax(axis=0)], 0))
         note(np.where(params_finite, 0, steps[-1]))
         high = bad_train | (train_loss > FACTOR * initial_loss)
-    run = np.asarray(high_steps, np.int64)
-    for row, step in enumerate(steps.tolist()):
-        run = np.where(high[row], run + 1, 0)
-        note(np.where(run == window, step - window + 1, 0))
+    # Length of the stretch of high losses ending at each row, carried over from
+    # earlier chunks: rows since the last row that was not high (or since the start).
+    rows = np.arange(len(steps))[:, None]
+    last_low = np.maximum.accumulate(np.where(high, -1, rows), axis=0)
+    run = np.where(last_low >= 0, rows - last_low, rows + 1 + np.asarray(high_steps, np.int64))
+    reached = run == window  # a stretch reaches the window once, at its window-th step
+    first = reached.argmax(axis=0)
+    note(np.where(reached.any(axis=0), steps[first] - window + 1, 0))
+    run = run[-1]
     # A stretch of high losses is seen only at its end, after which an earlier step may
     # be found than one already recorded: keep the earliest.
     earlier = (found > 0) & ((diverged_at == 0) | (found < diverged_at))
