@@ -21,11 +21,11 @@ renamed over it: a reader finds the previous checkpoint or the new one, whole.
 import json
 import os
 import pathlib
-import tempfile
 import zipfile
 
 import numpy as np
 
+from jaxsoftmax import files
 from jaxsoftmax.errors import CheckpointError, ConfigError
 from jaxsoftmax.sweep import SweepCheckpoint, SweepConfig
 
@@ -59,18 +59,8 @@ def save(path: str | os.PathLike, checkpoint: SweepCheckpoint, extra: dict | Non
     if checkpoint.params is not None:
         arrays |= {f"params_{name}": values for name, values in checkpoint.params.items()}
     arrays |= {"diverged_at": checkpoint.diverged_at, "high_steps": checkpoint.high_steps}
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
+    with files.atomic_writer(path) as handle:
+        np.savez(handle, **arrays)
 
 
 def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:

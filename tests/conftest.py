@@ -55,6 +55,14 @@ def cli_env(tmp_path) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def env(cli_env, monkeypatch):
+    """In-process runs see the same environment as subprocesses."""
+    for name in ("JAXSOFTMAX_DATA_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(name, cli_env[name])
+    return cli_env
+
+
 @pytest.fixture(scope="session")
 def logged_run(mnist_dir, tmp_path_factory):
     """A short real run with every summary on: (logdir, results.json as a dict)."""

@@ -14,14 +14,6 @@ from jaxsoftmax import cli
 SHORT_RUN = ["--steps", "30", "--eval-every", "10", "--no-compilation-cache"]
 
 
-@pytest.fixture
-def env(cli_env, monkeypatch):
-    """In-process runs see the same environment as subprocesses."""
-    for name in ("JAXSOFTMAX_DATA_DIR", "XDG_CACHE_HOME"):
-        monkeypatch.setenv(name, cli_env[name])
-    return cli_env
-
-
 def run_main(argv, capsys):
     """Runs the command line in this process; returns (exit status, stdout, stderr)."""
     try:

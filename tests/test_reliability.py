@@ -17,20 +17,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from jaxsoftmax import catalog, checkpoint, cli, divergence
 from jaxsoftmax.errors import CheckpointError
 from jaxsoftmax.sweep import SweepConfig, train_sweep
+from tests.test_cli import run_main
 from tests.test_grid import _free_port
 from tests.test_idx import idx_bytes
 
 QUICK = ["--no-compilation-cache", "--quiet"]
-
-
-def run_main(argv, capsys):
-    """Runs the command line in this process; returns (exit status, stdout, stderr)."""
-    try:
-        status = cli.main(argv)
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def strict_json(path):
@@ -46,13 +37,6 @@ def accumulator(folder):
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "histograms": 0})
     events.Reload()
     return events
-
-
-@pytest.fixture
-def env(cli_env, monkeypatch):
-    for name in ("JAXSOFTMAX_DATA_DIR", "XDG_CACHE_HOME"):
-        monkeypatch.setenv(name, cli_env[name])
-    return cli_env
 
 
 @pytest.fixture(scope="module")

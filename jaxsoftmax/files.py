@@ -1,0 +1,34 @@
+"""Writing a file so that readers find the old one or the whole new one, never half."""
+
+import contextlib
+import os
+import pathlib
+import tempfile
+from collections.abc import Iterator
+from typing import IO
+
+
+@contextlib.contextmanager
+def atomic_writer(
+    path: str | os.PathLike, *, mode: str = "wb", suffix: str = ".tmp"
+) -> Iterator[IO]:
+    """Yields a new file beside `path`; when the block ends, it is flushed to disk and
+    renamed over `path`. If the block (or the rename) fails, it is removed and `path`
+    stays as it was.
+
+    The temporary file lives in the same folder, so the rename stays within one file
+    system, where it is atomic; its name starts with a dot and ends with `suffix`.
+    """
+    path = pathlib.Path(path)
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    temporary = pathlib.Path(name)
+    try:
+        with os.fdopen(descriptor, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.chmod(0o644)  # mkstemp makes it private; what we write is not secret
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
