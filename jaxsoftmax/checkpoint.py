@@ -104,7 +104,9 @@ def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
                 compile_s=float(meta["compile_s"]),
                 train_s=float(meta["train_s"]),
             )
-            _check(checkpoint)
+            wrong = checkpoint.inconsistencies()
+            if wrong:
+                raise CheckpointError(f"damaged: {', '.join(wrong)} do not fit its settings")
             return checkpoint, dict(meta["extra"])
     except CheckpointError as error:
         if str(error).startswith("damaged: "):
@@ -124,32 +126,3 @@ def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
         if isinstance(error, ConfigError):
             reason = f"bad settings: {reason}"
         raise CheckpointError(f"checkpoint {path} is damaged ({reason})") from None
-
-
-def _check(checkpoint: SweepCheckpoint) -> None:
-    """Raises CheckpointError("damaged: ...") unless the parts fit together."""
-    config = checkpoint.config
-    num_models, num_evals = config.num_models, len(config.eval_steps)
-    shapes = {
-        "train_loss": (config.steps, num_models),
-        "train_accuracy": (config.steps, num_models),
-        "test_loss": (num_evals, num_models),
-        "test_accuracy": (num_evals, num_models),
-    }
-    wrong = [name for name, shape in shapes.items() if checkpoint.outputs[name].shape != shape]
-    for name in ("diverged_at", "high_steps"):
-        values = getattr(checkpoint, name)
-        if values.shape != (num_models,) or values.dtype.kind not in "iu":
-            wrong.append(name)
-    if checkpoint.params is not None:
-        w, b = checkpoint.params["w"], checkpoint.params["b"]
-        if w.ndim != 3 or len(w) != num_models or b.shape != (num_models, w.shape[-1]):
-            wrong.append("params")
-    if checkpoint.step and checkpoint.state is None:
-        wrong.append("state")
-    if checkpoint.max_models < 1 or checkpoint.num_devices < 1 or checkpoint.tile < 0:
-        wrong.append("plan")
-    if not 0 <= checkpoint.step < config.steps:
-        wrong.append("step")
-    if wrong:
-        raise CheckpointError(f"damaged: {', '.join(wrong)} do not fit its settings")

@@ -584,6 +584,29 @@ class SweepCheckpoint:
     compile_s: float
     train_s: float
 
+    def inconsistencies(self) -> list[str]:
+        """The parts that do not fit the settings or each other (empty if all do)."""
+        num_models = self.config.num_models
+        wrong = [
+            name for name, shape in _output_shapes(self.config)
+            if self.outputs[name].shape != shape
+        ]  # fmt: skip
+        for name in ("diverged_at", "high_steps"):
+            values = getattr(self, name)
+            if values.shape != (num_models,) or values.dtype.kind not in "iu":
+                wrong.append(name)
+        if self.params is not None:
+            w, b = self.params["w"], self.params["b"]
+            if w.ndim != 3 or len(w) != num_models or b.shape != (num_models, w.shape[-1]):
+                wrong.append("params")
+        if self.step and self.state is None:
+            wrong.append("state")
+        if self.max_models < 1 or self.num_devices < 1 or self.tile < 0:
+            wrong.append("plan")
+        if not 0 <= self.step < self.config.steps:
+            wrong.append("step")
+        return wrong
+
     def steps_done(self) -> np.ndarray:
         """(K,) the steps each model has taken."""
         plan = plan_grid(
@@ -598,6 +621,17 @@ class SweepCheckpoint:
                 steps = self.config.steps if index < self.tile else self.step
                 done[_tile_models(*tile, len(self.config.settings))] = steps
         return done
+
+
+def _output_shapes(config: SweepConfig) -> list[tuple[str, tuple[int, int]]]:
+    """The metrics a sweep records and their shapes: (steps or evaluations, models)."""
+    steps, evals, models = config.steps, len(config.eval_steps), config.num_models
+    return [
+        ("train_loss", (steps, models)),
+        ("train_accuracy", (steps, models)),
+        ("test_loss", (evals, models)),
+        ("test_accuracy", (evals, models)),
+    ]
 
 
 def _tile_models(seed_block: range, setting_block: range, num_settings: int) -> np.ndarray:
@@ -619,19 +653,13 @@ def _check_resumable(
             f"the checkpoint was written on {checkpoint.num_devices} devices and this run has "
             f"{num_devices}; resume it on as many"
         )
-    shapes = {
-        "train_loss": (config.steps, config.num_models),
-        "train_accuracy": (config.steps, config.num_models),
-        "test_loss": (len(config.eval_steps), config.num_models),
-        "test_accuracy": (len(config.eval_steps), config.num_models),
-    }
-    wrong = [name for name, shape in shapes.items() if checkpoint.outputs[name].shape != shape]
+    wrong = checkpoint.inconsistencies()
     if checkpoint.params is not None:
         features = (dataset.num_features, dataset.num_classes)
         wrong += [] if checkpoint.params["w"].shape[1:] == features else ["params"]
-    if wrong or checkpoint.tile < 0 or not 0 <= checkpoint.step < config.steps:
+    if wrong:
         raise CheckpointError(
-            f"the checkpoint does not fit this sweep or data ({', '.join(wrong) or 'position'})"
+            f"the checkpoint does not fit this sweep or data ({', '.join(wrong)})"
         )
 
 
@@ -729,7 +757,7 @@ def train_sweep(
     chunks = plan_chunks(config)
     chunk_ends = np.cumsum([windows * steps for windows, steps in chunks]).tolist()
     seeds, settings = config.seed_values, config.settings
-    num_models, num_evals = config.num_models, len(config.eval_steps)
+    num_models = config.num_models
     if resume is not None:
         outputs = {name: values.copy() for name, values in resume.outputs.items()}
         diverged_at, high_steps = resume.diverged_at.copy(), resume.high_steps.copy()
@@ -737,13 +765,7 @@ def train_sweep(
         compile_s, train_s = resume.compile_s, resume.train_s
     else:
         outputs = {
-            name: np.full(shape, np.nan, np.float32)
-            for name, shape in [
-                ("train_loss", (config.steps, num_models)),
-                ("train_accuracy", (config.steps, num_models)),
-                ("test_loss", (num_evals, num_models)),
-                ("test_accuracy", (num_evals, num_models)),
-            ]
+            name: np.full(shape, np.nan, np.float32) for name, shape in _output_shapes(config)
         }
         diverged_at = np.zeros(num_models, np.int64)
         high_steps = np.zeros(num_models, np.int64)
