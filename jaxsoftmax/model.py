@@ -107,3 +107,22 @@ def objective(
     """
     batch_logits = logits(params, inputs)
     return loss_scale * cross_entropy(batch_logits, labels), accuracy(batch_logits, labels)
+
+
+def class_major_objective(
+    params: Params, inputs: jax.Array, labels: jax.Array, loss_scale: float
+) -> tuple[jax.Array, jax.Array]:
+    """`objective` for weights held class-major: `w` of shape (num_classes, num_features).
+
+    The same function of the same numbers, computed with the logits class-major,
+    (num_classes, batch): the forward product then reads the weights in the order
+    they are stored and the weight gradient comes out in it, so on a CPU no copy of
+    the weights is made each step (see `training.class_major_layout`).
+    """
+    with jax.named_scope("softmax_linear_model"):
+        class_logits = params["w"] @ inputs.T + params["b"][:, None]
+    with jax.named_scope("cross_entropy_loss"):
+        losses = optax.softmax_cross_entropy_with_integer_labels(class_logits, labels, axis=0)
+    with jax.named_scope("accuracy"):
+        hits = jnp.argmax(class_logits, axis=0) == labels
+    return loss_scale * losses.mean(), hits.mean()

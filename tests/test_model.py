@@ -45,6 +45,22 @@ def test_gradient_matches_float64_numpy(batch):
     np.testing.assert_allclose(grads["b"], want_db, rtol=1e-4, atol=1e-5)
 
 
+def test_class_major_objective_matches_float64_numpy(batch):
+    params, inputs, labels = batch
+    class_major = {"w": params["w"].T.copy(), "b": params["b"]}
+    (loss, accuracy), grads = jax.value_and_grad(model.class_major_objective, has_aux=True)(
+        class_major, inputs, labels, 100.0
+    )
+    want_loss, want_dw, want_db = numpy_loss_and_grads(
+        params["w"], params["b"], inputs, labels, 100.0
+    )
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+    np.testing.assert_allclose(grads["w"], want_dw.T, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(grads["b"], want_db, rtol=1e-4, atol=1e-5)
+    hits = np.argmax(inputs @ params["w"] + params["b"], axis=1) == labels
+    assert accuracy == pytest.approx(hits.mean())
+
+
 def test_zero_parameters_give_the_tutorials_starting_loss():
     # Uniform predictions over 10 classes: 100 * ln(10) = 230.26, the tutorial's first loss.
     params = model.init_params(784, 10)
