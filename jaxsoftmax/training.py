@@ -337,15 +337,37 @@ def init_key(seed: int | jax.Array) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), 1)
 
 
+def stable_order(keys: jax.Array) -> jax.Array:
+    """The indices that sort uint32 `keys` stably (equal keys keep their order).
+
+    The same as `jax.lax.sort_key_val(keys, arange)[1]`, computed as a radix sort
+    of sorts of single uint32 arrays: each pass packs a digit of the keys above the
+    position of each element in the order so far. XLA's CPU backend sorts a single
+    array of a primitive type several times faster than key-value pairs: for 60,000
+    keys, two passes take about 4.5 ms instead of 12.
+    """
+    n = keys.shape[0]
+    index_bits = max(1, (n - 1).bit_length())
+    digit_bits = 32 - index_bits
+    if digit_bits < 8:  # more than 2**24 keys: too many passes
+        return jax.lax.sort_key_val(keys, jnp.arange(n, dtype=jnp.int32))[1]
+    positions = jnp.arange(n, dtype=jnp.uint32)
+    order = positions
+    for shift in range(0, 32, digit_bits):  # least significant digit first
+        digit = (keys[order] >> shift) & jnp.uint32((1 << min(digit_bits, 32 - shift)) - 1)
+        packed = jax.lax.sort((digit << index_bits) | positions)
+        order = order[packed & jnp.uint32((1 << index_bits) - 1)]
+    return order.astype(jnp.int32)
+
+
 def epoch_permutation(shuffle_key: jax.Array, epoch: jax.Array, num_examples: int) -> jax.Array:
     """The order in which an epoch visits the training set: a function of (key, epoch) only.
 
-    One sort of random 32-bit keys: half the cost of `jax.random.permutation`
-    (which sorts twice to break ties) on CPU, where sorting 60,000 keys takes
-    about 12 ms. Ties are rare and broken the same way on every run.
+    A stable sort of random 32-bit keys (`stable_order`): ties are rare and broken
+    by position, the same way on every run.
     """
     bits = jax.random.bits(jax.random.fold_in(shuffle_key, epoch), (num_examples,), jnp.uint32)
-    return jax.lax.sort_key_val(bits, jnp.arange(num_examples, dtype=jnp.int32))[1]
+    return stable_order(bits)
 
 
 def batch_indices(

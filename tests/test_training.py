@@ -103,6 +103,16 @@ def test_evaluations_every_n_steps_and_at_the_end_match_a_numpy_evaluation(small
         assert result.test_accuracy[-1, k] == pytest.approx(want, abs=1e-6)
 
 
+@pytest.mark.parametrize("size", [1, 2, 7, 1000, 2**16 - 1, 2**16, 2**16 + 1, 100_003])
+@pytest.mark.parametrize("distinct", [2, 50, 2**32])
+def test_stable_order_equals_numpys_stable_argsort(size, distinct):
+    # Keys drawn from few distinct values force long runs of ties.
+    keys = np.random.default_rng(size).integers(0, distinct, size, dtype=np.uint64)
+    keys = keys.astype(np.uint32)
+    got = np.asarray(jax.jit(training.stable_order)(keys))
+    np.testing.assert_array_equal(got, np.argsort(keys, kind="stable"))
+
+
 def test_plan_chunks_covers_every_step_with_few_shapes():
     cases = [(1000, 10, 200, 5), (25, 10, 200, 2), (7, 10, 200, 1), (97, 1, 10, 10)]
     # A prime number of windows (101) must not fall back to one window per chunk.
