@@ -7,9 +7,10 @@ these tests check the output's structure only.
 import json
 import sys
 
+import numpy as np
 import pytest
 
-from benchmarks import throughput
+from benchmarks import throughput, time_to_accuracy
 
 
 def test_throughput_quick_mode_reports_every_variant(mnist_dir, tmp_path, capsys):
@@ -41,3 +42,16 @@ def _importable(name: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(name) is not None
+
+
+def test_shifted_copies_move_every_pixel_and_fill_with_zeros():
+    images = np.random.default_rng(0).integers(1, 256, (3, 5, 4), dtype=np.uint8)
+    shifts = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+    copies = time_to_accuracy.shifted_copies(images, shifts).reshape(5, 3, 5, 4)
+    for (down, right), copy in zip(shifts, copies, strict=True):
+        for row in range(5):
+            for column in range(4):
+                source = (row - down, column - right)
+                inside = 0 <= source[0] < 5 and 0 <= source[1] < 4
+                want = images[:, source[0], source[1]] if inside else 0
+                np.testing.assert_array_equal(copy[:, row, column], want)
