@@ -158,24 +158,30 @@ def sequential(data, indices, dataset, models: int, steps: int, repeats: int) ->
 def products_only(data, indices, dataset, models: int, steps: int, repeats: int) -> Measurement:
     """The bound on any engine: a step's two matrix products alone, fused with `lax.scan`.
 
-    Each step multiplies the batch by K models' weights (forward) and the batch's
-    transpose by a (batch, K * classes) matrix (weight gradient), and adds the
-    result into the weights: no softmax, loss or bookkeeping. The 2048-square
-    peak overstates what products of these thin shapes can reach on a CPU; this
-    measures it.
+    Each step multiplies the batch by K models' weights (forward) and the batch by
+    a (batch, K * classes) matrix (weight gradient), and adds the result into the
+    weights: no softmax, loss or bookkeeping. The weights are laid out as the
+    engine holds them on this backend (`training.class_major_layout`): (K * classes,
+    features) on a CPU, (features, K * classes) elsewhere. The 2048-square peak
+    overstates what products of these thin shapes can reach on a CPU; this measures it.
     """
     width = models * dataset.num_classes
+    class_major = training.class_major_layout()
 
     @jax.jit
     def run_products(weights, data, indices):
         def one_step(weights, batch):
             inputs = model.scale_images(data.train_images[batch])
+            if class_major:  # (K * classes, features)
+                outputs = weights @ inputs.T
+                return weights - 1e-6 * (outputs @ inputs), None
             outputs = inputs @ weights
             return weights - 1e-6 * (inputs.T @ outputs), None
 
         return jax.lax.scan(one_step, weights, indices[:steps])[0]
 
-    weights = jnp.zeros((dataset.num_features, width), jnp.float32)
+    shape = (width, dataset.num_features) if class_major else (dataset.num_features, width)
+    weights = jnp.zeros(shape, jnp.float32)
     compile_s = timed(lambda: run_products(weights, data, indices))
     seconds = [timed(lambda: run_products(weights, data, indices)) for _ in range(repeats)]
     return Measurement("products only (bound)", models, steps, compile_s, seconds)
