@@ -468,8 +468,14 @@ def shuffle_key(seed: int) -> jax.Array:
 
 def first_batch(config: SweepConfig, num_train: int) -> np.ndarray:
     """Indices of the training examples in the first step's batch (of the first seed)."""
-    order = training.epoch_permutation(shuffle_key(config.seed_values[0]), 0, num_train)
+    order = _first_epoch(shuffle_key(config.seed_values[0]), num_train)
     return np.asarray(order[: config.batch_size])
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _first_epoch(key: jax.Array, num_train: int) -> jax.Array:
+    # One compiled program, not a dozen operations each compiled on first use.
+    return training.epoch_permutation(key, 0, num_train)
 
 
 @functools.partial(
