@@ -6,6 +6,7 @@ Everything in this module is a pure function of arrays. The host calls
 """
 
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -176,7 +177,7 @@ def train_step(
     inputs: jax.Array,
     labels: jax.Array,
     loss_scale: float | jax.Array,
-    objective=model.objective,
+    objective: Callable[..., tuple[jax.Array, jax.Array]] = model.objective,
 ) -> tuple[TrainState, Metrics]:
     """One gradient descent step of one model.
 
@@ -270,11 +271,11 @@ def grid_step(
       labels: int32 (S, batch).
 
     Returns the new state and metrics of shape (S, M).
+
+    With one seed, `run_chunk` calls `sweep_step` on the state without its seeds
+    axis instead, so the M models share one matrix product and the loop never
+    reshapes the state.
     """
-    if inputs.shape[0] == 1:
-        # One seed: the plain sweep, so its M models share one matrix product.
-        new_state, metrics = sweep_step(_squeeze(state), inputs[0], labels[0], loss_scale)
-        return _unsqueeze((new_state, metrics))
     return jax.vmap(sweep_step, in_axes=(0, 0, 0, None))(state, inputs, labels, loss_scale)
 
 
