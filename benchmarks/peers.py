@@ -2,13 +2,13 @@
 
 Each peer trains K linear softmax models (one per learning rate) with plain SGD on the
 tutorial's loss (100 x mean cross-entropy) and reports "model-steps/s": one SGD step of one
-model per unit. All peers share one signature,
+model per unit. Each peer has a name in `PEERS`;
 
-    peer(train_images, train_labels, learning_rates, steps, batch_size=100, *, repeats=5, seed=0)
-        -> PeerTiming
+    time_peer(name, train_images, train_labels, learning_rates, steps, batch_size=100, *,
+              repeats=5, seed=0) -> PeerTiming
 
-and each has a twin `<peer>_params(train_images, train_labels, learning_rates, batch_indices)`
-that trains fresh models on the given minibatches and returns their final parameters, so that
+times it, and `peer_params(name, train_images, train_labels, learning_rates, batch_indices)`
+trains fresh models on the given minibatches and returns their final parameters, so that
 tests can hold every peer against a float64 NumPy oracle.
 
 - `tf1_original`: the TensorFlow 1.4 `softmax.py` as written, through `tensorflow.compat.v1`:
@@ -18,7 +18,7 @@ tests can hold every peer against a float64 NumPy oracle.
 - `torch_stacked`: PyTorch eager, all K models in one (K, 784, 10) tensor, one step for all.
 
 TensorFlow and PyTorch are optional (`pip install torch==2.13.0 tensorflow-cpu>=2.21`): this
-module imports without them, `has_tensorflow()` and `has_torch()` say whether a peer can run,
+module imports without them, `available(name)` says whether a peer can run,
 and a peer whose library is missing raises `ImportError` naming what to install.
 
 Timing (`PeerTiming`): `setup_s` is the analogue of compile time, reported apart: building
@@ -29,7 +29,7 @@ wall time of repeat r summed over every graph/model, and `median_s` is their med
 Importing the library and putting the data in the peer's form (CPU tensors; for TF1 the
 whole set as float32 in [0, 1], as input_data did at load time) are in neither. The first
 `torch.optim.SGD` step of a process initialises PyTorch lazily (about 1 s), which lands in
-`torch_sequential`'s `setup_s`. Threads are left at each library's default (all cores).
+the `torch_sequential` peer's `setup_s`. Threads are left at each library's default (all cores).
 
 TF1 mode is not switched on globally: each graph is built under
 `tf.compat.v1.Graph().as_default()` and run by `tf.compat.v1.Session(graph=...)`, which gives
@@ -115,7 +115,7 @@ class PeerTiming:
 
 
 def has_tensorflow() -> bool:
-    """Whether TensorFlow is installed, so `tf1_original` can run."""
+    """Whether TensorFlow is installed, so the `tf1_original` peer can run."""
     return importlib.util.find_spec("tensorflow") is not None
 
 
@@ -287,51 +287,6 @@ def _tf1_peer(
     )
 
 
-def tf1_original(
-    train_images: np.ndarray,
-    train_labels: np.ndarray,
-    learning_rates: Sequence[float],
-    steps: int,
-    batch_size: int = 100,
-    *,
-    repeats: int = 5,
-    seed: int = 0,
-) -> PeerTiming:
-    """Times the TensorFlow 1 tutorial: one graph and session per learning rate, in turn.
-
-    Args:
-      train_images: uint8 array of shape (examples, features), flattened images.
-      train_labels: int array of shape (examples,).
-      learning_rates: one model per value, trained one after another.
-      steps: SGD steps per model in each timed run.
-      batch_size: examples per minibatch, fed through `feed_dict` every step.
-      repeats: timed runs per model; the median of their sums is reported.
-      seed: orders the minibatches (`minibatch_indices`).
-
-    Raises:
-      ImportError: TensorFlow is not installed.
-    """
-    peer = _tf1_peer(train_images, train_labels, learning_rates)
-    return _measure(peer, steps=steps, batch_size=batch_size, repeats=repeats, seed=seed)
-
-
-def tf1_original_params(
-    train_images: np.ndarray,
-    train_labels: np.ndarray,
-    learning_rates: Sequence[float],
-    batch_indices: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Final parameters of `tf1_original`'s models trained on the given minibatches.
-
-    Args:
-      batch_indices: int array of shape (steps, batch_size), each step's example indices.
-
-    Returns:
-      weights of shape (models, features, classes) and biases of shape (models, classes).
-    """
-    return _final_params(_tf1_peer(train_images, train_labels, learning_rates), batch_indices)
-
-
 # --- PyTorch -----------------------------------------------------------------------------
 
 
@@ -442,7 +397,33 @@ def _torch_stacked_peer(
     )
 
 
-def torch_sequential(
+# name -> (builds the peer from the data and learning rates, whether its library is installed)
+_PEERS: dict[str, tuple[Callable[..., _Peer], Callable[[], bool]]] = {
+    "tf1_original": (_tf1_peer, has_tensorflow),
+    "torch_sequential": (_torch_sequential_peer, has_torch),
+    "torch_stacked": (_torch_stacked_peer, has_torch),
+}
+PEERS = tuple(_PEERS)
+
+
+def available(name: str) -> bool:
+    """Whether the library peer `name` needs is installed."""
+    return _PEERS[name][1]()
+
+
+def _build(
+    name: str,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    learning_rates: Sequence[float],
+) -> _Peer:
+    if name not in _PEERS:
+        raise ValueError(f"unknown peer {name!r}; choose one of {', '.join(PEERS)}")
+    return _PEERS[name][0](train_images, train_labels, learning_rates)
+
+
+def time_peer(
+    name: str,
     train_images: np.ndarray,
     train_labels: np.ndarray,
     learning_rates: Sequence[float],
@@ -452,75 +433,39 @@ def torch_sequential(
     repeats: int = 5,
     seed: int = 0,
 ) -> PeerTiming:
-    """Times PyTorch eager training one model at a time with `torch.optim.SGD`.
+    """Times one peer training one model per learning rate (see the module docstring).
 
-    Arguments as for `tf1_original`. Images and labels become CPU tensors first; each step
-    gathers its batch by index and converts it to float32 in [0, 1].
+    Args:
+      name: one of `PEERS`.
+      train_images: uint8 array of shape (examples, features), flattened images.
+      train_labels: int array of shape (examples,).
+      learning_rates: one model per value.
+      steps: SGD steps per model in each timed run.
+      batch_size: examples per minibatch.
+      repeats: timed runs; the median is reported.
+      seed: orders the minibatches (`minibatch_indices`).
 
     Raises:
-      ImportError: PyTorch is not installed.
+      ImportError: the peer's library is not installed (the message says what to install).
+      ValueError: an unknown peer, or fewer than one step or repeat.
     """
-    peer = _torch_sequential_peer(train_images, train_labels, learning_rates)
+    peer = _build(name, train_images, train_labels, learning_rates)
     return _measure(peer, steps=steps, batch_size=batch_size, repeats=repeats, seed=seed)
 
 
-def torch_sequential_params(
+def peer_params(
+    name: str,
     train_images: np.ndarray,
     train_labels: np.ndarray,
     learning_rates: Sequence[float],
     batch_indices: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Final parameters of `torch_sequential`'s models; see `tf1_original_params`."""
-    peer = _torch_sequential_peer(train_images, train_labels, learning_rates)
-    return _final_params(peer, batch_indices)
+    """Final parameters of fresh models of peer `name` trained on the given minibatches.
 
+    Arguments as for `time_peer`, but `batch_indices` in place of `steps`, `batch_size`,
+    `repeats` and `seed`: an int array of shape (steps, batch_size), each step's examples.
 
-def torch_stacked(
-    train_images: np.ndarray,
-    train_labels: np.ndarray,
-    learning_rates: Sequence[float],
-    steps: int,
-    batch_size: int = 100,
-    *,
-    repeats: int = 5,
-    seed: int = 0,
-) -> PeerTiming:
-    """Times PyTorch eager training of all models at once, stacked in one tensor.
-
-    Weights (K, features, classes) and biases (K, classes) take one step for all K models
-    on the same batch; the update is a manual SGD with a (K, 1, 1) learning-rate tensor.
-    Arguments as for `tf1_original`.
-
-    Raises:
-      ImportError: PyTorch is not installed.
+    Returns:
+      weights of shape (models, features, classes) and biases of shape (models, classes).
     """
-    peer = _torch_stacked_peer(train_images, train_labels, learning_rates)
-    return _measure(peer, steps=steps, batch_size=batch_size, repeats=repeats, seed=seed)
-
-
-def torch_stacked_params(
-    train_images: np.ndarray,
-    train_labels: np.ndarray,
-    learning_rates: Sequence[float],
-    batch_indices: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Final parameters of `torch_stacked`'s models; see `tf1_original_params`."""
-    peer = _torch_stacked_peer(train_images, train_labels, learning_rates)
-    return _final_params(peer, batch_indices)
-
-
-PEERS: dict[str, Callable[..., PeerTiming]] = {
-    "tf1_original": tf1_original,
-    "torch_sequential": torch_sequential,
-    "torch_stacked": torch_stacked,
-}
-PEER_PARAMS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
-    "tf1_original": tf1_original_params,
-    "torch_sequential": torch_sequential_params,
-    "torch_stacked": torch_stacked_params,
-}
-AVAILABLE: dict[str, Callable[[], bool]] = {
-    "tf1_original": has_tensorflow,
-    "torch_sequential": has_torch,
-    "torch_stacked": has_torch,
-}
+    return _final_params(_build(name, train_images, train_labels, learning_rates), batch_indices)

@@ -195,15 +195,17 @@ def peer_measurements(dataset, models: int, steps: int, repeats: int) -> list[Me
     images = dataset.train_images.reshape(len(dataset.train_images), -1)
     rates = learning_rates(models)
     results = []
-    for name, available, run in (
-        ("TF1 original (feed_dict)", peers.has_tensorflow, peers.tf1_original),
-        ("PyTorch eager, one at a time", peers.has_torch, peers.torch_sequential),
-        ("PyTorch eager, stacked", peers.has_torch, peers.torch_stacked),
+    for peer, label in (
+        ("tf1_original", "TF1 original (feed_dict)"),
+        ("torch_sequential", "PyTorch eager, one at a time"),
+        ("torch_stacked", "PyTorch eager, stacked"),
     ):
-        if not available():
+        if not peers.available(peer):
             continue
-        timing = run(images, dataset.train_labels, rates, steps, BATCH_SIZE, repeats=repeats)
-        results.append(Measurement(name, models, steps, timing.setup_s, list(timing.run_s)))
+        timing = peers.time_peer(
+            peer, images, dataset.train_labels, rates, steps, BATCH_SIZE, repeats=repeats
+        )
+        results.append(Measurement(label, models, steps, timing.setup_s, list(timing.run_s)))
     return results
 
 

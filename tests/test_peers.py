@@ -48,13 +48,13 @@ def require(peer_name: str) -> None:
     pytest.importorskip(LIBRARY[peer_name])
 
 
-@pytest.mark.parametrize("peer_name", list(peers.PEERS))
+@pytest.mark.parametrize("peer_name", peers.PEERS)
 def test_peer_trains_like_float64_sgd_on_the_same_batches(peer_name, train_arrays):
     require(peer_name)
     images, labels = train_arrays
     batch_indices = peers.minibatch_indices(len(images), STEPS, BATCH_SIZE, seed=3)
 
-    weights, biases = peers.PEER_PARAMS[peer_name](images, labels, LEARNING_RATES, batch_indices)
+    weights, biases = peers.peer_params(peer_name, images, labels, LEARNING_RATES, batch_indices)
 
     expected_weights, expected_biases = reference_sgd(
         images, labels, LEARNING_RATES, batch_indices, num_classes=10
@@ -66,14 +66,14 @@ def test_peer_trains_like_float64_sgd_on_the_same_batches(peer_name, train_array
     np.testing.assert_allclose(biases, expected_biases, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("peer_name", list(peers.PEERS))
+@pytest.mark.parametrize("peer_name", peers.PEERS)
 def test_peer_timing_is_consistent(peer_name, train_arrays):
     require(peer_name)
     images, labels = train_arrays
     repeats = 3
 
-    timing = peers.PEERS[peer_name](
-        images, labels, LEARNING_RATES, STEPS, BATCH_SIZE, repeats=repeats
+    timing = peers.time_peer(
+        peer_name, images, labels, LEARNING_RATES, STEPS, BATCH_SIZE, repeats=repeats
     )
 
     assert timing.peer == peer_name
@@ -87,7 +87,9 @@ def test_tf1_peer_leaves_tensorflow_eager(train_arrays):
     # softmax.py runs in its own graph and session; TF1 mode must not leak into the process.
     tf = pytest.importorskip("tensorflow")
     images, labels = train_arrays
-    peers.tf1_original(images, labels, LEARNING_RATES[:1], steps=2, batch_size=10, repeats=1)
+    peers.time_peer(
+        "tf1_original", images, labels, LEARNING_RATES[:1], steps=2, batch_size=10, repeats=1
+    )
 
     assert tf.executing_eagerly()
     assert float(tf.reduce_sum(tf.ones(3))) == 3.0
@@ -110,14 +112,20 @@ def test_peers_use_the_tutorials_loss_scale():
     assert model.TUTORIAL_LOSS_SCALE == peers.TUTORIAL_LOSS_SCALE
 
 
-@pytest.mark.parametrize("peer_name", list(peers.PEERS))
+@pytest.mark.parametrize("peer_name", peers.PEERS)
 def test_peer_without_its_library_says_what_to_install(peer_name, train_arrays, monkeypatch):
     monkeypatch.setitem(sys.modules, LIBRARY[peer_name], None)  # makes `import` fail
     images, labels = train_arrays
 
-    assert not peers.AVAILABLE[peer_name]()
+    assert not peers.available(peer_name)
     with pytest.raises(ImportError, match=r"pip install torch==2\.13\.0"):
-        peers.PEERS[peer_name](images, labels, LEARNING_RATES, steps=1)
+        peers.time_peer(peer_name, images, labels, LEARNING_RATES, steps=1)
+
+
+def test_an_unknown_peer_is_named_with_the_choices(train_arrays):
+    images, labels = train_arrays
+    with pytest.raises(ValueError, match=r"unknown peer 'keras'; choose one of tf1_original, "):
+        peers.time_peer("keras", images, labels, LEARNING_RATES, steps=1)
 
 
 def test_the_original_program_and_ours_reach_the_same_accuracy(mnist):
@@ -138,7 +146,7 @@ def test_the_original_program_and_ours_reach_the_same_accuracy(mnist):
     theirs, ours = [], []
     for seed in range(4):
         order = peers.minibatch_indices(len(images), 1000, 100, seed=seed)
-        w, b = peers.tf1_original_params(images, dataset.train_labels, rates, order)
+        w, b = peers.peer_params("tf1_original", images, dataset.train_labels, rates, order)
         logits = np.einsum("nf,kfc->knc", test_inputs, w) + b[:, None, :]
         theirs.append((logits.argmax(-1) == dataset.test_labels).mean(axis=1))
         config = js.SweepConfig(learning_rates=rates, seed=seed, eval_every=1000)
