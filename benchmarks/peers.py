@@ -2,14 +2,9 @@
 
 Each peer trains K linear softmax models (one per learning rate) with plain SGD on the
 tutorial's loss (100 x mean cross-entropy) and reports "model-steps/s": one SGD step of one
-model per unit. Each peer has a name in `PEERS`;
-
-    time_peer(name, train_images, train_labels, learning_rates, steps, batch_size=100, *,
-              repeats=5, seed=0) -> PeerTiming
-
-times it, and `peer_params(name, train_images, train_labels, learning_rates, batch_indices)`
-trains fresh models on the given minibatches and returns their final parameters, so that
-tests can hold every peer against a float64 NumPy oracle.
+model per unit. Each peer has a name in `PEERS`. `time_peer(name, ...)` times it, and
+`peer_params(name, ...)` trains fresh models on given minibatches and returns their final
+parameters, so that tests can hold every peer against a float64 NumPy oracle.
 
 - `tf1_original`: the TensorFlow 1.4 `softmax.py` as written, through `tensorflow.compat.v1`:
   placeholders fed by `feed_dict` every step, `GradientDescentOptimizer`, one graph and one
@@ -18,8 +13,8 @@ tests can hold every peer against a float64 NumPy oracle.
 - `torch_stacked`: PyTorch eager, all K models in one (K, 784, 10) tensor, one step for all.
 
 TensorFlow and PyTorch are optional (`pip install torch==2.13.0 tensorflow-cpu>=2.21`): this
-module imports without them, `available(name)` says whether a peer can run,
-and a peer whose library is missing raises `ImportError` naming what to install.
+module imports without them, `available(name)` says whether a peer can run, and a peer
+whose library is missing raises `ImportError` naming what to install.
 
 Timing (`PeerTiming`): `setup_s` is the analogue of compile time, reported apart: building
 the graph or tensors, creating the session, initialising the variables and the first
@@ -314,6 +309,10 @@ def _torch_data(train_images: np.ndarray, train_labels: np.ndarray):
 def _torch_sequential_peer(
     train_images: np.ndarray, train_labels: np.ndarray, learning_rates: Sequence[float]
 ) -> _Peer:
+    """PyTorch eager, one model at a time with `torch.optim.SGD`.
+
+    Each step gathers its batch by index and converts it to float32 in [0, 1] (timed).
+    """
     torch = _import_torch()
     functional = torch.nn.functional
     images, labels, convert = _torch_data(train_images, train_labels)
@@ -351,6 +350,11 @@ def _torch_sequential_peer(
 def _torch_stacked_peer(
     train_images: np.ndarray, train_labels: np.ndarray, learning_rates: Sequence[float]
 ) -> _Peer:
+    """PyTorch eager, all K models stacked: weights (K, features, classes), biases (K, classes).
+
+    One step trains all K on the same batch; the update is a manual SGD with a (K, 1, 1)
+    learning-rate tensor.
+    """
     torch = _import_torch()
     functional = torch.nn.functional
     images, labels, convert = _torch_data(train_images, train_labels)
@@ -406,9 +410,19 @@ _PEERS: dict[str, tuple[Callable[..., _Peer], Callable[[], bool]]] = {
 PEERS = tuple(_PEERS)
 
 
+def _registered(name: str) -> tuple[Callable[..., _Peer], Callable[[], bool]]:
+    if name not in _PEERS:
+        raise ValueError(f"unknown peer {name!r}; choose one of {', '.join(PEERS)}")
+    return _PEERS[name]
+
+
 def available(name: str) -> bool:
-    """Whether the library peer `name` needs is installed."""
-    return _PEERS[name][1]()
+    """Whether the library that peer `name` needs is installed.
+
+    Raises:
+      ValueError: `name` is not one of `PEERS`.
+    """
+    return _registered(name)[1]()
 
 
 def _build(
@@ -417,9 +431,7 @@ def _build(
     train_labels: np.ndarray,
     learning_rates: Sequence[float],
 ) -> _Peer:
-    if name not in _PEERS:
-        raise ValueError(f"unknown peer {name!r}; choose one of {', '.join(PEERS)}")
-    return _PEERS[name][0](train_images, train_labels, learning_rates)
+    return _registered(name)[0](train_images, train_labels, learning_rates)
 
 
 def time_peer(
@@ -447,7 +459,8 @@ def time_peer(
 
     Raises:
       ImportError: the peer's library is not installed (the message says what to install).
-      ValueError: an unknown peer, or fewer than one step or repeat.
+      ValueError: an unknown peer, images or labels of the wrong shape or type, a batch
+        larger than the data, or fewer than one step or repeat.
     """
     peer = _build(name, train_images, train_labels, learning_rates)
     return _measure(peer, steps=steps, batch_size=batch_size, repeats=repeats, seed=seed)
@@ -464,6 +477,9 @@ def peer_params(
 
     Arguments as for `time_peer`, but `batch_indices` in place of `steps`, `batch_size`,
     `repeats` and `seed`: an int array of shape (steps, batch_size), each step's examples.
+
+    Raises:
+      ImportError, ValueError: as `time_peer` does.
 
     Returns:
       weights of shape (models, features, classes) and biases of shape (models, classes).

@@ -122,10 +122,15 @@ def test_peer_without_its_library_says_what_to_install(peer_name, train_arrays, 
         peers.time_peer(peer_name, images, labels, LEARNING_RATES, steps=1)
 
 
-def test_an_unknown_peer_is_named_with_the_choices(train_arrays):
-    images, labels = train_arrays
-    with pytest.raises(ValueError, match=r"unknown peer 'keras'; choose one of tf1_original, "):
+def test_an_unknown_peer_is_named_with_the_choices():
+    images, labels = np.zeros((4, 3), np.uint8), np.arange(4)
+    choices = r"unknown peer 'keras'; choose one of tf1_original, torch_sequential, torch_stacked"
+    with pytest.raises(ValueError, match=choices):
         peers.time_peer("keras", images, labels, LEARNING_RATES, steps=1)
+    with pytest.raises(ValueError, match=choices):
+        peers.peer_params("keras", images, labels, LEARNING_RATES, np.zeros((1, 2), int))
+    with pytest.raises(ValueError, match=choices):
+        peers.available("keras")
 
 
 def test_the_original_program_and_ours_reach_the_same_accuracy(mnist):
