@@ -106,12 +106,10 @@ def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
             )
             wrong = checkpoint.inconsistencies()
             if wrong:
-                raise CheckpointError(f"damaged: {', '.join(wrong)} do not fit its settings")
+                raise CheckpointError(
+                    f"checkpoint {path} is damaged: {', '.join(wrong)} do not fit its settings"
+                )
             return checkpoint, dict(meta["extra"])
-    except CheckpointError as error:
-        if str(error).startswith("damaged: "):
-            raise CheckpointError(f"checkpoint {path} is {error}") from None
-        raise
     except (
         AttributeError,  # a part of the wrong kind, e.g. a list where a mapping belongs
         OSError,

@@ -1,5 +1,6 @@
 """Reliability: divergence, checkpoints, interruption and resume, on real MNIST."""
 
+import dataclasses
 import json
 import os
 import random
@@ -256,6 +257,20 @@ def test_damaged_checkpoints_give_one_error(good_checkpoint, tmp_path):
         with pytest.raises(CheckpointError) as error:
             checkpoint.load(path)
         assert "\n" not in str(error.value), label
+
+
+def test_a_checkpoint_whose_parts_disagree_names_them(good_checkpoint, tmp_path):
+    path = tmp_path / "c.npz"
+    path.write_bytes(good_checkpoint)
+    good, extra = checkpoint.load(path)
+    wrong = dataclasses.replace(good, diverged_at=good.diverged_at[:1], tile=-1)
+    checkpoint.save(path, wrong, extra)
+
+    with pytest.raises(CheckpointError) as error:
+        checkpoint.load(path)
+    assert str(error.value) == (
+        f"checkpoint {path} is damaged: diverged_at, plan do not fit its settings"
+    )
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
