@@ -25,19 +25,20 @@ Writes JSON, a markdown table and a log-log PNG of throughput against K.
 
 import argparse
 import dataclasses
+import functools
 import json
 import pathlib
 import platform
 import statistics
 import sys
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import jaxsoftmax as js
-from jaxsoftmax import model, sweep, training
 
 BATCH_SIZE = 100
 MATMUL_SIZE = 2048
@@ -69,6 +70,22 @@ class Measurement:
     @property
     def model_steps_per_s(self) -> float:
         return self.models * self.steps / self.median_s
+
+
+class Data(NamedTuple):
+    """The training split on the device: uint8 images (N, features), labels (N,)."""
+
+    train_images: jax.Array
+    train_labels: jax.Array
+
+
+def batch_indices(num_examples: int, steps: int, seed: int = 0) -> np.ndarray:
+    """(steps, BATCH_SIZE) training examples: a new permutation every epoch."""
+    per_epoch = num_examples // BATCH_SIZE
+    rng = np.random.default_rng(seed)
+    num_epochs = -(-steps // per_epoch)
+    epochs = [rng.permutation(num_examples)[: per_epoch * BATCH_SIZE] for _ in range(num_epochs)]
+    return np.concatenate(epochs).reshape(-1, BATCH_SIZE)[:steps]
 
 
 def flops_per_model_step(num_features: int, num_classes: int) -> int:
@@ -113,16 +130,23 @@ def _loop_step(step_fn):
     @jax.jit
     def step(state, data, indices, step_number):
         batch = indices[step_number]
-        inputs = model.scale_images(data.train_images[batch])
+        inputs = data.train_images[batch].astype(jnp.float32) / 255.0
         return step_fn(state, inputs, data.train_labels[batch], jnp.float32(100.0))
 
     return step
 
 
+# The tutorial's plain gradient descent; the learning rate lives in each model's state.
+ONE_MODEL_STEP = functools.partial(js.train_step, optimizer=js.gradient_descent())
+
+
 def per_step(data, indices, dataset, models: int, steps: int, repeats: int) -> Measurement:
-    config = js.SweepConfig(learning_rates=learning_rates(models))
-    step = _loop_step(training.sweep_step)
-    initial = sweep.init_sweep(config, dataset.num_features, dataset.num_classes)
+    """What a user writes with the public step: `jax.vmap` over the models, a Python loop
+    over steps."""
+    step = _loop_step(jax.vmap(ONE_MODEL_STEP, in_axes=(0, None, None, None)))
+    params = js.init_params(dataset.num_features, dataset.num_classes)
+    rates = jnp.asarray(learning_rates(models), jnp.float32)
+    initial = jax.vmap(lambda rate: js.init_state(params, rate))(rates)
 
     def run():
         state = initial
@@ -138,9 +162,9 @@ def per_step(data, indices, dataset, models: int, steps: int, repeats: int) -> M
 
 
 def sequential(data, indices, dataset, models: int, steps: int, repeats: int) -> Measurement:
-    step = _loop_step(training.train_step)
-    params = model.init_params(dataset.num_features, dataset.num_classes)
-    initial = [training.init_state(params, rate) for rate in learning_rates(models)]
+    step = _loop_step(ONE_MODEL_STEP)
+    params = js.init_params(dataset.num_features, dataset.num_classes)
+    initial = [js.init_state(params, rate) for rate in learning_rates(models)]
 
     def run():
         finals = []
@@ -161,17 +185,22 @@ def products_only(data, indices, dataset, models: int, steps: int, repeats: int)
     Each step multiplies the batch by K models' weights (forward) and the batch by
     a (batch, K * classes) matrix (weight gradient), and adds the result into the
     weights: no softmax, loss or bookkeeping. The weights are laid out as the
-    engine holds them on this backend (`training.class_major_layout`): (K * classes,
-    features) on a CPU, (features, K * classes) elsewhere. The 2048-square peak
+    engine's plan holds them on this backend (`SweepPlan.layout`): (K * classes,
+    features) class-major, (features, K * classes) feature-major. The 2048-square peak
     overstates what products of these thin shapes can reach on a CPU; this measures it.
     """
     width = models * dataset.num_classes
-    class_major = training.class_major_layout()
+    config = js.SweepConfig(learning_rates=learning_rates(models))
+    plan = js.make_plan(
+        config,
+        dataset,
+    )
+    class_major = plan.layout == "class_major"
 
     @jax.jit
     def run_products(weights, data, indices):
         def one_step(weights, batch):
-            inputs = model.scale_images(data.train_images[batch])
+            inputs = data.train_images[batch].astype(jnp.float32) / 255.0
             if class_major:  # (K * classes, features)
                 outputs = weights @ inputs.T
                 return weights - 1e-6 * (outputs @ inputs), None
@@ -269,17 +298,19 @@ def main(argv: list[str] | None = None) -> dict:
     scale = QUICK_SCALE if args.quick else 1.0
 
     dataset = js.load_dataset("mnist", data_dir=args.data_dir)
-    data = sweep.to_device(dataset)
+    data = Data(
+        jnp.asarray(dataset.train_images.reshape(len(dataset.train_images), -1)),
+        jnp.asarray(dataset.train_labels),
+    )
     flops = flops_per_model_step(dataset.num_features, dataset.num_classes)
     peaks = matmul_peak(repeats)
     measurements = []
     for models in models_list:
         engine_steps = max(20, int(ENGINE_STEPS.get(models, 200) * scale))
         loop_steps = max(10, int(max(20, LOOP_MODEL_STEPS // models) * scale))
-        indices = training.batch_indices(
-            sweep.shuffle_key(0), jnp.int32(0), max(engine_steps, loop_steps),
-            len(dataset.train_images), BATCH_SIZE,
-        )  # fmt: skip
+        indices = jnp.asarray(
+            batch_indices(len(dataset.train_images), max(engine_steps, loop_steps))
+        )
         measurements.append(engine(dataset, models, engine_steps, repeats))
         measurements.append(per_step(data, indices, dataset, models, loop_steps, repeats))
         measurements.append(sequential(data, indices, dataset, models, loop_steps, repeats))

@@ -1,23 +1,26 @@
-"""Saving and loading a sweep's checkpoint: one `.npz` file, written atomically.
+"""A sweep's checkpoint: everything it needs to go on, in one `.npz` file written atomically.
 
 The file is a NumPy `.npz` archive (read it with `numpy.load`, no pickles):
 
 - `meta`: UTF-8 JSON as uint8: `format` ("jaxsoftmax-checkpoint"), `version`, the
-  sweep's `config`, the `data_fingerprint` (a SHA-256 of the data),
-  `max_models` (the limit the grid's slices were planned with), `num_devices`, the
-  position (`tile`, `step`), `compile_s`, `train_s`, `state_leaves` (how many),
+  sweep's `config`, its `plan` (slices, devices, chunks and weight `layout`, see
+  `plan.SweepPlan`), the `data_fingerprint` (a SHA-256 of the data), the position
+  (`slice`, `step`), `compile_s`, `train_s`, `state_leaves` (how many),
   `has_params`, and `extra` (anything the caller keeps with it, e.g. the command
-  line's run names);
+  line's settings);
 - `state_0`, `state_1`, ...: the training state of the slice in progress (its
-  parameters and optimiser state, leading axes seeds x settings);
+  parameters and optimiser state, leading axes seeds x settings, weights in the
+  plan's layout);
 - `train_loss`, `train_accuracy`, `test_loss`, `test_accuracy`: the metrics so far;
-- `params_w`, `params_b`: the final parameters of the models done (if kept);
-- `diverged_at`, `high_steps`: the divergence bookkeeping (see `divergence`).
+- `steps_done`, `diverged_at`, `high_steps`: per model, steps taken and the
+  divergence bookkeeping (see `divergence`);
+- `params_w`, `params_b`: the final parameters of the models done (if kept).
 
 It is written to a temporary file beside its destination, flushed to disk, then
 renamed over it: a reader finds the previous checkpoint or the new one, whole.
 """
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -26,39 +29,92 @@ import zipfile
 import numpy as np
 
 from jaxsoftmax import files
+from jaxsoftmax.config import SweepConfig
 from jaxsoftmax.errors import CheckpointError, ConfigError
-from jaxsoftmax.sweep import SweepCheckpoint, SweepConfig
+from jaxsoftmax.logdirs import CHECKPOINT_FILE  # noqa: F401 (where a run keeps it)
+from jaxsoftmax.plan import SweepPlan
+from jaxsoftmax.progress import METRICS, Progress
 
-CHECKPOINT_FILE = "checkpoint.npz"
 FORMAT = "jaxsoftmax-checkpoint"
-VERSION = 1
-METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+# Version 2 records the plan, and with it the weight layout of the saved state.
+VERSION = 2
+_PER_MODEL = ("steps_done", "diverged_at", "high_steps")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class SweepCheckpoint:
+    """Everything a sweep needs to go on where it stopped, as host arrays.
+
+    Randomness needs no saved key: each seed's initialisation and minibatch order
+    are derived from the seed (in `config`) and the step.
+
+    Attributes:
+      config: the sweep's settings.
+      plan: how it trains (slices, devices, chunks, weight layout).
+      data_fingerprint: `Dataset.fingerprint()` of the data it trained on.
+      slice_index: the slice in progress (`plan.num_slices` once all are done).
+      step: steps that slice has taken; 0: it has not started.
+      state: that slice's `TrainState` leaves (`jax.tree_util.tree_leaves` order,
+        leading axes S, M, weights in `plan.layout`), or None when `step` is 0.
+      progress: the metrics and bookkeeping so far.
+    """
+
+    config: SweepConfig
+    plan: SweepPlan
+    data_fingerprint: str
+    slice_index: int
+    step: int
+    state: list[np.ndarray] | None
+    progress: Progress
+
+    def inconsistencies(self) -> list[str]:
+        """The parts that do not fit the settings or each other (empty if all do)."""
+        config, plan = self.config, self.plan
+        wrong = self.progress.inconsistencies(config)
+        if not plan.fits(config):
+            wrong.append("plan")
+        finished = self.slice_index == plan.num_slices
+        if not 0 <= self.slice_index <= plan.num_slices:
+            wrong.append("slice")
+        if not (self.step == 0 or (not finished and self.step in plan.chunk_ends[:-1])):
+            wrong.append("step")
+        if (self.state is None) != (self.step == 0):
+            wrong.append("state")
+        if not wrong and not np.array_equal(self.progress.steps_done, self.steps_done()):
+            wrong.append("steps_done")
+        return wrong
+
+    def steps_done(self) -> np.ndarray:
+        """(K,) the steps each model has taken, as the position in the plan says."""
+        done = np.zeros(self.config.num_models, np.int64)
+        for index in range(min(self.slice_index + 1, self.plan.num_slices)):
+            steps = self.config.steps if index < self.slice_index else self.step
+            done[self.plan.slice_models(index)] = steps
+        return done
 
 
 def save(path: str | os.PathLike, checkpoint: SweepCheckpoint, extra: dict | None = None) -> None:
     """Writes `checkpoint` (and the JSON-friendly `extra`) to `path`, atomically."""
-    path = pathlib.Path(path)
+    progress = checkpoint.progress
     meta = {
         "format": FORMAT,
         "version": VERSION,
         "config": checkpoint.config.to_dict(),
+        "plan": checkpoint.plan.to_dict(),
         "data_fingerprint": checkpoint.data_fingerprint,
-        "max_models": checkpoint.max_models,
-        "num_devices": checkpoint.num_devices,
-        "tile": checkpoint.tile,
+        "slice": checkpoint.slice_index,
         "step": checkpoint.step,
-        "compile_s": checkpoint.compile_s,
-        "train_s": checkpoint.train_s,
+        "compile_s": progress.compile_s,
+        "train_s": progress.train_s,
         "state_leaves": None if checkpoint.state is None else len(checkpoint.state),
-        "has_params": checkpoint.params is not None,
+        "has_params": progress.params is not None,
         "extra": extra or {},
     }
     arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
     arrays |= {f"state_{i}": leaf for i, leaf in enumerate(checkpoint.state or [])}
-    arrays |= {name: checkpoint.outputs[name] for name in METRICS}
-    if checkpoint.params is not None:
-        arrays |= {f"params_{name}": values for name, values in checkpoint.params.items()}
-    arrays |= {"diverged_at": checkpoint.diverged_at, "high_steps": checkpoint.high_steps}
+    arrays |= {name: getattr(progress, name) for name in (*METRICS, *_PER_MODEL)}
+    if progress.params is not None:
+        arrays |= {f"params_{name}": values for name, values in progress.params.items()}
     with files.atomic_writer(path) as handle:
         np.savez(handle, **arrays)
 
@@ -76,40 +132,9 @@ def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
         # Opened here, so that the file is closed however np.load fails.
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             meta = json.loads(archive["meta"].tobytes().decode())
-            if meta.get("format") != FORMAT:
-                raise CheckpointError(f"{path} is not a jaxsoftmax checkpoint")
-            if meta.get("version") != VERSION:
-                raise CheckpointError(
-                    f"{path} is a version {meta.get('version')} checkpoint; this jaxsoftmax "
-                    f"reads version {VERSION}"
-                )
-            state = None
-            if meta["state_leaves"] is not None:
-                state = [archive[f"state_{i}"] for i in range(meta["state_leaves"])]
-            params = None
-            if meta["has_params"]:
-                params = {name: archive[f"params_{name}"] for name in ("w", "b")}
-            checkpoint = SweepCheckpoint(
-                config=SweepConfig.from_dict(meta["config"]),
-                data_fingerprint=str(meta["data_fingerprint"]),
-                max_models=int(meta["max_models"]),
-                num_devices=int(meta["num_devices"]),
-                tile=int(meta["tile"]),
-                step=int(meta["step"]),
-                state=state,
-                outputs={name: archive[name] for name in METRICS},
-                params=params,
-                diverged_at=archive["diverged_at"],
-                high_steps=archive["high_steps"],
-                compile_s=float(meta["compile_s"]),
-                train_s=float(meta["train_s"]),
-            )
-            wrong = checkpoint.inconsistencies()
-            if wrong:
-                raise CheckpointError(
-                    f"checkpoint {path} is damaged: {', '.join(wrong)} do not fit its settings"
-                )
-            return checkpoint, dict(meta["extra"])
+            _check_format(path, meta)
+            checkpoint = _from_archive(meta, archive)
+            extra = dict(meta["extra"])
     except (
         AttributeError,  # a part of the wrong kind, e.g. a list where a mapping belongs
         OSError,
@@ -124,3 +149,43 @@ def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
         if isinstance(error, ConfigError):
             reason = f"bad settings: {reason}"
         raise CheckpointError(f"checkpoint {path} is damaged ({reason})") from None
+    wrong = checkpoint.inconsistencies()
+    if wrong:
+        raise CheckpointError(
+            f"checkpoint {path} is damaged: {', '.join(wrong)} do not fit its settings"
+        )
+    return checkpoint, extra
+
+
+def _check_format(path: pathlib.Path, meta) -> None:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a jaxsoftmax checkpoint")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path} is a version {meta.get('version')} checkpoint; this jaxsoftmax reads "
+            f"version {VERSION}: go on with the jaxsoftmax that wrote it, or train again"
+        )
+
+
+def _from_archive(meta: dict, archive) -> SweepCheckpoint:
+    state = None
+    if meta["state_leaves"] is not None:
+        state = [archive[f"state_{i}"] for i in range(meta["state_leaves"])]
+    params = None
+    if meta["has_params"]:
+        params = {name: archive[f"params_{name}"] for name in ("w", "b")}
+    progress = Progress(
+        **{name: archive[name] for name in (*METRICS, *_PER_MODEL)},
+        params=params,
+        compile_s=float(meta["compile_s"]),
+        train_s=float(meta["train_s"]),
+    )
+    return SweepCheckpoint(
+        config=SweepConfig.from_dict(meta["config"]),
+        plan=SweepPlan.from_dict(meta["plan"]),
+        data_fingerprint=str(meta["data_fingerprint"]),
+        slice_index=int(meta["slice"]),
+        step=int(meta["step"]),
+        state=state,
+        progress=progress,
+    )

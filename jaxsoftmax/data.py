@@ -67,6 +67,15 @@ class Dataset:
         return digest.hexdigest()
 
 
+def describe(dataset: Dataset) -> str:
+    """One line saying what a dataset holds and where it came from."""
+    height, width = dataset.image_shape
+    return (
+        f"{dataset.name}: {len(dataset.train_images)} training and {len(dataset.test_images)} "
+        f"test images of {height}x{width}, {dataset.num_classes} classes, from {dataset.origin}"
+    )
+
+
 def user_cache_dir(environ: Mapping[str, str] | None = None) -> pathlib.Path:
     """The jaxsoftmax folder of the user cache, honouring XDG_CACHE_HOME."""
     environ = os.environ if environ is None else environ

@@ -24,6 +24,7 @@ what flows out. The layout follows the TF1 tutorial's graph:
 Jaxprs are not a stable API: tests/test_graph.py pins what this module relies on.
 """
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -32,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jax_core
 
-from jaxsoftmax import model, training
+from jaxsoftmax import engine, model
 from jaxsoftmax._tensorboardx import (
     attr_value_pb2,
     graph_pb2,
@@ -41,6 +42,7 @@ from jaxsoftmax._tensorboardx import (
     types_pb2,
     versions_pb2,
 )
+from jaxsoftmax.optimizer import GradientDescent
 
 # TensorFlow's names for the dtypes TensorBoard knows; other dtypes get no `T` attr.
 _DATA_TYPES = {
@@ -326,28 +328,41 @@ def _leaf_names(tree, prefix: str = "") -> list[str]:
     return ["/".join(part for part in (prefix, key) if part) for key in keys]
 
 
-def train_step_graph(num_features: int, num_classes: int, batch_size: int) -> graph_pb2.GraphDef:
-    """The graph of `training.train_step` for one model, traced on shapes alone.
+def train_step_graph(
+    num_features: int,
+    num_classes: int,
+    batch_size: int,
+    descent: GradientDescent = GradientDescent(),
+) -> graph_pb2.GraphDef:
+    """The graph of `engine.train_step` for one model, traced on shapes alone.
 
     Args:
       num_features: input size (pixels per image).
       num_classes: output size.
       batch_size: examples per step.
+      descent: the parts of the run's gradient descent (weight decay, momentum).
 
     Returns:
       A `GraphDef` with inputs `params/{w,b}`, `opt_state/...`, `batch/{inputs,labels}`
       and `loss_scale`, and outputs `outputs/params/{w,b}`, `outputs/opt_state/...`,
       `outputs/loss` and `outputs/accuracy`.
     """
+    params = model.init_params(num_features, num_classes)
     state = jax.eval_shape(
-        lambda: training.init_state(model.init_params(num_features, num_classes), 0.0)
+        lambda: engine.init_state(
+            params,
+            learning_rate=0.0,
+            weight_decay=0.0 if descent.weight_decay else None,
+            momentum=0.0 if descent.momentum else None,
+        )
     )
     # Strong types, as the arrays of a real sweep have.
     state = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype), state)
     inputs = jax.ShapeDtypeStruct((batch_size, num_features), jnp.float32)
     labels = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
     loss_scale = jax.ShapeDtypeStruct((), jnp.float32)
-    closed_jaxpr, (new_state, metrics) = jax.make_jaxpr(training.train_step, return_shape=True)(
+    step = functools.partial(engine.train_step, optimizer=descent.transformation())
+    closed_jaxpr, (new_state, metrics) = jax.make_jaxpr(step, return_shape=True)(
         state, inputs, labels, loss_scale
     )
     return graph_def_from_jaxpr(

@@ -1,60 +1,36 @@
-"""Hyperparameter grids: the axes a sweep can vary, their text form, and run names.
+"""Hyperparameter grids in text: the command line's `--grid`, and the run names of its points.
 
 A grid is a mapping from axis name to the values it takes; a sweep trains one model
 per point of the Cartesian product. The text form is the command line's `--grid`:
 
     learning_rate=0.002,0.005,0.008 seed=0,1,2 weight_decay=0,1e-4 momentum=0,0.9
+
+Values are checked by `config.check_axis`, the one owner of their rules.
 """
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 
+from jaxsoftmax.config import AXES, SweepConfig, check_axis
 from jaxsoftmax.errors import ConfigError
 
-# Axis name -> (SweepConfig field, short name used in run names).
-AXES = {
-    "learning_rate": ("learning_rates", "lr"),
-    "seed": ("seeds", "seed"),
-    "weight_decay": ("weight_decays", "wd"),
-    "momentum": ("momenta", "momentum"),
-}
-SEED_RANGE = (-(2**31), 2**31)  # seeds are int32 on the device
 _AXIS_TEXT = re.compile(r"^([A-Za-z_]+)=(.*)$")
 
 
-def check_value(axis: str, value) -> float | int:
-    """`value` as a number of `axis`'s kind; raises ConfigError naming the rule it breaks."""
-    if axis == "seed":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"seed {value!r} is not a whole number")
-        if not SEED_RANGE[0] <= value < SEED_RANGE[1]:
-            raise ConfigError(f"seed {value} is outside [-2**31, 2**31)")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{axis} {value!r} is not a number")
-    value = float(value)
-    if axis == "learning_rate" and not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"learning rate {value} is not a positive finite number")
-    if axis == "weight_decay" and not (math.isfinite(value) and value >= 0):
-        raise ConfigError(f"weight decay {value} is not a finite number >= 0")
-    if axis == "momentum" and not (math.isfinite(value) and 0 <= value < 1):
-        raise ConfigError(f"momentum {value} is not in [0, 1)")
-    return value
+def parse_values(axis: str, text: str) -> tuple[str, ...]:
+    """Parses one axis's comma-separated values, e.g. `0.002,0.005`, into the values as
+    written, after checking them.
 
-
-def check_axis(axis: str, values: Sequence) -> tuple:
-    """The values of one axis, checked: at least one, each valid, none twice."""
+    Raises:
+      ConfigError: a one-line description of what is wrong.
+    """
     if axis not in AXES:
         raise ConfigError(f"unknown grid axis {axis!r}; the axes are {', '.join(AXES)}")
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ConfigError(f"{axis} must be a sequence of values, got {values!r}")
-    if not values:
-        raise ConfigError(f"{axis} is empty; give at least one value")
-    checked = tuple(check_value(axis, value) for value in values)
-    if len(set(checked)) != len(checked):
-        raise ConfigError(f"{axis} lists a value twice: {', '.join(map(str, values))}")
-    return checked
+    labels = tuple(value.strip() for value in text.split(","))
+    if any(not label for label in labels):
+        raise ConfigError(f"{axis} has an empty value in {text!r}; separate values with commas")
+    check_axis(axis, [_number(axis, label) for label in labels])
+    return labels
 
 
 def parse_grid(text: str) -> dict[str, tuple[str, ...]]:
@@ -73,15 +49,9 @@ def parse_grid(text: str) -> dict[str, tuple[str, ...]]:
         if not match:
             raise ConfigError(f"grid part {part!r} is not AXIS=VALUE[,VALUE...]")
         axis, values_text = match.groups()
-        if axis not in AXES:
-            raise ConfigError(f"unknown grid axis {axis!r}; the axes are {', '.join(AXES)}")
         if axis in grid:
             raise ConfigError(f"grid axis {axis} is given twice")
-        labels = tuple(value.strip() for value in values_text.split(","))
-        if any(not label for label in labels):
-            raise ConfigError(f"grid axis {axis} has an empty value in {values_text!r}")
-        check_axis(axis, [_number(axis, label) for label in labels])
-        grid[axis] = labels
+        grid[axis] = parse_values(axis, values_text)
     return grid
 
 
@@ -113,3 +83,22 @@ def run_name(point: Mapping[str, float | int], labels: Mapping[str, str], varyin
         if axis == "learning_rate" or axis in varying:
             parts.append(f"{short}={labels.get(axis) or format_value(point[axis])}")
     return ",".join(parts)
+
+
+def run_names(config: SweepConfig, labels: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """One TensorBoard run name per model of `config`, in the order of `config.points`.
+
+    Args:
+      config: the sweep.
+      labels: {axis: its values as the user wrote them}, for any axes; others are
+        written with `format_value`.
+    """
+    labels = labels or {}
+    values = config.grid
+    names = []
+    for point in config.points:
+        written = {axis: labels[axis][values[axis].index(point[axis])] for axis in labels}
+        names.append(run_name(point, written, config.varying))
+    if len(set(names)) != len(names):
+        raise ConfigError("two grid points would get the same run name")
+    return names

@@ -109,14 +109,9 @@ def read_images(path: str | os.PathLike) -> np.ndarray:
     """Reads an IDX file of images: uint8, shape (count, height, width).
 
     Raises:
-      DataError: the file is not a 3-D uint8 IDX file.
+      DataError: the file is not a 3-D uint8 IDX file, or its images are empty.
     """
-    images = read_idx(path)
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise DataError(
-            f"{path}: expected uint8 images of shape (count, height, width), "
-            f"found {images.dtype} of shape {images.shape}"
-        )
+    images = _read_uint8(path, "images of shape (count, height, width)", ndim=3)
     if images.shape[1] == 0 or images.shape[2] == 0:
         raise DataError(f"{path}: images have size {images.shape[1]}x{images.shape[2]}")
     return images
@@ -128,10 +123,13 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
     Raises:
       DataError: the file is not a 1-D uint8 IDX file.
     """
-    labels = read_idx(path)
-    if labels.dtype != np.uint8 or labels.ndim != 1:
+    return _read_uint8(path, "labels of shape (count,)", ndim=1)
+
+
+def _read_uint8(path: str | os.PathLike, what: str, *, ndim: int) -> np.ndarray:
+    array = read_idx(path)
+    if array.dtype != np.uint8 or array.ndim != ndim:
         raise DataError(
-            f"{path}: expected uint8 labels of shape (count,), "
-            f"found {labels.dtype} of shape {labels.shape}"
+            f"{path}: expected uint8 {what}, found {array.dtype} of shape {array.shape}"
         )
-    return labels
+    return array

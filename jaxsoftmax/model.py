@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-# The tutorial's loss is 100 x the mean cross-entropy (see the module docstring).
-TUTORIAL_LOSS_SCALE = 100.0
+from jaxsoftmax.config import TUTORIAL_LOSS_SCALE  # noqa: F401 (documented here)
+
 # The largest uint8 pixel value: images are scaled by it into [0, 1].
 PIXEL_MAX = 255.0
 
@@ -117,7 +117,7 @@ def class_major_objective(
     The same function of the same numbers, computed with the logits class-major,
     (num_classes, batch): the forward product then reads the weights in the order
     they are stored and the weight gradient comes out in it, so on a CPU no copy of
-    the weights is made each step (see `training.class_major_layout`).
+    the weights is made each step (see `engine.to_layout`).
     """
     with jax.named_scope("softmax_linear_model"):
         class_logits = params["w"] @ inputs.T + params["b"][:, None]

@@ -27,14 +27,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from jaxsoftmax import cmdline
 from jaxsoftmax.errors import DataError, JaxsoftmaxError
+from jaxsoftmax.logdirs import FIGURES_DIR
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-FIGURES_DIR = "figures"
 DPI = 100
 # The noisy per-minibatch training curves are drawn faint, under a moving average over about
 # 1% of their points (10 steps of 1000), which shows their trend without lagging behind it.
@@ -410,16 +409,9 @@ def write_figures(
 # --- Command line ---------------------------------------------------------------------------
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (no usage dump), exit status 2."""
-
-    def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: a log directory and where the figures go."""
-    parser = _OneLineParser(
+    parser = cmdline.OneLineParser(
         prog="python -m jaxsoftmax.report",
         description=(
             "Draw a training run's TensorBoard events as PNG figures with matplotlib: loss and "
@@ -450,16 +442,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; prints each figure's path; returns the exit status."""
     args = build_parser().parse_args(argv)
     _read_events_without_tensorflow()
-    try:
+
+    def draw() -> int:
         paths = write_figures(
             args.logdir, args.out, report=lambda note: print(note, file=sys.stderr)
         )
-    except (JaxsoftmaxError, OSError) as error:  # OSError: an unreadable event file
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_ERROR
-    for path in paths:
-        print(path)
-    return 0
+        for path in paths:
+            print(path)
+        return 0
+
+    return cmdline.run_command(draw)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""results.json and the table printed at the end of a run."""
+"""What a sweep produced: `SweepResult`, results.json, and the table printed at the end."""
 
+import dataclasses
 import json
 import math
 import os
@@ -7,11 +8,103 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxsoftmax import files
-from jaxsoftmax.sweep import SweepResult
+from jaxsoftmax import files, grid
+from jaxsoftmax.config import SweepConfig
+from jaxsoftmax.logdirs import RESULTS_FILE
 
-RESULTS_FILE = "results.json"
 TABLE_ROWS = 30
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class SweepResult:
+    """What a sweep produced, as NumPy arrays; K models, in the order of `config.points`.
+
+    Attributes:
+      config: the run's settings.
+      params: trained parameters, `w` of shape (K, features, classes), `b` (K, classes);
+        None if `train_sweep` was told not to keep them.
+      train_loss: (steps, K), the objective on each step's batch, before that step.
+      train_accuracy: (steps, K).
+      eval_steps: (E,), the step after which each evaluation ran.
+      test_loss: (E, K), the objective on the full test set.
+      test_accuracy: (E, K).
+      compile_s: seconds spent compiling.
+      train_s: seconds spent training and evaluating, compilation excluded.
+      steps_done: (K,) the steps each model took: all of them unless `interrupted`.
+        Metrics of steps not taken are NaN.
+      diverged_at: (K,) the step each model diverged at (see `divergence`), 0 if it
+        did not.
+      interrupted: training stopped early, when asked to.
+    """
+
+    config: SweepConfig
+    params: dict[str, np.ndarray] | None
+    train_loss: np.ndarray
+    train_accuracy: np.ndarray
+    eval_steps: np.ndarray
+    test_loss: np.ndarray
+    test_accuracy: np.ndarray
+    compile_s: float
+    train_s: float
+    steps_done: np.ndarray | None = None
+    diverged_at: np.ndarray | None = None
+    interrupted: bool = False
+
+    def __post_init__(self):
+        num_models = self.config.num_models
+        if self.steps_done is None:
+            object.__setattr__(self, "steps_done", np.full(num_models, self.config.steps))
+        if self.diverged_at is None:
+            object.__setattr__(self, "diverged_at", np.zeros(num_models, np.int64))
+
+    def runs(self) -> list[dict]:
+        """One summary per model: its hyperparameters (under their grid names), its
+        final train loss, test loss and test accuracy (None where not finite or not
+        reached), the steps it took and whether it diverged (and at which step)."""
+        runs = []
+        for k, point in enumerate(self.config.points):
+            done = int(self.steps_done[k])
+            evaluated = np.flatnonzero(self.eval_steps <= done)
+            last = evaluated[-1] if evaluated.size else None
+            run = point | {
+                "test_accuracy": _final_value(self.test_accuracy, last, k),
+                "test_loss": _final_value(self.test_loss, last, k),
+                "train_loss": _final_value(self.train_loss, done - 1 if done else None, k),
+                "steps": done,
+                "diverged": bool(self.diverged_at[k]),
+            }
+            if self.diverged_at[k]:
+                run["diverged_at_step"] = int(self.diverged_at[k])
+            runs.append(run)
+        return runs
+
+    def seed_summary(self) -> list[dict]:
+        """Final test accuracy over seeds, for each setting of the other axes.
+
+        Returns one dict per setting: `learning_rate`, `weight_decay`, `momentum`,
+        `seeds` (how many), `test_accuracy_mean` and `test_accuracy_std` (the
+        sample standard deviation, ddof=1; 0 for a single seed).
+        """
+        num_seeds = len(self.config.seed_values)
+        final = self.test_accuracy[-1].reshape(num_seeds, -1)
+        spread = final.std(axis=0, ddof=1) if num_seeds > 1 else np.zeros(final.shape[1])
+        return [
+            setting
+            | {
+                "seeds": num_seeds,
+                "test_accuracy_mean": float(final[:, index].mean()),
+                "test_accuracy_std": float(spread[index]),
+            }
+            for index, setting in enumerate(self.config.settings)
+        ]
+
+
+def _final_value(values: np.ndarray, row: int | None, column: int) -> float | None:
+    """values[row, column] as a float, or None if there is no such row or it is not finite."""
+    if row is None:
+        return None
+    value = float(values[row, column])
+    return value if math.isfinite(value) else None
 
 
 def results_document(
@@ -64,7 +157,7 @@ def format_table(result: SweepResult, names: Sequence[str] | None = None) -> str
     non-finite value shows as `-`.
     """
     runs = result.runs()
-    names = list(names) if names is not None else result.config.run_names()
+    names = list(names) if names is not None else grid.run_names(result.config)
     rows = list(range(len(runs)))
     note = ""
     if len(rows) > TABLE_ROWS:

@@ -23,15 +23,16 @@ step the model goes on from, so TensorBoard drops what was logged after the chec
 """
 
 import contextlib
+import math
 import os
 import pathlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from jaxsoftmax._tensorboardx import EventsWriter, Summary, event_pb2, summary
-from jaxsoftmax.sweep import ChunkReport, SweepConfig
+from jaxsoftmax.histograms import Histogram
 
 HISTOGRAM_BUCKETS = 30
 INPUT_IMAGES = 5  # as many as the tutorial showed
@@ -129,9 +130,9 @@ class SweepSummaries(contextlib.AbstractContextManager):
 
     Args:
       logdir: the run's log directory.
-      config: the sweep's settings.
-      run_names: one TensorBoard run name per model, in the order of `config.points`
-        (see `SweepConfig.run_names`).
+      run_names: one TensorBoard run name per model (see `grid.run_names`).
+      hparams: each model's settings for the HPARAMS tab, in the same order.
+      steps: the steps every model trains; a model's files close after its last.
       image_shape: (height, width) of the input images, for the weight templates.
       resumed_steps: when resuming, the steps each model had taken at the checkpoint
         (K,): its files start by discarding what was logged after that.
@@ -143,8 +144,9 @@ class SweepSummaries(contextlib.AbstractContextManager):
     def __init__(
         self,
         logdir: str | os.PathLike,
-        config: SweepConfig,
         run_names: Sequence[str],
+        hparams: Sequence[Mapping[str, float | int | str]],
+        steps: int,
         image_shape: tuple[int, int],
         *,
         resumed_steps: np.ndarray | None = None,
@@ -155,9 +157,9 @@ class SweepSummaries(contextlib.AbstractContextManager):
         self._resumed_steps = resumed_steps
         self._suffix = f".resume{resume_count}" if resume_count else ""
         self._noted_divergence = {run_names[k] for k in diverged_before}
-        self._config = config
         self._names = list(run_names)
-        self._points = config.points
+        self._hparams = list(hparams)
+        self._steps = steps
         self._image_shape = tuple(image_shape)
         self._files: dict[tuple[str, str], EventFile] = {}
         try:
@@ -184,31 +186,40 @@ class SweepSummaries(contextlib.AbstractContextManager):
         """A GraphDef of the training step, for the GRAPHS tab."""
         self._root.add_graph(graph_def)
 
-    def write_chunk(self, report: ChunkReport) -> None:
-        """One chunk: scalars for every step and evaluation, histograms, weight templates;
-        for models that finished, their hparams session, and their files are closed."""
-        finished = int(report.steps[-1]) == self._config.steps
-        diverged_at = (
-            report.diverged_at if report.diverged_at is not None else np.zeros(len(report.models))
-        )
-        for k, model_index in enumerate(report.models.tolist()):
+    def write_chunk(
+        self,
+        *,
+        models: np.ndarray,
+        steps: np.ndarray,
+        train: Mapping[str, np.ndarray],
+        eval_steps: np.ndarray,
+        test: Mapping[str, np.ndarray],
+        histograms: Mapping[str, Histogram] | None,
+        weights: np.ndarray,
+        diverged_at: np.ndarray,
+    ) -> None:
+        """One chunk of K models: scalars for every step and evaluation, histograms, weight
+        templates; for models that finished, their hparams session, and their files are
+        closed.
+
+        Args:
+          models: (K,) the models' indices (into `run_names`).
+          steps: (S,) the steps trained; train: {tag: (S, K)}, e.g. `loss`, `accuracy`.
+          eval_steps: (E,) the steps evaluated; test: {tag: (E, K)}.
+          histograms: {tag: Histogram with leading axes (E, K)}, or None.
+          weights: (K, features, classes), after the last step.
+          diverged_at: (K,) the step each model diverged at, 0 if it has not.
+        """
+        finished = int(steps[-1]) == self._steps
+        for k, model_index in enumerate(models.tolist()):
             run = self._names[model_index]
-            for split, steps, metrics in (
-                ("train", report.steps, report.train),
-                ("test", report.eval_steps, report.test),
-            ):
+            for split, at, metrics in (("train", steps, train), ("test", eval_steps, test)):
                 events = self._file(run, split, model_index)
-                rows = zip(
-                    steps.tolist(),
-                    metrics.loss[:, k].tolist(),
-                    metrics.accuracy[:, k].tolist(),
-                    strict=True,
-                )
-                for step, loss, accuracy in rows:
-                    values = {"loss": loss, "accuracy": accuracy}
-                    values = {tag: v for tag, v in values.items() if np.isfinite(v)}
-                    if values:
-                        events.add(_scalars(values), step)
+                columns = {tag: values[:, k].tolist() for tag, values in metrics.items()}
+                for row, step in enumerate(at.tolist()):
+                    finite = {tag: c[row] for tag, c in columns.items() if math.isfinite(c[row])}
+                    if finite:
+                        events.add(_scalars(finite), step)
             if diverged_at[k] and run not in self._noted_divergence:
                 self._noted_divergence.add(run)
                 text = f"diverged at step {int(diverged_at[k])} (see jaxsoftmax.divergence)"
@@ -216,63 +227,51 @@ class SweepSummaries(contextlib.AbstractContextManager):
                     summary.text("diverged", text), int(diverged_at[k])
                 )
             if not diverged_at[k]:
-                self._write_pictures(report, k, run, model_index)
+                self._write_histograms(histograms, eval_steps, k, run, model_index)
+                self._write_templates(weights[k], int(steps[-1]), run, model_index)
             if finished:
                 metrics = {
-                    "hparams/test_accuracy": float(report.test.accuracy[-1, k]),
-                    "hparams/test_loss": float(report.test.loss[-1, k]),
+                    "hparams/test_accuracy": float(test["accuracy"][-1, k]),
+                    "hparams/test_loss": float(test["loss"][-1, k]),
                     "hparams/diverged": float(bool(diverged_at[k])),
                 }
-                self._write_hparams(run, self._points[model_index], metrics, model_index)
+                self._write_hparams(run, model_index, metrics)
                 self._close_run(run)
 
-    def _write_pictures(self, report: ChunkReport, k: int, run: str, model_index: int) -> None:
-        """Histograms and weight templates of a model that has not diverged; anything
-        not finite is left out all the same."""
-        if report.histograms is not None:
-            for tag, histogram in report.histograms.items():
-                for row, step in enumerate(report.eval_steps.tolist()):
-                    bounds = [
-                        getattr(histogram, name)[row, k]
-                        for name in ("min", "max", "sum", "sum_squares")
-                    ]
-                    limits = histogram.bucket_limits[row, k]
-                    if not (np.isfinite(bounds).all() and np.isfinite(limits).all()):
-                        continue
-                    proto = summary.histogram_raw(
-                        tag,
-                        min=float(histogram.min[row, k]),
-                        max=float(histogram.max[row, k]),
-                        num=int(histogram.num[row, k]),
-                        sum=float(histogram.sum[row, k]),
-                        sum_squares=float(histogram.sum_squares[row, k]),
-                        bucket_limits=limits.tolist(),
-                        bucket_counts=histogram.bucket_counts[row, k].tolist(),
-                    )
-                    self._file(run, "", model_index).add(proto, step)
-        weights = report.params["w"][k]
+    def _write_histograms(self, histograms, eval_steps, k: int, run: str, model_index: int):
+        """A healthy model's histograms; anything not finite is left out all the same."""
+        for tag, histogram in (histograms or {}).items():
+            for row, step in enumerate(eval_steps.tolist()):
+                names = ("min", "max", "sum", "sum_squares")
+                bounds = [getattr(histogram, name)[row, k] for name in names]
+                limits = histogram.bucket_limits[row, k]
+                if not (np.isfinite(bounds).all() and np.isfinite(limits).all()):
+                    continue
+                proto = summary.histogram_raw(
+                    tag,
+                    min=float(histogram.min[row, k]),
+                    max=float(histogram.max[row, k]),
+                    num=int(histogram.num[row, k]),
+                    sum=float(histogram.sum[row, k]),
+                    sum_squares=float(histogram.sum_squares[row, k]),
+                    bucket_limits=limits.tolist(),
+                    bucket_counts=histogram.bucket_counts[row, k].tolist(),
+                )
+                self._file(run, "", model_index).add(proto, step)
+
+    def _write_templates(self, weights: np.ndarray, step: int, run: str, model_index: int):
         if np.isfinite(weights).all():
             templates = weight_templates(weights, self._image_shape)
             self._file(run, "train", model_index).add(
-                summary.image("weights", templates, dataformats="HWC"), int(report.steps[-1])
+                summary.image("weights", templates, dataformats="HWC"), step
             )
 
-    def _write_hparams(
-        self, run: str, point: dict, metrics: dict[str, float], model_index: int
-    ) -> None:
-        config = self._config
-        settings = point | {
-            "batch_size": config.batch_size,
-            "steps": config.steps,
-            "loss_scale": config.loss_scale,
-            "init_scale": config.init_scale,
-            "schedule": config.schedule,
-        }
+    def _write_hparams(self, run: str, model_index: int, metrics: dict[str, float]) -> None:
         events = self._file(run, "", model_index)
-        for proto in summary.hparams(settings, metrics):
+        for proto in summary.hparams(dict(self._hparams[model_index]), metrics):
             events.add(proto, 0)
         finite = {tag: value for tag, value in metrics.items() if np.isfinite(value)}
-        events.add(_scalars(finite), config.steps)
+        events.add(_scalars(finite), self._steps)
 
     def _close_run(self, run: str) -> None:
         with contextlib.ExitStack() as stack:

@@ -1,6 +1,8 @@
 """The training step's graph for TensorBoard: its structure, a round trip through
 TensorBoard's own reader, nested jaxprs, and pins on the jaxpr features it relies on."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -9,7 +11,7 @@ from jax.extend import core as jax_core
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboardX.proto import types_pb2
 
-from jaxsoftmax import graph, model, summaries, training
+from jaxsoftmax import engine, graph, model, optimizer, summaries
 
 NUM_FEATURES, NUM_CLASSES, BATCH_SIZE = 784, 10, 100
 # Every primitive in train_step's jaxpr, nested ones included. A change means JAX or
@@ -215,9 +217,10 @@ def test_nested_jaxprs_are_expanded_in_sub_scopes():
 
 def traced_train_step():
     state = jax.eval_shape(
-        lambda: training.init_state(model.init_params(NUM_FEATURES, NUM_CLASSES), 0.0)
+        lambda: engine.init_state(model.init_params(NUM_FEATURES, NUM_CLASSES), 0.0)
     )
-    return jax.make_jaxpr(training.train_step)(
+    descent = optimizer.GradientDescent().transformation()
+    return jax.make_jaxpr(functools.partial(engine.train_step, optimizer=descent))(
         state,
         jax.ShapeDtypeStruct((BATCH_SIZE, NUM_FEATURES), jnp.float32),
         jax.ShapeDtypeStruct((BATCH_SIZE,), jnp.int32),

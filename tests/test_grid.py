@@ -11,9 +11,11 @@ import hypothesis.strategies as st
 import numpy as np
 import pytest
 
-from jaxsoftmax import cli, grid, model, training
+from jaxsoftmax import batches, cli, cmdline, engine, grid, model
+from jaxsoftmax.config import SweepConfig
 from jaxsoftmax.errors import ConfigError
-from jaxsoftmax.sweep import SweepConfig, plan_grid, train_sweep
+from jaxsoftmax.plan import plan_slices
+from jaxsoftmax.sweep import train_sweep
 
 from .conftest import REPO
 
@@ -30,18 +32,18 @@ def numpy_sgd(dataset, config, point):
     initial = model.init_params(
         dataset.num_features,
         dataset.num_classes,
-        key=training.init_key(point["seed"]),
+        key=batches.init_key(point["seed"]),
         scale=config.init_scale,
     )
     w, b = (np.asarray(initial[name], np.float64) for name in ("w", "b"))
     trace_w, trace_b = np.zeros_like(w), np.zeros_like(b)
     steps_per_epoch = len(images) // config.batch_size
-    key = training.shuffle_key(point["seed"])
+    key = batches.shuffle_key(point["seed"])
     orders = {}
     for step in range(config.steps):
         epoch, position = divmod(step, steps_per_epoch)
         if epoch not in orders:
-            orders[epoch] = np.asarray(training.epoch_permutation(key, epoch, len(images)))
+            orders[epoch] = np.asarray(batches.epoch_permutation(key, epoch, len(images)))
         batch = orders[epoch][position * config.batch_size : (position + 1) * config.batch_size]
         x, y = images[batch], np.eye(dataset.num_classes)[labels[batch]]
         logits = x @ w + b
@@ -148,19 +150,19 @@ def test_the_seed_summary_is_mean_and_sample_std_over_seeds(grid_run):
 
 def test_run_names_carry_every_varying_hyperparameter():
     config = SweepConfig.from_grid({"learning_rate": (0.002, 0.005), "weight_decay": (0, 1e-4)})
-    assert config.run_names() == [
+    assert grid.run_names(config) == [
         "lr=0.002,wd=0.0",
         "lr=0.002,wd=0.0001",
         "lr=0.005,wd=0.0",
         "lr=0.005,wd=0.0001",
     ]
     labels = {"learning_rate": ("2e-3", "5e-3"), "weight_decay": ("0", "1e-4")}
-    assert config.run_names(labels)[1] == "lr=2e-3,wd=1e-4"
-    assert SweepConfig().run_names() == ["lr=0.002", "lr=0.005", "lr=0.008"]
+    assert grid.run_names(config, labels)[1] == "lr=2e-3,wd=1e-4"
+    assert grid.run_names(SweepConfig()) == ["lr=0.002", "lr=0.005", "lr=0.008"]
 
 
 @pytest.mark.parametrize(
-    ("seeds", "settings", "limit", "devices", "tiles", "tile", "axis"),
+    ("seeds", "settings", "limit", "devices", "slices", "shape", "axis"),
     [
         (1, 3, 1024, 1, 1, (1, 3), None),
         (10, 3, 1024, 1, 1, (10, 3), None),
@@ -171,12 +173,15 @@ def test_run_names_carry_every_varying_hyperparameter():
         (3, 4, 1024, 4, 1, (3, 4), 1),
     ],
 )
-def test_grid_plans(seeds, settings, limit, devices, tiles, tile, axis):
-    plan = plan_grid(seeds, settings, limit, devices)
-    assert len(plan.tiles) == tiles
-    assert (plan.tile_seeds, plan.tile_settings) == tile and plan.shard_axis == axis
-    covered = sorted((s, m) for rows, columns in plan.tiles for s in rows for m in columns)
+def test_grid_plans(seeds, settings, limit, devices, slices, shape, axis):
+    plan = plan_slices(seeds, settings, limit, devices, layout=engine.CLASS_MAJOR, chunks=((1, 5),))
+    assert plan.num_slices == len(plan.slices) == slices
+    assert (plan.slice_seeds, plan.slice_settings) == shape and plan.shard_axis == axis
+    covered = sorted((s, m) for rows, columns in plan.slices for s in rows for m in columns)
     assert covered == [(s, m) for s in range(seeds) for m in range(settings)]
+    models = np.concatenate([plan.slice_models(index) for index in range(plan.num_slices)])
+    assert sorted(models.tolist()) == list(range(seeds * settings))
+    assert type(plan).from_dict(plan.to_dict()) == plan
 
 
 @pytest.mark.parametrize(
@@ -237,7 +242,8 @@ def test_command_line_grid_writes_every_point_and_the_seed_summary(mnist_dir, tm
         (["--grid", "seed=1,2", "--seed", "3"], "not both"),
         (["--grid", "momentum=0.5,1.5"], "momentum 1.5 is not in [0, 1)"),
         (["--grid", "speed=1"], "unknown grid axis 'speed'"),
-        (["--max-models-per-program", "0"], "at least 1"),
+        (["--max-models-per-program", "0"], "must be a whole number >= 1, got 0"),
+        (["--max-models-per-slice", "x"], "'x' is not a whole number"),
         (["--num-processes", "2"], "needs all of --coordinator"),
     ],
 )
@@ -248,7 +254,7 @@ def test_command_line_grid_mistakes(argv, message, mnist_dir, tmp_path, capsys):
     except SystemExit as exit:  # argparse's own errors
         status = exit.code
     err = capsys.readouterr().err
-    assert status == cli.EXIT_USAGE
+    assert status == cmdline.EXIT_USAGE
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
 
@@ -257,8 +263,10 @@ SHARDED = textwrap.dedent(
     """
     import json, sys
     import jax, numpy as np
-    from jaxsoftmax import data, sweep, training
-    from jaxsoftmax.sweep import SweepConfig, train_sweep
+    import jaxsoftmax as js
+    from jaxsoftmax import data, engine
+    from jaxsoftmax.sweep import train_sweep
+    SweepConfig = js.SweepConfig
     assert jax.device_count() == 4, jax.devices()
     mnist = data.load_idx_folder(sys.argv[1], name="mnist")
     config = SweepConfig.from_grid(
@@ -267,14 +275,19 @@ SHARDED = textwrap.dedent(
     )
     one = train_sweep(mnist, config, devices=jax.devices()[:1])
     four = train_sweep(mnist, config)
-    plan = sweep.plan_sweep(config, mnist)
+    plan = js.make_plan(config, mnist)
     target = jax.sharding.NamedSharding(
         jax.sharding.Mesh(np.array(jax.devices()), ("models",)),
         jax.sharding.PartitionSpec(None, "models"),
     )
-    sharded = sweep.init_grid(config, 784, 10, [0, 1], config.settings[:2] * 2, target)
+    rates = np.array([0.001, 0.003] * 2, np.float32)
+    sharded = engine.init_grid(
+        np.array([0, 1], np.int32), rates, np.zeros(4, np.float32), np.zeros(4, np.float32),
+        num_features=784, num_classes=10, init_scale=0.01, cosine_steps=0,
+        descent=engine.GradientDescent(), layout=plan.layout, target=target,
+    )
     print(json.dumps({
-        "tile": [plan.tile_seeds, plan.tile_settings], "axis": plan.shard_axis,
+        "tile": [plan.slice_seeds, plan.slice_settings], "axis": plan.shard_axis,
         "devices_holding_state": len(sharded.params["w"].sharding.device_set),
         "params": max(float(np.abs(one.params[n] - four.params[n]).max()) for n in ("w", "b")),
         "accuracy": float(np.abs(one.test_accuracy - four.test_accuracy).max()),

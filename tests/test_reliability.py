@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from jaxsoftmax import catalog, checkpoint, cli, divergence
+from jaxsoftmax.config import SweepConfig
 from jaxsoftmax.errors import CheckpointError
-from jaxsoftmax.sweep import SweepConfig, train_sweep
+from jaxsoftmax.sweep import train_sweep
 from tests.test_cli import run_main
 from tests.test_grid import _free_port
 from tests.test_idx import idx_bytes
@@ -204,8 +205,8 @@ def test_checkpoints_resume_bitwise_across_slices_and_survive_the_disk(small, tm
     stopped = train_sweep(
         small, config, max_models_per_program=4, checkpoint_every=30,
         on_checkpoint=lambda state: checkpoint.save(tmp_path / f"{len(saved)}.npz", state)
-        or saved.append((state.tile, state.step)),
-        should_stop=lambda: next(asked) == 5,
+        or saved.append((state.slice_index, state.step)),
+        should_stop=lambda: next(asked) == 3,
     )  # fmt: skip
     # Steps counted over slices: 40 (>= 30), 60 = slice 0 done (>= 60), then stopped at 20.
     assert saved == [(0, 40), (1, 0), (1, 20)]
@@ -263,34 +264,46 @@ def test_a_checkpoint_whose_parts_disagree_names_them(good_checkpoint, tmp_path)
     path = tmp_path / "c.npz"
     path.write_bytes(good_checkpoint)
     good, extra = checkpoint.load(path)
-    wrong = dataclasses.replace(good, diverged_at=good.diverged_at[:1], tile=-1)
+    progress = dataclasses.replace(good.progress, diverged_at=good.progress.diverged_at[:1])
+    wrong = dataclasses.replace(good, progress=progress, slice_index=-1)
     checkpoint.save(path, wrong, extra)
 
     with pytest.raises(CheckpointError) as error:
         checkpoint.load(path)
     assert str(error.value) == (
-        f"checkpoint {path} is damaged: diverged_at, plan do not fit its settings"
+        f"checkpoint {path} is damaged: diverged_at, slice do not fit its settings"
     )
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_any_mutated_checkpoint_loads_or_gives_a_checkpoint_error(good_checkpoint, data):
+def test_any_mutated_checkpoint_is_the_same_checkpoint_or_a_checkpoint_error(
+    good_checkpoint, tmp_path_factory, data
+):
     content = bytearray(good_checkpoint)
     for _ in range(data.draw(st.integers(1, 8))):
         position = data.draw(st.integers(0, len(content) - 1))
         content[position] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(content)))
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "c.npz")
-        with open(path, "wb") as handle:
-            handle.write(bytes(content[:cut]))
-        try:
-            checkpoint.load(path)
-        except CheckpointError as error:
-            assert "\n" not in str(error)
+    path = tmp_path_factory.mktemp("mutated") / "c.npz"
+    path.write_bytes(bytes(content[:cut]))
+    try:
+        loaded, extra = checkpoint.load(path)
+    except CheckpointError as error:
+        assert "\n" not in str(error)
+        return
+    # The archive's checksums let no change to the content through: what loads is the
+    # original checkpoint (a change to, say, a file's timestamp in the archive loads).
+    original = tmp_path_factory.mktemp("original") / "c.npz"
+    original.write_bytes(good_checkpoint)
+    expected, expected_extra = checkpoint.load(original)
+    assert loaded.inconsistencies() == [] and extra == expected_extra
+    assert (loaded.config, loaded.plan) == (expected.config, expected.plan)
+    assert (loaded.slice_index, loaded.step) == (expected.slice_index, expected.step)
+    for name in ("train_loss", "test_accuracy", "steps_done", "diverged_at"):
+        np.testing.assert_array_equal(
+            getattr(loaded.progress, name), getattr(expected.progress, name)
+        )
 
 
 @pytest.mark.parametrize(
@@ -499,6 +512,10 @@ def with_keys(**changes):
     return lambda meta, arrays: meta | changes
 
 
+def with_plan(**changes):
+    return lambda meta, arrays: meta | {"plan": meta["plan"] | changes}
+
+
 def with_array(name, value):
     def edit(meta, arrays):
         arrays[name] = value
@@ -510,10 +527,14 @@ def with_array(name, value):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda meta, arrays: [], "damaged"),
+        (lambda meta, arrays: [], "not a jaxsoftmax checkpoint"),
         (with_keys(config=[1, 2]), "damaged"),
         (with_keys(step=10, state_leaves=None), "state"),
-        (with_keys(max_models=0), "plan"),
+        (with_plan(max_models=0), "plan"),
+        (with_plan(layout="diagonal"), "layout"),
+        (with_plan(slice_seeds=3), "plan"),
+        (with_keys(slice=2), "slice"),  # past the last slice: nothing would train
+        (with_keys(slice=0), "steps_done"),  # the models' steps say otherwise
         (with_keys(version=99), "version 99 checkpoint"),
         (with_keys(format="other"), "not a jaxsoftmax checkpoint"),
         (with_array("diverged_at", np.zeros(5, np.int64)), "diverged_at"),
@@ -541,14 +562,14 @@ config = js.SweepConfig(learning_rates=(0.001, 0.002, 0.004, 0.008), steps=40, e
                         chunk_steps=10)
 assert len(jax.devices()) == 2
 whole = js.train_sweep(dataset, config, max_models_per_program=3)
-for stop_at in range(1, 9):  # mid-slice, at the slices' boundary, in the second slice
+for stop_at in range(8):  # mid-slice, at the slices' boundary, in the second slice
     states, calls = [], iter(range(100))
     js.train_sweep(dataset, config, max_models_per_program=3, on_checkpoint=states.append,
                    should_stop=lambda: next(calls) == stop_at)
     resumed = js.train_sweep(dataset, config, resume=states[-1])
     for name in ("w", "b"):
         np.testing.assert_array_equal(resumed.params[name], whole.params[name])
-    print(stop_at, (states[-1].tile, states[-1].step), states[-1].steps_done().tolist())
+    print(stop_at, (states[-1].slice_index, states[-1].step), states[-1].steps_done().tolist())
 """
 
 
@@ -563,5 +584,5 @@ def test_resume_on_two_devices_keeps_the_slices_of_the_padded_plan(small_dir, tm
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     positions = dict(line.split(" ", 1) for line in done.stdout.splitlines())
-    assert positions["4"] == "(1, 0) [40, 40, 40, 0]"  # after slice 0: lr 0.008 untrained
-    assert positions["6"] == "(1, 10) [40, 40, 40, 10]"
+    assert positions["3"] == "(1, 0) [40, 40, 40, 0]"  # after slice 0: lr 0.008 untrained
+    assert positions["4"] == "(1, 10) [40, 40, 40, 10]"

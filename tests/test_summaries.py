@@ -9,8 +9,9 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from jaxsoftmax import summaries, training
-from jaxsoftmax.sweep import SweepConfig, train_sweep
+from jaxsoftmax import histograms, summaries
+from jaxsoftmax.config import SweepConfig
+from jaxsoftmax.sweep import train_sweep
 
 EVERYTHING = {"scalars": 0, "images": 0, "histograms": 0, "tensors": 0}
 
@@ -23,7 +24,7 @@ def events(path) -> EventAccumulator:
 
 def test_histogram_matches_numpy():
     values = np.random.default_rng(0).normal(size=(50, 7)).astype(np.float32)
-    got = training.histogram(jnp.asarray(values), 12)
+    got = histograms.histogram(jnp.asarray(values), 12)
     counts, edges = np.histogram(values, bins=12)
     np.testing.assert_allclose(got.bucket_limits, edges[1:], rtol=1e-5)
     np.testing.assert_array_equal(got.bucket_counts, counts)
@@ -33,7 +34,7 @@ def test_histogram_matches_numpy():
 
 
 def test_histogram_of_equal_values_keeps_them_all():
-    got = training.histogram(jnp.zeros((784, 10)), 30)
+    got = histograms.histogram(jnp.zeros((784, 10)), 30)
     assert got.bucket_counts.sum() == 7840 and np.all(np.diff(got.bucket_limits) > 0)
 
 

@@ -1,14 +1,21 @@
 """The engine against independent oracles: per-model loops, un-jitted code, reruns."""
 
 import dataclasses
+import functools
 
 import jax
 import numpy as np
+import optax
 import pytest
 
-from jaxsoftmax import data, model, sweep, training
+from jaxsoftmax import batches, data, engine, model, optimizer
+from jaxsoftmax.config import SweepConfig
 from jaxsoftmax.errors import ConfigError
-from jaxsoftmax.sweep import SweepConfig, plan_chunks, train_sweep
+from jaxsoftmax.plan import make_plan, plan_chunks
+from jaxsoftmax.sweep import train_sweep
+
+# The sweep's gradient descent: its learning rate (and anything else) lives in the state.
+DESCENT = optimizer.GradientDescent().transformation()
 
 
 def train_alone(dataset, config, learning_rate):
@@ -16,14 +23,14 @@ def train_alone(dataset, config, learning_rate):
     shuffle_key = jax.random.fold_in(jax.random.key(config.seed), 0)
     steps_per_epoch = len(dataset.train_images) // config.batch_size
     images = dataset.train_images.reshape(len(dataset.train_images), -1)
-    state = training.init_state(
+    state = engine.init_state(
         model.init_params(dataset.num_features, dataset.num_classes), learning_rate
     )
-    step_fn = jax.jit(training.train_step)
+    step_fn = jax.jit(functools.partial(engine.train_step, optimizer=DESCENT))
     losses = []
     for step in range(config.steps):
         epoch, position = divmod(step, steps_per_epoch)
-        order = np.asarray(training.epoch_permutation(shuffle_key, epoch, len(images)))
+        order = np.asarray(batches.epoch_permutation(shuffle_key, epoch, len(images)))
         batch = order[position * config.batch_size : (position + 1) * config.batch_size]
         inputs = images[batch].astype(np.float32) / 255.0
         state, metrics = step_fn(state, inputs, dataset.train_labels[batch], config.loss_scale)
@@ -45,12 +52,13 @@ def test_jitted_step_equals_unjitted(small):
     params = model.init_params(
         small.num_features, small.num_classes, key=jax.random.key(1), scale=0.01
     )
-    state = training.init_state(params, 0.005)
+    state = engine.init_state(params, 0.005)
     inputs = small.train_images[:100].reshape(100, -1).astype(np.float32) / 255.0
     labels = small.train_labels[:100]
-    jitted_state, jitted_metrics = jax.jit(training.train_step)(state, inputs, labels, 100.0)
+    step = functools.partial(engine.train_step, optimizer=DESCENT)
+    jitted_state, jitted_metrics = jax.jit(step)(state, inputs, labels, 100.0)
     with jax.disable_jit():
-        plain_state, plain_metrics = training.train_step(state, inputs, labels, 100.0)
+        plain_state, plain_metrics = step(state, inputs, labels, 100.0)
     np.testing.assert_allclose(jitted_state.params["w"], plain_state.params["w"], atol=1e-6)
     np.testing.assert_allclose(jitted_metrics.loss, plain_metrics.loss, rtol=1e-6)
 
@@ -59,18 +67,20 @@ def test_new_learning_rates_do_not_recompile(small):
     config = SweepConfig(learning_rates=(0.001, 0.002), steps=20, eval_every=5)
     train_sweep(small, config)
     compiles = []
-    jax.monitoring.register_event_duration_secs_listener(
-        lambda event, duration, **kwargs: (
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
             compiles.append(event)
-            if event == "/jax/core/compile/backend_compile_duration"
-            else None
-        )
-    )
+
+    # Only this listener is removed afterwards: others in the process keep theirs.
+    jax.monitoring.register_event_duration_secs_listener(listen)
     try:
         train_sweep(small, dataclasses.replace(config, learning_rates=(0.3, 0.7)))
+        assert compiles == []
+        train_sweep(small, dataclasses.replace(config, steps=21))  # a new chunk shape
+        assert compiles, "the listener heard no compilation at all"
     finally:
-        jax.monitoring.clear_event_listeners()
-    assert compiles == []
+        jax.monitoring.unregister_event_duration_listener(listen)
 
 
 def test_same_seed_is_bitwise_identical_and_seeds_differ(small):
@@ -109,7 +119,7 @@ def test_stable_order_equals_numpys_stable_argsort(size, distinct):
     # Keys drawn from few distinct values force long runs of ties.
     keys = np.random.default_rng(size).integers(0, distinct, size, dtype=np.uint64)
     keys = keys.astype(np.uint32)
-    got = np.asarray(jax.jit(training.stable_order)(keys))
+    got = np.asarray(jax.jit(batches.stable_order)(keys))
     np.testing.assert_array_equal(got, np.argsort(keys, kind="stable"))
 
 
@@ -190,9 +200,9 @@ def test_default_sweep_reproduces_the_tutorials_accuracy(mnist):
 
 def test_cosine_schedule_decays_each_learning_rate_to_zero():
     steps = np.arange(0, 101)
-    multiplier = np.asarray(training.cosine_decay(steps, 100))
+    multiplier = np.asarray(optimizer.cosine_decay(steps, 100))
     np.testing.assert_allclose(multiplier, 0.5 * (1 + np.cos(np.pi * steps / 100)), atol=1e-6)
-    assert np.all(np.asarray(training.cosine_decay(steps, 0)) == 1.0)
+    assert np.all(np.asarray(optimizer.cosine_decay(steps, 0)) == 1.0)
 
 
 def test_cosine_sweep_equals_per_model_loop_with_decayed_steps(small):
@@ -206,7 +216,7 @@ def test_cosine_sweep_equals_per_model_loop_with_decayed_steps(small):
         grad = jax.jit(jax.grad(lambda p, x, y: model.objective(p, x, y, 100.0)[0]))
         for step in range(config.steps):
             epoch, position = divmod(step, 10)
-            order = np.asarray(training.epoch_permutation(shuffle_key, epoch, 1000))
+            order = np.asarray(batches.epoch_permutation(shuffle_key, epoch, 1000))
             batch = order[position * 100 : (position + 1) * 100]
             g = grad(params, images[batch] / 255.0, small.train_labels[batch])
             size = rate * 0.5 * (1 + np.cos(np.pi * step / config.steps))
@@ -216,18 +226,45 @@ def test_cosine_sweep_equals_per_model_loop_with_decayed_steps(small):
     assert not np.allclose(constant.params["w"], result.params["w"])
 
 
-def test_both_sweep_layouts_train_the_same_models(small, monkeypatch):
-    """Class-major weights (CPU) and the plain vmapped layout (GPUs) are one computation."""
-    config = SweepConfig(learning_rates=(0.002, 0.008), steps=12, eval_every=4)
-    assert training.class_major_layout()  # the tests run on CPU
-    assert sweep.init_sweep(config, 784, 10).params["w"].shape == (2, 10, 784)
-    class_major = train_sweep(small, config)
-    jax.clear_caches()
-    monkeypatch.setattr(training, "class_major_layout", lambda: False)
-    try:
-        assert sweep.init_sweep(config, 784, 10).params["w"].shape == (2, 784, 10)
-        plain = train_sweep(small, config)
-    finally:
-        jax.clear_caches()
-    np.testing.assert_allclose(class_major.params["w"], plain.params["w"], atol=1e-6)
-    np.testing.assert_allclose(class_major.test_accuracy, plain.test_accuracy, atol=1e-6)
+@pytest.mark.parametrize("grid", [{}, {"seeds": (0, 1), "momenta": (0.0, 0.9)}])
+def test_both_weight_layouts_train_the_same_models(small, grid):
+    """Class-major weights (CPUs) and feature-major ones (GPUs) are one computation: the
+    layout is the plan's choice, on any backend, and results agree to float rounding."""
+    config = SweepConfig(learning_rates=(0.002, 0.008), steps=12, eval_every=4, **grid)
+    runs = {}
+    for layout in engine.LAYOUTS:
+        plan = make_plan(config, small, layout=layout)
+        assert plan.layout == layout
+        runs[layout] = trained = train_sweep_with_plan(small, config, plan)
+        assert trained.params["w"].shape == (config.num_models, 784, 10)  # models-first, always
+    class_major, feature_major = runs[engine.CLASS_MAJOR], runs[engine.FEATURE_MAJOR]
+    np.testing.assert_allclose(class_major.params["w"], feature_major.params["w"], atol=1e-6)
+    np.testing.assert_allclose(class_major.train_loss, feature_major.train_loss, rtol=1e-5)
+    np.testing.assert_allclose(class_major.test_accuracy, feature_major.test_accuracy, atol=1e-6)
+
+
+def train_sweep_with_plan(dataset, config, plan):
+    from jaxsoftmax.loop import SweepRun
+
+    run = SweepRun.start(dataset, config, plan)
+    for _ in run:
+        pass
+    return run.result()
+
+
+def test_the_step_applies_the_optimizer_it_is_given(small):
+    """No optimiser is rebuilt from the state: any optax transformation drives the step."""
+    params = model.init_params(small.num_features, small.num_classes)
+    adam = optax.adam(1e-2)
+    state = engine.TrainState(params, adam.init(params))
+    inputs = small.train_images[:100].reshape(100, -1).astype(np.float32) / 255.0
+    labels = small.train_labels[:100]
+    new_state, metrics = jax.jit(functools.partial(engine.train_step, optimizer=adam))(
+        state, inputs, labels, 100.0
+    )
+    # Oracle: adam's first step moves every parameter with a non-zero gradient by -lr * sign.
+    grads = jax.grad(lambda p: model.objective(p, inputs, labels, 100.0)[0])(params)
+    expected = -1e-2 * np.sign(np.asarray(grads["w"]))
+    moved = np.asarray(new_state.params["w"]) - np.asarray(params["w"])
+    np.testing.assert_allclose(moved, expected, atol=1e-6)
+    assert metrics.loss == pytest.approx(100 * np.log(10), rel=1e-5)

@@ -1,0 +1,79 @@
+"""What every jaxsoftmax command shares: one-line errors, exit statuses, help that reads well.
+
+A user's mistake ends a command with one line on stderr and a non-zero exit status,
+never a traceback: 2 for bad arguments, 1 for problems with data or files, 128 + the
+signal for an interruption. Anything else is a bug and keeps its traceback.
+"""
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from jaxsoftmax.errors import ConfigError, JaxsoftmaxError
+
+EXIT_DATA = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds `(default: ...)` to a flag's help only where the default is a value worth
+    showing and the help text does not already say it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage dump), exit status 2."""
+
+    def __init__(self, **kwargs):
+        super().__init__(formatter_class=HelpFormatter, **kwargs)
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def argument_type(convert: Callable, check: Callable | None = None) -> Callable:
+    """An argparse type: `convert` the text (int, float, ...), then `check` the value
+    (a rule's owner, raising ConfigError), each failure one line."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            kind = "a whole number" if convert is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if check is not None:
+            try:
+                value = check(value)
+            except ConfigError as error:
+                raise argparse.ArgumentTypeError(str(error)) from None
+        return value
+
+    return parse
+
+
+def run_command(work: Callable[[], int]) -> int:
+    """Runs a command's body; turns a user's mistake into one line on stderr and the
+    exit status it calls for."""
+    try:
+        return work()
+    except ConfigError as error:
+        return _fail(f"error: {error}", EXIT_USAGE)
+    except JaxsoftmaxError as error:
+        return _fail(f"error: {error}", EXIT_DATA)
+    except OSError as error:
+        # The machine refused (disk full, permissions) where no better message was given.
+        where = f": {error.filename}" if error.filename else ""
+        return _fail(f"error: {error.strerror or error}{where}", EXIT_DATA)
+    except KeyboardInterrupt as interrupted:  # Ctrl-C, or interrupts.Interrupted
+        return _fail("interrupted", getattr(interrupted, "exit_status", EXIT_INTERRUPTED))
+
+
+def _fail(message: str, status: int) -> int:
+    print(message, file=sys.stderr)
+    return status

@@ -1,0 +1,394 @@
+"""The host loop: a sweep in progress that its caller drives, chunk by chunk.
+
+    run = SweepRun.start(dataset, config)
+    for report in run:       # one ChunkReport per chunk; the next chunk is already running
+        ...                  # log it, save run.checkpoint(), or break to stop early
+    result = run.result()
+
+`SweepRun` owns the device side (the mesh, the data and each slice's state on the
+devices, the compiled chunk programs); `progress.Progress` keeps the host's record.
+`sweep.train_sweep` is the same loop with callbacks, in one call.
+"""
+
+import dataclasses
+import time
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsoftmax import engine, parallel
+from jaxsoftmax.checkpoint import SweepCheckpoint
+from jaxsoftmax.config import SweepConfig
+from jaxsoftmax.data import Dataset
+from jaxsoftmax.errors import CheckpointError, ConfigError
+from jaxsoftmax.optimizer import GradientDescent
+from jaxsoftmax.plan import SweepPlan, make_plan
+from jaxsoftmax.progress import ChunkReport, Progress
+from jaxsoftmax.results import SweepResult
+
+
+class SweepRun:
+    """A sweep in progress: iterating it trains, one `ChunkReport` per chunk.
+
+    Make one with `start` or `restore`. While the caller handles a report, the
+    device already runs the next chunk. Breaking out of the loop stops training
+    after the last report handled; `checkpoint()` then saves exactly that point,
+    and `restore` goes on from it with the same result, bitwise on a CPU.
+    In a multi-process run every process must iterate alike and call
+    `checkpoint()` at the same points (it gathers the state from all of them).
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        config: SweepConfig,
+        plan: SweepPlan,
+        progress: Progress,
+        *,
+        position: tuple[int, int] = (0, 0),
+        saved_state: list[np.ndarray] | None = None,
+        histogram_buckets: int = 0,
+        devices=None,
+    ):
+        """Use `start` or `restore`."""
+        if config.batch_size > len(dataset.train_images):
+            raise ConfigError(
+                f"batch size {config.batch_size} is larger than the training set "
+                f"({len(dataset.train_images)} examples); use a smaller --batch-size"
+            )
+        self.config, self.plan, self.progress = config, plan, progress
+        self._dataset = dataset
+        self._mesh = parallel.make_mesh(devices)
+        if self._mesh.size != plan.num_devices:
+            raise ConfigError(
+                f"the plan is for {plan.num_devices} devices and this run has {self._mesh.size}"
+            )
+        self._spread = self._mesh.size > 1 or jax.process_count() > 1
+        self._data = _to_device(dataset, self._mesh if self._spread else None)
+        self._loss_scale = self._replicated(np.float32(config.loss_scale))
+        self.descent = GradientDescent(any(config.weight_decays), any(config.momenta))
+        self._histogram_buckets = histogram_buckets
+        self._position, self._saved_state = position, saved_state
+        self._state = None  # the device state at `_position`, once training has run
+        self._programs = {}
+        self._checkpointed_at = self._total_steps(position)
+        self._fingerprint = None
+        self._times_before = (progress.compile_s, progress.train_s)
+
+    @classmethod
+    def start(
+        cls,
+        dataset: Dataset,
+        config: SweepConfig = SweepConfig(),
+        plan: SweepPlan | None = None,
+        *,
+        histogram_buckets: int = 0,
+        keep_params: bool = True,
+        devices=None,
+    ) -> "SweepRun":
+        """A new sweep of `config` on `dataset`, following `plan` (default: `make_plan`'s).
+
+        Args:
+          histogram_buckets: if positive, each report carries histograms of every
+            model's parameters at each evaluation, computed on the device.
+          keep_params: keep every model's final parameters for `result()`.
+          devices: the devices to shard the models over (default: every device of
+            every process); as many as `plan.num_devices`.
+        """
+        if plan is None:
+            plan = make_plan(
+                config,
+                dataset,
+                devices=devices,
+            )
+        if not plan.fits(config):
+            raise ConfigError("the plan was made for another sweep; make it from this config")
+        progress = Progress.start(
+            config, dataset.num_features, dataset.num_classes, keep_params=keep_params
+        )
+        return cls(
+            dataset, config, plan, progress, histogram_buckets=histogram_buckets, devices=devices
+        )
+
+    @classmethod
+    def restore(
+        cls,
+        dataset: Dataset,
+        checkpoint: SweepCheckpoint,
+        *,
+        histogram_buckets: int = 0,
+        devices=None,
+    ) -> "SweepRun":
+        """The sweep `checkpoint` saved, going on where it stopped, on the same data.
+
+        Raises:
+          CheckpointError: the checkpoint's parts do not fit together, or it was
+            trained on other data, or on another number of devices.
+        """
+        wrong = checkpoint.inconsistencies()
+        if wrong:
+            raise CheckpointError(f"the checkpoint is damaged: {', '.join(wrong)} do not fit")
+        num_devices = len(jax.devices() if devices is None else devices)
+        if checkpoint.plan.num_devices != num_devices:
+            raise CheckpointError(
+                f"the checkpoint was written on {checkpoint.plan.num_devices} devices and this "
+                f"run has {num_devices}; resume it on as many"
+            )
+        if checkpoint.data_fingerprint != dataset.fingerprint():
+            raise CheckpointError(
+                "the checkpoint was trained on other data; resume with the same dataset and files"
+            )
+        params = checkpoint.progress.params
+        if params is not None and params["w"].shape[1:] != (
+            dataset.num_features,
+            dataset.num_classes,
+        ):
+            raise CheckpointError("the checkpoint's parameters do not fit this data")
+        return cls(
+            dataset,
+            checkpoint.config,
+            checkpoint.plan,
+            checkpoint.progress.copy(),
+            position=(checkpoint.slice_index, checkpoint.step),
+            saved_state=checkpoint.state,
+            histogram_buckets=histogram_buckets,
+            devices=devices,
+        )
+
+    @property
+    def finished(self) -> bool:
+        """Whether every model has taken every step."""
+        return self._position[0] == self.plan.num_slices
+
+    @property
+    def steps_trained(self) -> int:
+        """Steps trained so far, counting every slice's (the progress bar's unit)."""
+        return self._total_steps(self._position)
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of the whole sweep, counting every slice's."""
+        return self.plan.num_slices * self.config.steps
+
+    def __iter__(self) -> Iterator[ChunkReport]:
+        for index in range(self._position[0], self.plan.num_slices):
+            yield from self._train_slice(index)
+
+    def _train_slice(self, index: int) -> Iterator[ChunkReport]:
+        seeds, settings = self.plan.slices[index]
+        models, valid = self.plan.slice_models(index), (len(seeds), len(settings))
+        seed_values = _pad([self.config.seed_values[i] for i in seeds], self.plan.slice_seeds)
+        points = _pad([self.config.settings[j] for j in settings], self.plan.slice_settings)
+        state, step = self._slice_state(index, seed_values, points)
+        seed_array = self._sharded(np.asarray(seed_values, np.int32), self.plan.shard_axis == 0)
+        self._compile(state, seed_array)
+        self._clock = time.perf_counter()
+        pending = None
+        for chunk in self.plan.chunks[self.plan.chunk_ends.index(step) + 1 if step else 0 :]:
+            state, *outputs = self._programs[chunk](
+                state, self._replicated(np.int32(step)), self._data, seed_array, self._loss_scale
+            )
+            steps = np.arange(step + 1, step + chunk[0] * chunk[1] + 1)
+            step = int(steps[-1])
+            if pending is not None:  # record the previous chunk while this one runs
+                yield self._record(index, *pending)
+            pending = (models, valid, steps, chunk[1], state, outputs)
+        yield self._record(index, *pending)
+
+    def _slice_state(
+        self, index: int, seed_values: list[int], points: list[dict]
+    ) -> tuple[engine.TrainState, int]:
+        """Slice `index`'s state (of `seed_values` x `points`, padded) where it starts, or
+        where the checkpoint left it; and its step."""
+        hyper = [np.asarray([p[axis] for p in points], np.float32) for axis in _HYPER]
+        target = None
+        if self._spread:
+            target = parallel.sharding(self._mesh, self.plan.shard_axis)
+        state = engine.init_grid(
+            *(self._replicated(value) for value in (np.asarray(seed_values, np.int32), *hyper)),
+            num_features=self._dataset.num_features,
+            num_classes=self._dataset.num_classes,
+            init_scale=self.config.init_scale,
+            cosine_steps=self.config.steps if self.config.schedule == "cosine" else 0,
+            descent=self.descent,
+            layout=self.plan.layout,
+            target=target,
+        )
+        if index == self._position[0] and self._saved_state is not None:
+            state = self._restored(state, self._saved_state)
+            self._saved_state = None
+            return state, self._position[1]
+        return state, 0
+
+    def _restored(self, template, leaves: list[np.ndarray]):
+        """`template`'s pytree with `leaves` (host arrays) put where the template's are."""
+        template_leaves, treedef = jax.tree_util.tree_flatten(template)
+        if len(leaves) != len(template_leaves) or any(
+            saved.shape != leaf.shape or saved.dtype != leaf.dtype
+            for saved, leaf in zip(leaves, template_leaves, strict=False)
+        ):
+            raise CheckpointError(
+                "the checkpoint's training state does not fit this run (another version of "
+                "jaxsoftmax, or other data)"
+            )
+        return jax.tree_util.tree_unflatten(
+            treedef,
+            [
+                parallel.put(saved, leaf.sharding) if self._spread else jnp.asarray(saved)
+                for saved, leaf in zip(leaves, template_leaves, strict=True)
+            ],
+        )
+
+    def _compile(self, state, seed_array) -> None:
+        """Compiles each chunk shape of the plan once (every slice shares the programs)."""
+        start = time.perf_counter()
+        for num_windows, window_steps in dict.fromkeys(self.plan.chunks):
+            if (num_windows, window_steps) not in self._programs:
+                self._programs[num_windows, window_steps] = engine.run_chunk.lower(
+                    state, self._replicated(np.int32(0)), self._data, seed_array,
+                    self._loss_scale, num_windows=num_windows, window_steps=window_steps,
+                    batch_size=self.config.batch_size, descent=self.descent,
+                    layout=self.plan.layout, histogram_buckets=self._histogram_buckets,
+                ).compile()  # fmt: skip
+        self.progress.compile_s += time.perf_counter() - start
+
+    def _record(self, index, models, valid, steps, window_steps, state, outputs) -> ChunkReport:
+        params, train, test, histograms = parallel.to_host((state.params, *outputs))
+        finished = int(steps[-1]) == self.config.steps
+        report = _report(
+            models, valid, steps, window_steps, engine.to_layout(params, self.plan.layout),
+            train, test, histograms, finished,
+        )  # fmt: skip
+        diverged_at = self.progress.record(report, self.config)
+        now = time.perf_counter()
+        self.progress.train_s += now - self._clock
+        self._clock = now
+        if finished:
+            self._position, self._state = (index + 1, 0), None
+        else:
+            self._position, self._state = (index, int(steps[-1])), state
+        return dataclasses.replace(report, diverged_at=diverged_at.copy())
+
+    def checkpoint(self) -> SweepCheckpoint:
+        """A snapshot of the sweep as of the last report handled, for `restore`."""
+        if self._fingerprint is None:
+            self._fingerprint = self._dataset.fingerprint()
+        state = self._state
+        if state is None and self._saved_state is not None:  # restored, not yet trained
+            leaves = self._saved_state
+        else:
+            leaves = None if state is None else [
+                np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(parallel.to_host(state))
+            ]  # fmt: skip
+        self._checkpointed_at = self.steps_trained
+        return SweepCheckpoint(
+            config=self.config,
+            plan=self.plan,
+            data_fingerprint=self._fingerprint,
+            slice_index=self._position[0],
+            step=self._position[1],
+            state=leaves,
+            progress=self.progress.copy(),
+        )
+
+    def checkpoint_due(self, every: int | None) -> bool:
+        """Whether a multiple of `every` steps (counting every slice's) has been passed
+        since the last `checkpoint()` (or the start); always False for None."""
+        return bool(every) and self.steps_trained // every > self._checkpointed_at // every
+
+    @property
+    def checkpointed(self) -> bool:
+        """Whether `checkpoint()` has been taken since the last report."""
+        return self._checkpointed_at == self.steps_trained
+
+    def session_times(self) -> dict[str, float]:
+        """Seconds this object spent compiling and training (a restored run's progress also
+        counts the sessions before)."""
+        compile_s, train_s = self._times_before
+        return {
+            "compile_s": self.progress.compile_s - compile_s,
+            "train_s": self.progress.train_s - train_s,
+        }
+
+    def result(self) -> SweepResult:
+        """What the sweep has produced so far; `interrupted` unless it has finished."""
+        progress = self.progress.copy()
+        return SweepResult(
+            config=self.config,
+            params=progress.params,
+            train_loss=progress.train_loss,
+            train_accuracy=progress.train_accuracy,
+            eval_steps=self.config.eval_steps,
+            test_loss=progress.test_loss,
+            test_accuracy=progress.test_accuracy,
+            compile_s=progress.compile_s,
+            train_s=progress.train_s,
+            steps_done=progress.steps_done,
+            diverged_at=progress.diverged_at,
+            interrupted=not self.finished,
+        )
+
+    def _total_steps(self, position: tuple[int, int]) -> int:
+        return position[0] * self.config.steps + position[1]
+
+    def _replicated(self, value: np.ndarray) -> jax.Array:
+        if not self._spread:
+            return jnp.asarray(value)
+        return parallel.put(value, parallel.sharding(self._mesh, None, np.ndim(value)))
+
+    def _sharded(self, value: np.ndarray, split: bool) -> jax.Array:
+        if not self._spread:
+            return jnp.asarray(value)
+        return parallel.put(value, parallel.sharding(self._mesh, 0 if split else None, 1))
+
+
+_HYPER = ("learning_rate", "weight_decay", "momentum")
+
+
+def _pad(values: list, size: int) -> list:
+    return values + values[-1:] * (size - len(values))
+
+
+def _to_device(dataset: Dataset, mesh=None) -> engine.DeviceData:
+    """Puts a dataset on the device (every device of `mesh`), images uint8 and flattened."""
+    arrays = (
+        dataset.train_images.reshape(len(dataset.train_images), -1),
+        dataset.train_labels,
+        dataset.test_images.reshape(len(dataset.test_images), -1),
+        dataset.test_labels,
+    )
+    if mesh is None:
+        return engine.DeviceData(*map(jnp.asarray, arrays))
+    return engine.DeviceData(
+        *(parallel.put(a, parallel.sharding(mesh, None, a.ndim)) for a in arrays)
+    )
+
+
+def _report(
+    models, valid, steps, window_steps, params, train, test, histograms, finished
+) -> ChunkReport:
+    """A chunk's outputs (leading axes S x M, padded) as a report on its valid models."""
+    seeds, settings = valid
+
+    def flat(leaf, lead):
+        # (..., S, M, rest) padded -> (..., valid S * valid M, rest)
+        leaf = leaf[(slice(None),) * lead + (slice(0, seeds), slice(0, settings))]
+        return leaf.reshape(*leaf.shape[:lead], seeds * settings, *leaf.shape[lead + 2 :])
+
+    return ChunkReport(
+        models=models,
+        steps=steps,
+        train=engine.Metrics(*(flat(m, 2).reshape(len(steps), -1) for m in train)),
+        eval_steps=steps[window_steps - 1 :: window_steps],
+        test=engine.Metrics(*(flat(m, 1) for m in test)),
+        params=jax.tree_util.tree_map(lambda leaf: flat(leaf, 0), params),
+        histograms=(
+            None
+            if histograms is None
+            else jax.tree_util.tree_map(lambda leaf: flat(leaf, 1), histograms)
+        ),
+        diverged_at=np.zeros(len(models), np.int64),
+        finished=finished,
+    )

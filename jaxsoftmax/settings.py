@@ -1,0 +1,109 @@
+"""What a command-line run is: its `SweepConfig` and its `Settings`, from the flags or
+from the checkpoint of the run it resumes."""
+
+import argparse
+import dataclasses
+
+from jaxsoftmax import data, grid, logdirs
+from jaxsoftmax.config import DEFAULT_CHUNK_STEPS, DEFAULT_LEARNING_RATES, SweepConfig
+from jaxsoftmax.errors import CheckpointError, ConfigError
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What the command line keeps in a checkpoint beside the sweep's config, so that
+    `--resume LOGDIR` needs nothing else.
+
+    Attributes:
+      run_names: each model's TensorBoard run name (values as the user wrote them).
+      dataset: the dataset's name; source: `idx` or `tfds`; data_dir: its folder, if given.
+      summaries: whether TensorBoard events are written.
+      checkpoint_every: save a checkpoint after about every this many steps.
+      resumes: how many times the run has been resumed.
+    """
+
+    run_names: tuple[str, ...]
+    dataset: str
+    source: str
+    data_dir: str | None
+    summaries: bool
+    checkpoint_every: int
+    resumes: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"run_names": list(self.run_names)}
+
+    @classmethod
+    def from_checkpoint(cls, extra: dict, num_models: int, path) -> "Settings":
+        """The settings a checkpoint's `extra` holds (for `num_models` models), checked,
+        with `resumes` counted up."""
+        kinds = {
+            "run_names": list, "dataset": str, "source": str, "data_dir": (str, type(None)),
+            "summaries": bool, "checkpoint_every": int, "resumes": int,
+        }  # fmt: skip
+        if set(extra) != set(kinds):
+            raise CheckpointError(
+                f"{path} was not written by the command line; resume it in Python"
+            )
+        if (
+            not all(isinstance(extra[key], kind) for key, kind in kinds.items())
+            or len(extra["run_names"]) != num_models
+            or not all(isinstance(name, str) for name in extra["run_names"])
+            or extra["source"] not in data.SOURCES
+            or extra["checkpoint_every"] < 1
+            or extra["resumes"] < 0
+        ):
+            raise CheckpointError(f"checkpoint {path} is damaged (its command-line settings)")
+        values = extra | {"run_names": tuple(extra["run_names"]), "resumes": extra["resumes"] + 1}
+        return cls(**values)
+
+
+def settings_from_flags(args: argparse.Namespace) -> tuple[SweepConfig, Settings, None]:
+    labels = dict(args.grid or {})
+    if args.learning_rates is not None:
+        if "learning_rate" in labels:
+            raise ConfigError("give the learning rates with --grid or --learning-rates, not both")
+        labels["learning_rate"] = args.learning_rates
+    labels.setdefault("learning_rate", tuple(map(str, DEFAULT_LEARNING_RATES)))
+    if "seed" in labels and args.seed != SweepConfig().seed:
+        raise ConfigError("give the seed with --grid or --seed, not both")
+    config = SweepConfig.from_grid(
+        grid.grid_values(labels),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        eval_every=args.eval_every,
+        loss_scale=args.loss_scale,
+        seed=args.seed if "seed" not in labels else 0,
+        init_scale=args.init_scale,
+        schedule=args.schedule,
+        chunk_steps=min(DEFAULT_CHUNK_STEPS, args.checkpoint_every),
+    )
+    settings = Settings(
+        run_names=tuple(grid.run_names(config, labels)),
+        dataset=args.dataset,
+        source=args.source,
+        data_dir=None,
+        summaries=not args.no_summaries,
+        checkpoint_every=args.checkpoint_every,
+    )
+    return config, settings, None
+
+
+def settings_from_checkpoint(args: argparse.Namespace):
+    """The config, settings and checkpoint of the run in `--resume LOGDIR`."""
+    from jaxsoftmax import checkpoint as checkpoints
+
+    if not args.resume.is_dir():
+        raise ConfigError(f"--resume {args.resume}: no such folder")
+    path = args.resume / logdirs.CHECKPOINT_FILE
+    if not path.exists():
+        raise CheckpointError(
+            f"no checkpoint in {args.resume}; --resume takes the --logdir of a stopped run"
+        )
+    checkpoint, extra = checkpoints.load(path)
+    settings = Settings.from_checkpoint(extra, checkpoint.config.num_models, path)
+    if checkpoint.slice_index == checkpoint.plan.num_slices and logdirs.holds_finished_run(
+        args.resume
+    ):
+        raise ConfigError(f"the run in {args.resume} has finished; there is nothing to resume")
+    return checkpoint.config, settings, checkpoint
