@@ -5,11 +5,19 @@ of jaxsoftmax never pays their import time (seconds) or needs them installed.
 """
 
 import contextlib
+import http.client
+import logging
 import os
+import ssl
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import numpy as np
 
 from jaxsoftmax.catalog import DatasetSpec
+from jaxsoftmax.download import describe_error
 from jaxsoftmax.errors import DataError
 
 _INSTALL_HINT = "--source tfds needs tensorflow-datasets: pip install 'jaxsoftmax[tfds]'"
@@ -22,6 +30,16 @@ _COPY_BATCH_SIZE = 10_000
 
 # Enough of a failure's first line to name it; the whole exception stays as `__cause__`.
 _MAX_CAUSE_CHARS = 300
+
+# Asked once, before tfds downloads anything, whether it could: offline, tfds itself retries each
+# file ten times with growing pauses, for about three and a half minutes, behind progress bars and
+# urllib3 warnings. This host is where tfds looks first (prepared datasets in gs://tfds-data,
+# which it tries by default) and where MNIST's own files are, so its answer is the one that
+# matters. urllib reads the same proxy variables (HTTPS_PROXY, NO_PROXY, ...) as the `requests`
+# library tfds downloads with, so the probe goes the way tfds's downloads would.
+_DOWNLOAD_PROBE_URL = "https://storage.googleapis.com/"
+# Bounds the whole probe, name lookup included (which a socket timeout does not bound).
+_DOWNLOAD_PROBE_TIMEOUT_S = 5.0
 
 
 def load_tfds_arrays(
@@ -40,10 +58,14 @@ def load_tfds_arrays(
       of shape (N, H, W), labels int32 of shape (N,) with values in [0, num_classes).
 
     Raises:
-      DataError: tensorflow-datasets is not installed, tfds could not load the dataset, or the
-        dataset is not single-channel uint8 images with integer labels.
+      DataError: tensorflow-datasets is not installed, the dataset is not prepared and cannot be
+        downloaded from here, tfds could not load it, or it is not single-channel uint8 images
+        with integer labels.
     """
     tfds = _import_tfds()
+    if download:
+        _check_prepared_or_downloadable(tfds, spec, data_dir)
+    _import_tensorflow()
     try:
         splits, info = tfds.load(
             spec.tfds_name,
@@ -74,15 +96,21 @@ def load_tfds_arrays(
 
 
 def _import_tfds():
-    """Imports tensorflow-datasets and TensorFlow, set up to stay out of JAX's way."""
+    """Imports tensorflow-datasets, which leaves TensorFlow unimported until it is needed."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise DataError(_INSTALL_HINT) from error
+    return tfds
+
+
+def _import_tensorflow() -> None:
+    """Imports TensorFlow, set up to stay out of JAX's way."""
     # TensorFlow reads this once, at import, to drop its C++ INFO and WARNING lines; setdefault
     # leaves a level the user chose alone. (A few lines TF prints before its logging is set up,
     # such as the oneDNN notice, ignore it.)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        # tensorflow_datasets first: it is the one users lack, and it imports in a fraction of
-        # the seconds TensorFlow takes.
-        import tensorflow_datasets as tfds  # noqa: I001
         import tensorflow as tf
     except ImportError as error:
         raise DataError(_INSTALL_HINT) from error
@@ -91,7 +119,79 @@ def _import_tfds():
     # RuntimeError: TF already initialised its devices earlier in this process; leave them.
     with contextlib.suppress(RuntimeError):
         tf.config.set_visible_devices([], "GPU")
-    return tfds
+
+
+def _check_prepared_or_downloadable(tfds, spec: DatasetSpec, data_dir: str | None) -> None:
+    """Raises a `DataError` saying what to do if tfds would have to download but cannot."""
+    try:
+        # tfds warns through absl about every half-written dataset folder it passes, such as
+        # one a failed download left; whether the dataset is prepared is all this asks.
+        with _absl_warnings_hidden():
+            builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
+            if builder.is_prepared():
+                return
+    except Exception as error:  # tfds fails with many unrelated types, none of ours.
+        raise DataError(_load_failure_message(spec, data_dir, error)) from error
+    reason = _download_blocker(_DOWNLOAD_PROBE_URL, _DOWNLOAD_PROBE_TIMEOUT_S)
+    if reason is not None:
+        raise DataError(_cannot_download_message(spec, str(builder.data_dir_root), reason))
+
+
+@contextlib.contextmanager
+def _absl_warnings_hidden():
+    """Drops absl's (and so tfds's) Python log records below ERROR while the block runs."""
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logger.setLevel(level)
+
+
+def _download_blocker(url: str, timeout_s: float) -> str | None:
+    """Why nothing could be downloaded from `url`'s host right now, or None if it answers.
+
+    Any answer at all counts, an HTTP error or a failed TLS handshake included: those show that
+    the network works, and tfds (whose certificate store may differ from Python's) should try.
+    Only a host that cannot be reached in `timeout_s` seconds, through the proxy the environment
+    names if any, stops it.
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    where = (
+        f"{host} through proxy {proxy}" if proxy and not urllib.request.proxy_bypass(host) else host
+    )
+    failures: list[BaseException] = []
+    # A daemon thread, because a name lookup ignores socket timeouts and may hang for longer.
+    probe = threading.Thread(target=_request_head, args=(url, timeout_s, failures), daemon=True)
+    probe.start()
+    probe.join(timeout_s)
+    if probe.is_alive():
+        return f"{where}: no answer in {timeout_s:g} s"
+    if not failures:
+        return None
+    return f"{where}: {describe_error(failures[0])}"
+
+
+def _request_head(url: str, timeout_s: float, failures: list[BaseException]) -> None:
+    """Sends a HEAD request to `url`; appends to `failures` the error if the host did not answer."""
+    try:
+        # A fresh opener reads the proxy variables now; `urlopen`'s shared one keeps those of
+        # its first call in the process.
+        request = urllib.request.Request(url, method="HEAD")
+        with urllib.request.build_opener().open(request, timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError as error:
+        error.close()  # An HTTP error is an answer.
+    except urllib.error.URLError as error:
+        if not isinstance(error.reason, ssl.SSLError):
+            failures.append(error)
+    except (ssl.SSLError, http.client.HTTPException):
+        pass  # The host answered, if not as expected.
+    except OSError as error:  # a timeout or a reset while reading the answer
+        failures.append(error)
 
 
 def _split_to_numpy(tfds, dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -113,6 +213,20 @@ def _load_failure_message(spec: DatasetSpec, data_dir: str | None, error: Except
     return (
         f"tfds could not load {spec.tfds_name!r}{where} ({cause}); let tfds download and prepare "
         "it once with network access, or use --source idx"
+    )
+
+
+def _cannot_download_message(spec: DatasetSpec, data_dir_root: str, reason: str) -> str:
+    """One line saying that tfds would have to download, why it cannot, and what to do."""
+    prepare_command = (
+        f'python -c "import tensorflow_datasets as tfds; tfds.load({spec.tfds_name!r})"'
+    )
+    # Not `tfds build`: tensorflow-datasets 4.9.10's command line needs apache-beam to start.
+    return (
+        f"tfds has no prepared {spec.tfds_name!r} in {data_dir_root} and cannot download it "
+        f"({reason}). Prepare it on a machine with network access: {prepare_command}, then copy "
+        f"~/tensorflow_datasets/{spec.tfds_name} from there into {data_dir_root}; or use the "
+        "default --source idx, which reads IDX files from --data-dir DIR or fetches them"
     )
 
 
