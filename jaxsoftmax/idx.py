@@ -5,7 +5,6 @@ dimensions), one big-endian uint32 per dimension, then the array in C order.
 See http://yann.lecun.com/exdb/mnist/ ("FILE FORMATS").
 """
 
-import gzip
 import os
 import pathlib
 import zlib
@@ -85,24 +84,34 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
     if content[:2] == _GZIP_MAGIC:
         try:
-            content = _gunzip(content)
+            content = gunzip(content)
         except (OSError, EOFError, zlib.error) as error:
             raise DataError(f"{path}: corrupt gzip data ({error})") from None
     return read_idx_bytes(content, name=str(path))
 
 
-def _gunzip(content: bytes) -> bytes:
-    """Decompresses gzip bytes, refusing a decompression bomb."""
-    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    result = decompressor.decompress(content, _MAX_BYTES)
-    if decompressor.unconsumed_tail:
-        raise OSError("uncompressed size exceeds 4 GiB")
-    if not decompressor.eof:
-        raise EOFError("compressed file ended before the end-of-stream marker was reached")
-    if decompressor.unused_data:
-        # Concatenated gzip members are legal; fall back to the stdlib for them.
-        return gzip.decompress(content)
-    return result
+class GzipTooLarge(OSError):
+    """A gzip stream would decompress to more bytes than allowed."""
+
+
+def gunzip(content: bytes, max_bytes: int = _MAX_BYTES) -> bytes:
+    """Decompresses gzip bytes (one member or several), refusing a decompression bomb.
+
+    Raises:
+      GzipTooLarge: the output would exceed `max_bytes`.
+      EOFError: the stream ends before its end-of-stream marker.
+      zlib.error: the data is not valid gzip.
+    """
+    output = bytearray()
+    while content:  # concatenated gzip members are legal: one decompressor each
+        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        output += decompressor.decompress(content, max_bytes + 1 - len(output))
+        if len(output) > max_bytes or decompressor.unconsumed_tail:
+            raise GzipTooLarge(f"uncompressed size exceeds {max_bytes} bytes")
+        if not decompressor.eof:
+            raise EOFError("compressed file ended before the end-of-stream marker was reached")
+        content = decompressor.unused_data
+    return bytes(output)
 
 
 def read_images(path: str | os.PathLike) -> np.ndarray:

