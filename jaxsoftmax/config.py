@@ -37,7 +37,7 @@ def check_count(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
-def _number(name: str, value) -> float:
+def _as_float(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         raise ConfigError(f"{name} {value!r} is not a number")
     return float(value)
@@ -52,7 +52,7 @@ def check_value(axis: str, value) -> float | int:
             raise ConfigError(f"seed {value} is outside [-2**31, 2**31)")
         return int(value)
     label = axis.replace("_", " ")
-    value = _number(label, value)
+    value = _as_float(label, value)
     if axis == "learning_rate" and not (math.isfinite(value) and value > 0):
         raise ConfigError(f"learning rate {value:g} is not a positive finite number")
     if axis == "weight_decay" and not (math.isfinite(value) and value >= 0):
@@ -83,12 +83,12 @@ def check_setting(name: str, value):
     if name == "seed":
         return check_value("seed", value)
     if name == "loss_scale":
-        value = _number(name, value)
+        value = _as_float(name, value)
         if not (math.isfinite(value) and value > 0):
             raise ConfigError(f"loss_scale {value:g} is not a positive finite number")
         return value
     if name == "init_scale":
-        value = _number(name, value)
+        value = _as_float(name, value)
         if not (math.isfinite(value) and value >= 0):
             raise ConfigError(f"init_scale {value:g} must be finite and >= 0")
         return value

@@ -237,26 +237,9 @@ def load_dataset(
     """
     if source not in SOURCES:
         raise DataError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
-    spec = catalog.DATASETS.get(name)
     if source == "tfds":
-        from jaxsoftmax import tfds_source  # TensorFlow is heavy: import only when asked.
-
-        if spec is None:
-            raise DataError(f"unknown dataset {name!r} for --source tfds; choose {_known()}")
-        arrays = tfds_source.load_tfds_arrays(
-            spec, data_dir=None if data_dir is None else str(data_dir), download=download
-        )
-        train_images, train_labels, test_images, test_labels, num_classes = arrays
-        return make_dataset(
-            name=name,
-            train_images=train_images,
-            train_labels=train_labels,
-            test_images=test_images,
-            test_labels=test_labels,
-            num_classes=num_classes,
-            origin="tfds",
-        )
-
+        return _load_tfds(name, data_dir, download)
+    spec = catalog.DATASETS.get(name)
     if data_dir is not None:
         return load_idx_folder(data_dir, name=name)
     if spec is None:
@@ -275,6 +258,27 @@ def load_dataset(
 
     fetching.fetch_dataset(spec, cache, report=report)
     return load_idx_folder(cache, name=name)
+
+
+def _load_tfds(name: str, data_dir, download: bool) -> Dataset:
+    from jaxsoftmax import tfds_source  # TensorFlow is heavy: import only when asked.
+
+    spec = catalog.DATASETS.get(name)
+    if spec is None:
+        raise DataError(f"unknown dataset {name!r} for --source tfds; choose {_known()}")
+    arrays = tfds_source.load_tfds_arrays(
+        spec, data_dir=None if data_dir is None else str(data_dir), download=download
+    )
+    train_images, train_labels, test_images, test_labels, num_classes = arrays
+    return make_dataset(
+        name=name,
+        train_images=train_images,
+        train_labels=train_labels,
+        test_images=test_images,
+        test_labels=test_labels,
+        num_classes=num_classes,
+        origin="tfds",
+    )
 
 
 def _known() -> str:

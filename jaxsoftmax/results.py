@@ -78,6 +78,11 @@ class SweepResult:
             runs.append(run)
         return runs
 
+    def table(self, names: Sequence[str] | None = None) -> str:
+        """The printed summary: each model's final metrics and, with several seeds, test
+        accuracy over seeds per setting (see `format_table`)."""
+        return format_table(self, names)
+
     def seed_summary(self) -> list[dict]:
         """Final test accuracy over seeds, for each setting of the other axes.
 

@@ -26,58 +26,40 @@ def train_sweep(
     resume: SweepCheckpoint | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> SweepResult:
-    """Trains one model per grid point, all at once, and evaluates them on the test set.
-
-    The whole `SweepRun` loop in one call, with callbacks for what a caller would do
-    in the loop.
+    """Trains one model per grid point, all at once, and evaluates them on the test set:
+    the `SweepRun` loop in one call, with callbacks for what a caller would do in it.
 
     Args:
       dataset: the data; images stay uint8 on the device.
       config: what to train (see SweepConfig).
       on_chunk: called with each ChunkReport (the next chunk is already running).
-      histogram_buckets: if positive, the chunk reports carry histograms of every
-        model's parameters at each evaluation, computed on the device.
-      max_models_per_program: train at most about this many models at once, the
-        grid cut into slices trained one after another (results are the same); by
-        default as many as fit in half of each device's free memory (on a CPU, at
-        most 1024 per device).
-      devices: the devices to shard the models over (default: all of them, every
-        process's in a multi-process run).
+      histogram_buckets: if positive, reports carry the models' parameter histograms.
+      max_models_per_program: train at most about this many models at once, the grid
+        cut into slices (same results); default: what fits (see `make_plan`).
+      devices: the devices to shard the models over (default: every process's).
       keep_params: return the trained parameters (for huge grids, say False).
-      checkpoint_every: hand `on_checkpoint` a checkpoint at the end of the first
-        chunk after every this many steps (counting every slice's steps), besides
-        the one at the end and the one when stopped.
+      checkpoint_every: hand `on_checkpoint` a checkpoint after every this many steps
+        (counting every slice's), besides one at the end and one when stopped.
       on_checkpoint: receives each SweepCheckpoint (to save it, say).
-      resume: go on from this checkpoint; `config` must be the checkpoint's. The
-        result is the same, bitwise on a CPU, as that of a sweep never stopped.
-      should_stop: asked after each chunk; when it says True, training stops there,
-        a checkpoint goes to `on_checkpoint`, and the result is `interrupted`.
+      resume: go on from this checkpoint of `config`: the result is the same, bitwise
+        on a CPU, as that of a sweep never stopped.
+      should_stop: asked after each chunk; True stops training there (the result is
+        `interrupted`) after a checkpoint.
 
-    Returns:
-      The trained parameters and every metric, as NumPy arrays, models in the order
-      of `config.points`.
-
-    Raises:
-      ConfigError: the batch is larger than the training set, or a bad limit.
-      CheckpointError: `resume` does not belong to this config, data or devices.
+    Returns the trained parameters and every metric, models in `config.points` order.
+    Raises ConfigError for a batch larger than the training set or a bad limit, and
+    CheckpointError when `resume` does not belong to this config, data or devices.
     """
+    options = {"histogram_buckets": histogram_buckets, "devices": devices}
     if resume is not None:
         if resume.config != config:
             raise CheckpointError("the checkpoint belongs to a sweep with other settings")
-        run = SweepRun.restore(
-            dataset, resume, histogram_buckets=histogram_buckets, devices=devices
-        )
+        run = SweepRun.restore(dataset, resume, **options)
     else:
         plan = make_plan(
-            config,
-            dataset,
-            max_models_per_slice=max_models_per_program,
-            devices=devices,
+            config, dataset, max_models_per_slice=max_models_per_program, devices=devices
         )
-        run = SweepRun.start(
-            dataset, config, plan, histogram_buckets=histogram_buckets,
-            keep_params=keep_params, devices=devices,
-        )  # fmt: skip
+        run = SweepRun.start(dataset, config, plan, keep_params=keep_params, **options)
     for report in run:
         if on_chunk is not None:
             on_chunk(report)
