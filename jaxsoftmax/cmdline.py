@@ -22,7 +22,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+        quiet = action.default is None or action.default is False  # unset, or a plain switch
+        if quiet or action.default == argparse.SUPPRESS or "default" in text:
             return text
         return super()._get_help_string(action)
 

@@ -37,6 +37,7 @@ class Dataset:
       test_labels: int32 array of shape (num_test,).
       num_classes: number of classes.
       origin: where the data came from (a folder, or `tfds`), for messages.
+      class_names: what each label means (`0`, `1`, ... where the data does not say).
     """
 
     name: str
@@ -46,6 +47,13 @@ class Dataset:
     test_labels: np.ndarray
     num_classes: int
     origin: str
+    class_names: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not self.class_names:
+            object.__setattr__(
+                self, "class_names", default_class_names(self.name, self.num_classes)
+            )
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -65,6 +73,14 @@ class Dataset:
             digest.update(f"{array.dtype.str}{array.shape}".encode())
             digest.update(array.data)
         return digest.hexdigest()
+
+
+def default_class_names(name: str, num_classes: int) -> tuple[str, ...]:
+    """The catalog's class names of a known dataset of that many classes, else the labels."""
+    spec = catalog.DATASETS.get(name)
+    if spec is not None and len(spec.class_names) == num_classes:
+        return spec.class_names
+    return tuple(str(label) for label in range(num_classes))
 
 
 def describe(dataset: Dataset) -> str:
@@ -123,11 +139,13 @@ def find_idx_files(folder: pathlib.Path) -> dict[str, pathlib.Path] | None:
     return found
 
 
-def load_idx_folder(folder: str | os.PathLike, *, name: str | None = None) -> Dataset:
+def load_idx_folder(
+    folder: str | os.PathLike, *, name: str | None = None, num_classes: int | None = None
+) -> Dataset:
     """Loads and cross-checks the four IDX files of an MNIST-format dataset.
 
-    Image size and number of classes come from the data: the class count is one
-    more than the largest label seen in either split.
+    Image size comes from the data, and so does the class count unless the catalog
+    knows the dataset by `name` or `num_classes` is given (see `make_dataset`).
 
     Raises:
       DataError: a file is missing, corrupt, or the files disagree with each other.
@@ -154,6 +172,7 @@ def load_idx_folder(folder: str | os.PathLike, *, name: str | None = None) -> Da
         train_labels=train_labels,
         test_images=test_images,
         test_labels=test_labels,
+        num_classes=num_classes,
         origin=str(folder),
     )
 
@@ -171,8 +190,9 @@ def make_dataset(
     """Builds a Dataset from arrays after checking that they fit together.
 
     Args:
-      num_classes: the class count if known (e.g. from TFDS metadata); by default
-        one more than the largest label.
+      num_classes: the class count if known (from the user, or TFDS metadata). Else a
+        dataset the catalog knows by `name` has its own (10 for mnist), and any other
+        one as many as its labels span, the same in both splits.
 
     Raises:
       DataError: counts, image sizes or labels are inconsistent.
@@ -187,18 +207,14 @@ def make_dataset(
             )
         if len(images) == 0:
             raise DataError(f"{origin}: {split} split is empty")
+        if not _whole_and_not_negative(np.asarray(labels)):
+            raise DataError(f"{origin}: {split} labels must be whole numbers >= 0")
     if train_images.shape[1:] != test_images.shape[1:]:
         raise DataError(
             f"{origin}: train images are {'x'.join(map(str, train_images.shape[1:]))} "
             f"but test images are {'x'.join(map(str, test_images.shape[1:]))}"
         )
-    largest = int(max(train_labels.max(), test_labels.max()))
-    if num_classes is None:
-        num_classes = largest + 1
-    elif largest >= num_classes:
-        raise DataError(f"{origin}: label {largest} is outside the {num_classes} classes")
-    if num_classes < 2:
-        raise DataError(f"{origin}: labels name only {num_classes} class; need at least 2")
+    num_classes = _class_count(name, origin, train_labels, test_labels, num_classes)
     return Dataset(
         name=name,
         train_images=np.asarray(train_images, np.uint8),
@@ -210,6 +226,41 @@ def make_dataset(
     )
 
 
+def _whole_and_not_negative(labels: np.ndarray) -> bool:
+    if np.issubdtype(labels.dtype, np.integer):
+        return bool(labels.min() >= 0)
+    if np.issubdtype(labels.dtype, np.floating):  # 3.0 is a label, 2.5 and NaN are not
+        return bool(np.isfinite(labels).all() and (labels == np.round(labels)).all()
+                    and labels.min() >= 0)  # fmt: skip
+    return False
+
+
+def _class_count(name, origin, train_labels, test_labels, num_classes: int | None) -> int:
+    """The class count, checked against the labels (see `make_dataset`)."""
+    spans = {"training": int(train_labels.max()), "test": int(test_labels.max())}
+    spec = catalog.DATASETS.get(name)
+    if num_classes is None and spec is not None and spec.class_names:
+        num_classes = len(spec.class_names)
+    if num_classes is not None:
+        for split, largest in spans.items():
+            if largest >= num_classes:
+                raise DataError(
+                    f"{origin}: {split} label {largest} is outside the {num_classes} classes "
+                    f"of {name}; check the label files, or pass --num-classes N"
+                )
+    elif spans["training"] != spans["test"]:
+        raise DataError(
+            f"{origin}: training labels span 0..{spans['training']} but test labels "
+            f"0..{spans['test']}; check the label files, or pass --num-classes N if the "
+            "data really has N classes"
+        )
+    else:
+        num_classes = spans["training"] + 1
+    if num_classes < 2:
+        raise DataError(f"{origin}: labels name only {num_classes} class; need at least 2")
+    return num_classes
+
+
 def load_dataset(
     name: str = "mnist",
     *,
@@ -218,16 +269,20 @@ def load_dataset(
     download: bool = True,
     environ: Mapping[str, str] | None = None,
     report: Callable[[str], None] | None = None,
+    num_classes: int | None = None,
 ) -> Dataset:
     """Loads a dataset by name, or from a folder of IDX files.
 
     Args:
-      name: `mnist` or `fashion_mnist`; with `data_dir`, any name (used in messages).
+      name: `mnist` or `fashion_mnist`; with `data_dir`, any name (used in messages; a
+        catalog name also fixes the class count and class names).
       data_dir: a folder holding the four standard IDX files; skips the lookup.
       source: `idx` (files on disk, fetched if missing) or `tfds` (tensorflow-datasets).
       download: whether to fetch a known dataset that is found nowhere on disk.
       environ: environment for JAXSOFTMAX_DATA_DIR and XDG_CACHE_HOME (default: os.environ).
       report: called with one-line progress messages (e.g. downloads); default silent.
+      num_classes: the class count, where the labels alone do not show it (see
+        `make_dataset`).
 
     Returns:
       The dataset, images uint8 (N, height, width) and labels int32 (N,).
@@ -241,12 +296,12 @@ def load_dataset(
         return _load_tfds(name, data_dir, download)
     spec = catalog.DATASETS.get(name)
     if data_dir is not None:
-        return load_idx_folder(data_dir, name=name)
+        return load_idx_folder(data_dir, name=name, num_classes=num_classes)
     if spec is None:
         raise DataError(f"unknown dataset {name!r}; choose {_known()}, or pass --data-dir DIR")
     for folder in candidate_dirs(name, environ=environ):
         if find_idx_files(folder) is not None:
-            return load_idx_folder(folder, name=name)
+            return load_idx_folder(folder, name=name, num_classes=num_classes)
     cache = user_cache_dir(environ) / name
     if not download:
         searched = ", ".join(map(str, candidate_dirs(name, environ=environ)))
@@ -257,7 +312,7 @@ def load_dataset(
     from jaxsoftmax import download as fetching
 
     fetching.fetch_dataset(spec, cache, report=report)
-    return load_idx_folder(cache, name=name)
+    return load_idx_folder(cache, name=name, num_classes=num_classes)
 
 
 def _load_tfds(name: str, data_dir, download: bool) -> Dataset:

@@ -120,6 +120,7 @@ def _summaries(logdir, run: SweepRun, dataset: Dataset, names, resumes: int):
         [point | settings for point in config.points],
         config.steps,
         dataset.image_shape,
+        dataset.class_names,
         resumed_steps=progress.steps_done if resumes else None,
         resume_count=resumes,
         diverged_before=np.flatnonzero(progress.diverged_at),
@@ -131,6 +132,7 @@ def _summaries(logdir, run: SweepRun, dataset: Dataset, names, resumes: int):
                 config.seed_values[0], len(dataset.train_images), config.batch_size
             )
             writer.write_inputs(dataset.train_images[first])
+            writer.write_layout()
             writer.write_graph(
                 graph.train_step_graph(
                     dataset.num_features, dataset.num_classes, config.batch_size, run.descent

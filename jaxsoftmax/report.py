@@ -1,23 +1,26 @@
 """`python -m jaxsoftmax.report LOGDIR`: PNG figures of a training run, without TensorBoard.
 
-Reads the run's TensorBoard events with TensorBoard's own EventAccumulator (nothing
-subsampled) and draws with matplotlib's object-oriented API (no pyplot, no display):
+Draws any run the trainer writes (a plain sweep, a grid over any axes, diverged models,
+grids of thousands) with matplotlib's object-oriented API (no pyplot, no display):
 
-- `loss.png`: train and test loss against step, one line per learning rate;
-- `accuracy.png`: the same for accuracy;
-- `weights.png`: each learning rate's weight templates at its last logged step, when the run
-  logged them (image `weights` in `LOGDIR/lr=<value>/train`);
-- `accuracy_vs_learning_rate.png`: final test accuracy against learning rate.
+- `loss.png`, `accuracy.png`: train and test curves against step, one line per setting
+  (learning rate, weight decay, momentum); where seeds vary, the mean over them with a
+  band from the lowest to the highest;
+- `weights.png`: each drawn setting's weight templates (its first seed), classes named;
+- `accuracy_vs_learning_rate.png`: final test accuracy against learning rate, a line per
+  weight decay and momentum, error bars over seeds.
 
-matplotlib is optional: `pip install 'jaxsoftmax[plot]'`. User mistakes end with one line on
-stderr and exit status 1, never a traceback.
+A grid of more than SHOWN settings is drawn for its best SHOWN by final test accuracy (the
+others are counted in the titles; results.json has them all). A diverged model is never
+drawn as an ordinary point: it is left out of curves and lines, and named in a strip of
+its own. matplotlib is optional (`pip install 'jaxsoftmax[plot]'`). User mistakes end
+with one line on stderr and a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import math
 import pathlib
 import sys
@@ -27,166 +30,89 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from jaxsoftmax import cmdline
-from jaxsoftmax.errors import DataError, JaxsoftmaxError
+from jaxsoftmax import cmdline, runlogs
+from jaxsoftmax.errors import JaxsoftmaxError
 from jaxsoftmax.logdirs import FIGURES_DIR
+from jaxsoftmax.runlogs import RunLog
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DPI = 100
+SHOWN = 10  # settings drawn at most
 # The noisy per-minibatch training curves are drawn faint, under a moving average over about
 # 1% of their points (10 steps of 1000), which shows their trend without lagging behind it.
 SMOOTHING_FRACTION = 0.01
 RAW_ALPHA = 0.15
-# Every size-limited kind of event is read in full (0) or not kept beyond the latest (1).
-_SIZE_GUIDANCE = {
-    "scalars": 0,
-    "images": 0,
-    "histograms": 1,
-    "compressedHistograms": 1,
-    "audio": 1,
-    "tensors": 1,
-}
-_EVENTS_GLOB = "events.out.tfevents.*"
+BAND_ALPHA = 0.2
 # PNG text chunks would otherwise name the matplotlib version; without them a re-run writes
 # the same bytes, so committed figures only change when the run does.
 _PNG_METADATA = {"Software": None}
 
 
 @dataclasses.dataclass(frozen=True)
-class Curve:
-    """One scalar over training.
+class Setting:
+    """The models of one setting of learning rate, weight decay and momentum, over seeds.
 
     Attributes:
-      steps: (points,) int, the steps it was logged at, increasing.
-      values: (points,) float, its value at each step.
-    """
-
-    steps: np.ndarray
-    values: np.ndarray
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class RunLog:
-    """What one learning rate's TensorBoard runs hold.
-
-    Attributes:
-      label: the run's name after `lr=`: the learning rate as the user wrote it, e.g.
-        `0.005`, then any other varying hyperparameter (`0.005,seed=2`).
-      learning_rate: the same as a number.
-      train_loss, train_accuracy: every training step's minibatch loss and accuracy.
-      test_loss, test_accuracy: every evaluation on the full test set.
-      weights_image: (height, width, 3) uint8, the weight templates at `weights_step`, the last
-        step they were logged at; None when the run logged none.
-      weights_step: that step, or None.
+      label: the run name without its seed, e.g. `lr=0.005,wd=0.0001`.
+      runs: the models that did not diverge.
+      diverged: those that did.
     """
 
     label: str
-    learning_rate: float
-    train_loss: Curve
-    train_accuracy: Curve
-    test_loss: Curve
-    test_accuracy: Curve
-    weights_image: np.ndarray | None = None
-    weights_step: int | None = None
+    runs: tuple[RunLog, ...]
+    diverged: tuple[RunLog, ...]
+
+    @property
+    def point(self) -> dict:
+        first = (self.runs + self.diverged)[0].point
+        return {axis: value for axis, value in first.items() if axis != "seed"}
+
+    @property
+    def finals(self) -> np.ndarray:
+        """Final test accuracy of each model that did not diverge and has one."""
+        return np.array([r.final_accuracy for r in self.runs if r.final_accuracy is not None])
+
+    @property
+    def family(self) -> str:
+        """The label without the learning rate: the line it belongs to against learning rate."""
+        return ",".join(part for part in self.label.split(",") if not part.startswith("lr="))
+
+    @property
+    def rate_label(self) -> str:
+        return self.label.split(",")[0].removeprefix("lr=")
 
 
-# --- Reading events -------------------------------------------------------------------------
-
-
-def _has_events(folder: pathlib.Path) -> bool:
-    return folder.is_dir() and any(folder.glob(_EVENTS_GLOB))
-
-
-def _accumulate(folder: pathlib.Path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(folder), size_guidance=_SIZE_GUIDANCE)
-    events.Reload()
-    return events
-
-
-def _curve(events, folder: pathlib.Path, tag: str) -> Curve:
-    if tag not in events.Tags()["scalars"]:
-        raise DataError(f"{folder} has no {tag!r} scalars")
-    scalars = sorted(events.Scalars(tag), key=lambda event: event.step)
-    return Curve(
-        steps=np.array([event.step for event in scalars], dtype=np.int64),
-        values=np.array([event.value for event in scalars], dtype=np.float64),
-    )
-
-
-def _last_image(folder: pathlib.Path, tag: str) -> tuple[np.ndarray, int] | None:
-    """The image `tag` at its last step in `folder`'s events, decoded to RGB; None if absent."""
-    if not _has_events(folder):
-        return None
-    events = _accumulate(folder)
-    if tag not in events.Tags()["images"]:
-        return None
-    last = max(events.Images(tag), key=lambda event: event.step)
-    from PIL import Image  # pillow is a dependency of matplotlib
-
-    with Image.open(io.BytesIO(last.encoded_image_string)) as image:
-        return np.asarray(image.convert("RGB")), last.step
-
-
-def run_folders(logdir: str | pathlib.Path) -> list[pathlib.Path]:
-    """The `lr=<value>` folders of a log directory that hold training events, by learning rate.
-
-    Raises:
-      DataError: when there is none (or `logdir` does not exist).
-    """
-    logdir = pathlib.Path(logdir)
-    folders = [path for path in logdir.glob("lr=*") if _has_events(path / "train")]
-    if not folders:
-        raise DataError(
-            f"{logdir} holds no jaxsoftmax run (no lr=*/train events); train one with "
-            f"python -m jaxsoftmax.train --logdir {logdir}"
+def group_settings(runs: Sequence[RunLog]) -> list[Setting]:
+    """The runs by setting, best final test accuracy (mean over seeds) first; settings
+    with a diverged model after all the others, in sweep order."""
+    groups: dict[str, list[RunLog]] = {}
+    for run in runs:
+        groups.setdefault(run.setting, []).append(run)
+    settings = [
+        Setting(
+            label,
+            tuple(run for run in members if run.diverged_at is None),
+            tuple(run for run in members if run.diverged_at is not None),
         )
-    for folder in folders:
-        try:
-            float(folder.name.removeprefix("lr="))
-        except ValueError:
-            raise DataError(f"{folder} is not named lr=<learning rate>") from None
-    return sorted(folders, key=lambda path: float(path.name.removeprefix("lr=")))
+        for label, members in groups.items()
+    ]
+
+    def score(setting: Setting) -> float:
+        if setting.diverged or not setting.finals.size:
+            return math.inf
+        return -float(setting.finals.mean())
+
+    return sorted(settings, key=score)  # stable: ties stay in sweep order
 
 
-def load_runs(logdir: str | pathlib.Path) -> list[RunLog]:
-    """Every learning rate's curves (and weight templates, when logged), by learning rate.
-
-    Raises:
-      DataError: when `logdir` holds no run, or a run lacks its test events or a scalar.
-    """
-    runs = []
-    for folder in run_folders(logdir):
-        splits = {}
-        for split in ("train", "test"):
-            if not _has_events(folder / split):
-                raise DataError(f"{folder / split} holds no events")
-            events = _accumulate(folder / split)
-            splits[split] = {
-                tag: _curve(events, folder / split, tag) for tag in ("loss", "accuracy")
-            }
-        weights = _last_image(folder / "train", "weights")
-        label = folder.name.removeprefix("lr=")
-        runs.append(
-            RunLog(
-                label=label,
-                # A grid's runs go on, e.g. `lr=0.005,seed=2`: the rate comes first.
-                learning_rate=float(label.split(",")[0]),
-                train_loss=splits["train"]["loss"],
-                train_accuracy=splits["train"]["accuracy"],
-                test_loss=splits["test"]["loss"],
-                test_accuracy=splits["test"]["accuracy"],
-                weights_image=None if weights is None else weights[0],
-                weights_step=None if weights is None else weights[1],
-            )
-        )
-    return runs
+def _drawable(settings: Sequence[Setting]) -> list[Setting]:
+    """The best SHOWN settings with a model that did not diverge."""
+    return [setting for setting in settings if setting.runs and not setting.diverged][:SHOWN]
 
 
-# --- Drawing --------------------------------------------------------------------------------
+# --- Curves ---------------------------------------------------------------------------------
 
 
 def smoothing_weight(points: int, fraction: float = SMOOTHING_FRACTION) -> float:
@@ -213,49 +139,42 @@ def smooth(values: np.ndarray, weight: float) -> np.ndarray:
     return smoothed
 
 
-def _require_matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise JaxsoftmaxError(
-            "the figures need matplotlib: pip install 'jaxsoftmax[plot]'"
-        ) from None
+def seed_curve(runs: Sequence[RunLog], tag: str) -> tuple[np.ndarray, ...] | None:
+    """(steps, mean, lowest, highest) of `tag` over the runs, at the steps all of them
+    logged; None if none did."""
+    curves = [run.curves[tag] for run in runs if tag in run.curves]
+    if not curves:
+        return None
+    steps = curves[0].steps
+    for curve in curves[1:]:
+        steps = np.intersect1d(steps, curve.steps)
+    values = np.stack([curve.values[np.searchsorted(curve.steps, steps)] for curve in curves])
+    return steps, values.mean(axis=0), values.min(axis=0), values.max(axis=0)
 
 
-def _color(index: int) -> str:
-    return f"C{index % 10}"
-
-
-def _curves_figure(runs: Sequence[RunLog], metric: str) -> Figure:
-    """Two panels, train and test, one line per learning rate; long training curves smoothed."""
+def _curves_figure(settings: Sequence[Setting], metric: str, title_note: str) -> Figure:
+    """Two panels, train and test, one line per setting (mean over seeds, band of the range)."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(10, 4), dpi=DPI, layout="constrained")
     train_axes, test_axes = figure.subplots(1, 2, sharey=True)
-    smoothed_any = False
-    for index, run in enumerate(runs):
-        train, test = getattr(run, f"train_{metric}"), getattr(run, f"test_{metric}")
-        weight = smoothing_weight(len(train.values))
-        if weight > 0:
-            smoothed_any = True
-            # Raw values under every smoothed line, so no run's noise hides another's trend.
-            train_axes.plot(
-                train.steps,
-                train.values,
-                color=_color(index),
-                alpha=RAW_ALPHA,
-                linewidth=0.6,
-                zorder=1,
-                label=f"_{run.label} raw",
-            )
-        train_axes.plot(
-            train.steps,
-            smooth(train.values, weight),
-            color=_color(index),
-            zorder=2,
-            label=run.label,
-        )
-        test_axes.plot(test.steps, test.values, color=_color(index), label=run.label)
+    smoothed_any, seeds = False, max((len(s.runs) for s in settings), default=1)
+    for index, setting in enumerate(settings):
+        color = f"C{index % 10}"
+        for axes, split in ((train_axes, "train"), (test_axes, "test")):
+            drawn = seed_curve(setting.runs, f"{split}/{metric}")
+            if drawn is None:
+                continue
+            steps, mean, low, high = drawn
+            weight = smoothing_weight(len(mean)) if split == "train" else 0.0
+            if weight > 0:
+                smoothed_any = True
+                axes.plot(steps, mean, color=color, alpha=RAW_ALPHA, linewidth=0.6, zorder=1,
+                          label=f"_{setting.label} raw")  # fmt: skip
+            axes.plot(steps, smooth(mean, weight), color=color, zorder=2, label=setting.label)
+            if len(setting.runs) > 1:  # the range over seeds, smoothed as the line is
+                low, high = smooth(low, weight), smooth(high, weight)
+                axes.fill_between(steps, low, high, color=color, alpha=BAND_ALPHA, linewidth=0)
     smoothing = ": moving average, raw faint" if smoothed_any else ""
     train_axes.set_title(f"train {metric} (minibatch{smoothing})")
     test_axes.set_title(f"test {metric} (full test set)")
@@ -263,92 +182,144 @@ def _curves_figure(runs: Sequence[RunLog], metric: str) -> Figure:
     for axes in (train_axes, test_axes):
         axes.set_xlabel("step")
         axes.grid(True, which="both", alpha=0.3)
-    test_axes.legend(title="learning rate")
+    over = f"mean and range over {seeds} seeds" if seeds > 1 else "setting"
+    if settings:
+        test_axes.legend(title=over, fontsize=8)
+    if title_note:
+        figure.suptitle(title_note, fontsize=10)
     return figure
 
 
-def loss_figure(runs: Sequence[RunLog]) -> Figure:
+def loss_figure(settings: Sequence[Setting], note: str = "") -> Figure:
     """Train and test loss against step, log scale: it falls tenfold, mostly early on."""
-    figure = _curves_figure(runs, "loss")
-    figure.axes[0].set_yscale("log")
+    from matplotlib.ticker import ScalarFormatter
+
+    figure = _curves_figure(settings, "loss", note)
+    axes = figure.axes[0]
+    axes.set_yscale("log")
+    axes.yaxis.set_major_formatter(ScalarFormatter())  # 60, not 6x10^1
+    axes.yaxis.set_minor_formatter(ScalarFormatter())
     return figure
 
 
-def accuracy_floor(runs: Sequence[RunLog]) -> float:
+def accuracy_floor(settings: Sequence[Setting]) -> float:
     """The bottom of the accuracy axis: 0.8, or lower if a final test accuracy is below 0.9."""
-    lowest_final = min(run.test_accuracy.values[-1] for run in runs)
-    return max(0.0, min(0.8, math.floor((lowest_final - 0.1) * 20) / 20))
+    finals = [float(s.finals.min()) for s in settings if s.finals.size]
+    return max(0.0, min(0.8, math.floor((min(finals, default=0.9) - 0.1) * 20) / 20))
 
 
-def accuracy_figure(runs: Sequence[RunLog]) -> Figure:
+def accuracy_figure(settings: Sequence[Setting], note: str = "") -> Figure:
     """Train and test accuracy against step, zoomed on the top so the curves are apart."""
     from matplotlib.ticker import PercentFormatter
 
-    figure = _curves_figure(runs, "accuracy")
-    figure.axes[0].set_ylim(accuracy_floor(runs), 1.0)
+    figure = _curves_figure(settings, "accuracy", note)
+    figure.axes[0].set_ylim(accuracy_floor(settings), 1.0)
     figure.axes[0].yaxis.set_major_formatter(PercentFormatter(xmax=1))
     return figure
 
 
-def weights_figure(runs: Sequence[RunLog]) -> Figure | None:
-    """One row per learning rate with its weight templates; None when none were logged."""
+def weights_figure(settings: Sequence[Setting]) -> Figure | None:
+    """Each setting's first model's labelled weight templates, two settings a row; None
+    when none were logged."""
     from matplotlib.figure import Figure
 
-    logged = [run for run in runs if run.weights_image is not None]
+    logged = [run for s in settings for run in s.runs[:1] if run.weights_image is not None]
     if not logged:
         return None
     height, width = logged[0].weights_image.shape[:2]
-    row_inches = 10 * height / width
-    figure = Figure(
-        figsize=(10, len(logged) * (row_inches + 0.35) + 0.4), dpi=DPI, layout="constrained"
-    )
+    columns = min(2, len(logged))
+    rows = -(-len(logged) // columns)
+    cell_inches = 10 / columns * height / width
+    figure = Figure(figsize=(10, rows * (cell_inches + 0.35) + 0.4), dpi=DPI, layout="constrained")
     figure.suptitle(
-        "weight templates, one per class, left to right: blue votes for the class, red against"
-        " (each row scaled to its largest weight)",
+        "weight templates: blue votes for the class, red against (each scaled to its largest)",
         fontsize=11,
     )
-    for axes, run in zip(figure.subplots(len(logged), 1, squeeze=False)[:, 0], logged, strict=True):
+    for axes in figure.subplots(rows, columns, squeeze=False).ravel():
+        axes.set_axis_off()
+    for axes, run in zip(figure.axes, logged, strict=False):
         axes.imshow(run.weights_image)
-        axes.set_title(f"learning rate {run.label}, step {run.weights_step}", fontsize=10)
-        axes.set_xticks([])
-        axes.set_yticks([])
+        axes.set_title(f"{run.name}, step {run.weights_step}", fontsize=10)
     return figure
 
 
-def accuracy_vs_learning_rate_figure(runs: Sequence[RunLog]) -> Figure:
-    """Final test accuracy against learning rate (log x), each point labelled."""
+# --- Final accuracy against learning rate --------------------------------------------------
+
+
+def accuracy_vs_learning_rate_figure(settings: Sequence[Setting]) -> Figure:
+    """Final test accuracy against learning rate (log x): a line per weight decay and
+    momentum (the best SHOWN), error bars over seeds; diverged settings in a strip below."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullLocator, PercentFormatter
 
-    figure = Figure(figsize=(6, 4), dpi=DPI, layout="constrained")
-    axes = figure.subplots()
-    rates = [run.learning_rate for run in runs]
-    finals = [run.test_accuracy.values[-1] for run in runs]
-    axes.plot(rates, finals, color="0.6", zorder=1)
-    for index, (rate, final) in enumerate(zip(rates, finals, strict=True)):
-        axes.scatter([rate], [final], color=_color(index), zorder=2)
-        axes.annotate(
-            f"{final:.2%}",
-            (rate, final),
-            textcoords="offset points",
-            xytext=(0, 7),
-            ha="center",
-            fontsize=9,
-        )
+    figure = Figure(figsize=(6, 4.6), dpi=DPI, layout="constrained")
+    axes, strip = figure.subplots(2, 1, sharex=True, height_ratios=(8, 1))
+    families: dict[str, list[Setting]] = {}
+    for setting in settings:
+        if setting.runs and not setting.diverged and setting.finals.size:
+            families.setdefault(setting.family, []).append(setting)
+    shown = list(families.items())[:SHOWN]  # settings are best first: so are families
+    for index, (family, members) in enumerate(shown):
+        members = sorted(members, key=lambda s: s.point["learning_rate"])
+        rates = [s.point["learning_rate"] for s in members]
+        means = [float(s.finals.mean()) for s in members]
+        spread = [float(s.finals.std(ddof=1)) if s.finals.size > 1 else 0.0 for s in members]
+        axes.errorbar(rates, means, yerr=spread if any(spread) else None, color=f"C{index % 10}",
+                      marker="o", capsize=3, label=family or None)  # fmt: skip
+        if len(shown) == 1 and len(members) <= 12:
+            for rate, mean in zip(rates, means, strict=True):
+                axes.annotate(f"{mean:.2%}", (rate, mean), textcoords="offset points",
+                              xytext=(0, 7), ha="center", fontsize=9)  # fmt: skip
+    drawn = [s for _, members in shown for s in members]
+    rates = sorted({s.point["learning_rate"] for s in drawn}) or [1.0]
+    margin = (max(rates) / min(rates)) ** 0.08 if len(rates) > 1 else 2.0
+    limits = (min(rates) / margin, max(rates) * margin)
     axes.set_xscale("log")
-    axes.set_xticks(rates, [run.label for run in runs])
-    axes.xaxis.set_minor_locator(NullLocator())
-    if len(rates) > 1:
-        margin = (max(rates) / min(rates)) ** 0.08
-        axes.set_xlim(min(rates) / margin, max(rates) * margin)
+    axes.set_xlim(*limits)
+    _diverged_strip(strip, settings, limits)
+    if len(rates) <= 12:
+        labels = {s.point["learning_rate"]: s.rate_label for s in drawn}
+        strip.set_xticks(rates, [labels.get(rate, "") for rate in rates])
+        strip.xaxis.set_minor_locator(NullLocator())
     axes.margins(y=0.25)
     axes.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=2))
-    axes.set_xlabel("learning rate")
-    axes.set_ylabel("test accuracy")
-    steps = sorted({int(run.test_accuracy.steps[-1]) for run in runs})
-    axes.set_title(f"final test accuracy (step {', '.join(map(str, steps))})")
+    axes.set_ylabel("final test accuracy")
     axes.grid(True, alpha=0.3)
+    strip.set_xlabel("learning rate")
+    if any(family for family, _ in shown):
+        axes.legend(fontsize=8)
+    more = (
+        f" (the best {len(shown)} of {len(families)} lines)" if len(families) > len(shown) else ""
+    )
+    axes.set_title(f"final test accuracy against learning rate{more}", fontsize=10)
     return figure
+
+
+def _diverged_strip(strip, settings: Sequence[Setting], limits: tuple[float, float]) -> None:
+    """Diverged settings as red crosses on a strip of their own, never on the accuracy axis;
+    those beyond the drawn learning rates are named at its edge instead."""
+    rates = sorted({s.point["learning_rate"] for s in settings if s.diverged})
+    inside = [rate for rate in rates if limits[0] <= rate <= limits[1]]
+    if inside:
+        strip.scatter(inside, np.zeros(len(inside)), marker="x", color="tab:red", zorder=3)
+    labels = {s.point["learning_rate"]: s.rate_label for s in settings}
+    for side, beyond, x, align in (
+        ("left", [r for r in rates if r < limits[0]], 0.01, "left"),
+        ("right", [r for r in rates if r > limits[1]], 0.99, "right"),
+    ):
+        if beyond:
+            arrow = "\u2190 " if side == "left" else ""
+            text = f"{arrow}lr {', '.join(labels[r] for r in beyond)}"
+            text += " \u2192" if side == "right" else ""
+            strip.text(x, 0, text, transform=strip.get_yaxis_transform(), fontsize=8,
+                       ha=align, va="center", color="tab:red")  # fmt: skip
+    strip.set_yticks([])
+    strip.set_ylim(-1, 1)
+    strip.set_ylabel("diverged", fontsize=8, rotation=0, ha="right", va="center")
+    strip.grid(True, axis="x", alpha=0.3)
+    if not rates:
+        strip.text(0.5, 0, "none", transform=strip.get_yaxis_transform(), fontsize=8,
+                   ha="center", va="center", color="0.5")  # fmt: skip
 
 
 # --- Writing --------------------------------------------------------------------------------
@@ -365,26 +336,37 @@ def write_figures(
     Args:
       logdir: the folder `python -m jaxsoftmax.train --logdir` wrote.
       out_dir: where the PNGs go; default `logdir/figures`, created if needed.
-      report: called with a note for each figure skipped (weights that were not logged).
+      report: told a note for each figure skipped, and which settings are drawn.
 
     Returns:
-      The paths written: loss.png, accuracy.png, weights.png (when logged) and
-      accuracy_vs_learning_rate.png.
+      The paths written: loss.png, accuracy.png, weights.png (each when events were
+      logged) and accuracy_vs_learning_rate.png.
 
     Raises:
-      DataError: `logdir` holds no run or a run lacks a scalar.
+      DataError: `logdir` holds no run the trainer wrote.
       JaxsoftmaxError: matplotlib is not installed, or `out_dir` cannot be written.
     """
     _require_matplotlib()
     logdir = pathlib.Path(logdir)
     out_dir = logdir / FIGURES_DIR if out_dir is None else pathlib.Path(out_dir)
-    runs = load_runs(logdir)
-    figures = {
-        "loss.png": loss_figure(runs),
-        "accuracy.png": accuracy_figure(runs),
-        "weights.png": weights_figure(runs),
-        "accuracy_vs_learning_rate.png": accuracy_vs_learning_rate_figure(runs),
-    }
+    say = report or (lambda note: None)
+    settings = group_settings(runlogs.run_logs(runlogs.read_results(logdir)))
+    drawn = _drawable(settings)
+    logged = [s for s in drawn if runlogs.has_events(logdir, s.runs[0])]
+    drawn = [_read_events(logdir, s) for s in logged]
+    note = _note(settings, drawn)
+    figures = {"accuracy_vs_learning_rate.png": accuracy_vs_learning_rate_figure(settings)}
+    if drawn:
+        curves = {
+            "loss.png": loss_figure(drawn, note),
+            "accuracy.png": accuracy_figure(drawn, note),
+        }
+        figures = curves | {"weights.png": weights_figure(drawn)} | figures
+        if figures["weights.png"] is None:
+            say("note: no 'weights' image in the run's events; weights.png skipped")
+    else:
+        say(f"note: {logdir} holds no TensorBoard events (trained with --no-summaries?); "
+            "loss.png, accuracy.png and weights.png skipped")  # fmt: skip
     written = []
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -396,14 +378,34 @@ def write_figures(
         raise JaxsoftmaxError(
             f"cannot write figures to {out_dir} ({error.strerror or error})"
         ) from None
-    missing = [run.label for run in runs if run.weights_image is None]
-    if missing and report is not None:
-        skipped = "skipped" if len(missing) == len(runs) else "drawn without them"
-        report(
-            f"note: no 'weights' image in {', '.join(f'lr={label}' for label in missing)}; "
-            f"weights.png {skipped}"
-        )
     return written
+
+
+def _read_events(logdir: pathlib.Path, setting: Setting) -> Setting:
+    runs = tuple(runlogs.with_events(logdir, run) for run in setting.runs)
+    return dataclasses.replace(setting, runs=runs)
+
+
+def _note(settings: Sequence[Setting], drawn: Sequence[Setting]) -> str:
+    """What the curves leave out: settings beyond the best SHOWN, and diverged ones."""
+    parts = []
+    healthy = [s for s in settings if s.runs and not s.diverged]
+    if len(healthy) > len(drawn):
+        parts.append(f"the best {len(drawn)} of {len(healthy)} settings by final test accuracy")
+    diverged = [s for s in settings if s.diverged]
+    if diverged:
+        named = ", ".join(s.label for s in diverged[:3]) + (" ..." if len(diverged) > 3 else "")
+        parts.append(f"{len(diverged)} diverged, not drawn: {named}")
+    return "; ".join(parts)
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise JaxsoftmaxError(
+            "the figures need matplotlib: pip install 'jaxsoftmax[plot]'"
+        ) from None
 
 
 # --- Command line ---------------------------------------------------------------------------
@@ -414,8 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = cmdline.OneLineParser(
         prog="python -m jaxsoftmax.report",
         description=(
-            "Draw a training run's TensorBoard events as PNG figures with matplotlib: loss and "
-            "accuracy curves, weight templates, final accuracy against learning rate."
+            "Draw a training run's results and TensorBoard events as PNG figures with "
+            "matplotlib: loss and accuracy curves, weight templates, final accuracy against "
+            "learning rate. Grids are drawn by setting, with the spread over seeds."
         ),
     )
     parser.add_argument("logdir", type=pathlib.Path,

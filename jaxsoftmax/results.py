@@ -97,18 +97,24 @@ class SweepResult:
             setting
             | {
                 "seeds": num_seeds,
-                "test_accuracy_mean": float(final[:, index].mean()),
-                "test_accuracy_std": float(spread[index]),
+                "test_accuracy_mean": float32_value(final[:, index].mean()),
+                "test_accuracy_std": float32_value(spread[index]),
             }
             for index, setting in enumerate(self.config.settings)
         ]
+
+
+def float32_value(value) -> float:
+    """A float32 as the Python float it means: the digits float32 carries (7), without the
+    noise of its binary expansion (0.9146, not 0.9145999550819397)."""
+    return float(f"{float(value):.7g}")
 
 
 def _final_value(values: np.ndarray, row: int | None, column: int) -> float | None:
     """values[row, column] as a float, or None if there is no such row or it is not finite."""
     if row is None:
         return None
-    value = float(values[row, column])
+    value = float32_value(values[row, column])
     return value if math.isfinite(value) else None
 
 
@@ -191,7 +197,16 @@ def format_table(result: SweepResult, names: Sequence[str] | None = None) -> str
 
 
 def _cell(value: float | None, spec: str, width: int) -> str:
-    text = "-" if value is None or not math.isfinite(value) else format(value, spec)
+    """`value` right-aligned in `width` characters: in `spec` where it fits, else in
+    scientific notation (a diverged model's loss of 2e9, say); `-` if missing."""
+    if value is None or not math.isfinite(value):
+        text = "-"
+    else:
+        text = format(value, spec)
+        for digits in (3, 2, 1, 0):
+            if len(text) <= width:
+                break
+            text = f"{value:.{digits}e}"
     return f"{text:>{width}}"
 
 

@@ -17,6 +17,7 @@ class Settings:
     Attributes:
       run_names: each model's TensorBoard run name (values as the user wrote them).
       dataset: the dataset's name; source: `idx` or `tfds`; data_dir: its folder, if given.
+      num_classes: the class count the user gave, if any.
       summaries: whether TensorBoard events are written.
       checkpoint_every: save a checkpoint after about every this many steps.
       resumes: how many times the run has been resumed.
@@ -26,6 +27,7 @@ class Settings:
     dataset: str
     source: str
     data_dir: str | None
+    num_classes: int | None
     summaries: bool
     checkpoint_every: int
     resumes: int = 0
@@ -39,7 +41,8 @@ class Settings:
         with `resumes` counted up."""
         kinds = {
             "run_names": list, "dataset": str, "source": str, "data_dir": (str, type(None)),
-            "summaries": bool, "checkpoint_every": int, "resumes": int,
+            "num_classes": (int, type(None)), "summaries": bool, "checkpoint_every": int,
+            "resumes": int,
         }  # fmt: skip
         if set(extra) != set(kinds):
             raise CheckpointError(
@@ -80,9 +83,10 @@ def settings_from_flags(args: argparse.Namespace) -> tuple[SweepConfig, Settings
     )
     settings = Settings(
         run_names=tuple(grid.run_names(config, labels)),
-        dataset=args.dataset,
+        dataset=args.dataset or _default_dataset(args),
         source=args.source,
         data_dir=None,
+        num_classes=args.num_classes,
         summaries=not args.no_summaries,
         checkpoint_every=args.checkpoint_every,
     )
@@ -107,3 +111,10 @@ def settings_from_checkpoint(args: argparse.Namespace):
     ):
         raise ConfigError(f"the run in {args.resume} has finished; there is nothing to resume")
     return checkpoint.config, settings, checkpoint
+
+
+def _default_dataset(args: argparse.Namespace) -> str:
+    """mnist, or the name of the folder of IDX files `--data-dir` gives."""
+    if args.data_dir is None or args.source == "tfds":  # tfds: --data-dir is tfds's own
+        return "mnist"
+    return args.data_dir.resolve().name or "data"

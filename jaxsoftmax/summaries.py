@@ -2,16 +2,19 @@
 
 Layout of a log directory, so TensorBoard overlays the sweep like the tutorial's figures:
 
-- `<logdir>`: image `input` (training digits of the first batch) and the graph of the step.
+- `<logdir>`: image `input` (training digits of the first batch), the graph of the step,
+  and the CUSTOM SCALARS layout: one chart per metric and split, one line per model.
 - `<logdir>/<run>`, one per model: histograms `weights` and `biases` at every
   evaluation, and the model's hparams session (every hyperparameter, and its final
   `hparams/test_accuracy`, `hparams/test_loss` and `hparams/diverged`, 1 or 0), and, if
   it diverged, the text `diverged` saying at which step.
-- `<logdir>/<run>/train`, `<logdir>/<run>/test`: scalars `loss` and `accuracy`,
-  training values for every step and test values at every evaluation; in `train`, also
-  the image `weights` (the class templates) after each chunk. (Not beside the histograms:
-  TensorBoard serves a run's tag through one plugin only, so an image tagged `weights`
-  next to a histogram tagged `weights` would never be shown.)
+- `<logdir>/<run>/train`: scalars `train/loss` and `train/accuracy` at every step, and the
+  image `weights` (the class templates, labelled) after each chunk. (Not beside the
+  histograms: TensorBoard serves a run's tag through one plugin only, so an image tagged
+  `weights` next to a histogram tagged `weights` would never be shown.)
+- `<logdir>/<run>/test`: scalars `test/loss` and `test/accuracy` at every evaluation.
+  The split is in the tag as well as the run, so that SCALARS draws each metric of each
+  split in its own chart, and CUSTOM SCALARS can pick them out.
 
 `<run>` names the model's learning rate and every hyperparameter the grid varies, values
 as the user wrote them: `lr=0.005` in a plain sweep, `lr=0.005,seed=2,wd=0.0001` in a grid.
@@ -36,47 +39,73 @@ from jaxsoftmax.histograms import Histogram
 
 HISTOGRAM_BUCKETS = 30
 INPUT_IMAGES = 5  # as many as the tutorial showed
-TEMPLATES_PER_ROW = 10
-TEMPLATE_ZOOM = 3  # pixels per weight, so a 28x28 template is readable
-TEMPLATE_GAP = 2
+TEMPLATES_PER_ROW = 5
+TEMPLATE_ZOOM = 5  # pixels per weight: a 28x28 template is 140 pixels wide
+TEMPLATE_GAP = 4
+LABEL_HEIGHT = 18  # a strip under each template naming its class
+# CUSTOM SCALARS: one chart per metric and split, every model's line in it.
+SCALAR_CHARTS = {
+    "test accuracy": "test/accuracy",
+    "test loss": "test/loss",
+    "training loss (minibatch)": "train/loss",
+    "training accuracy (minibatch)": "train/accuracy",
+}
 
 
-def weight_templates(w: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
+def weight_templates(
+    w: np.ndarray, image_shape: tuple[int, int], class_names: Sequence[str] | None = None
+) -> np.ndarray:
     """Renders one model's weights as an RGB picture of its class templates.
 
-    Each class's weights are shown in image shape, side by side, white at zero,
-    blue where a bright pixel votes for the class and red where it votes against.
+    Each class's weights are shown in image shape, zoomed, white at zero, blue where a
+    bright pixel votes for the class and red where it votes against, its class named
+    in a strip below it.
 
     Args:
       w: (num_features, num_classes) weights.
       image_shape: (height, width) of the input images.
+      class_names: what each class is called (default: its label).
 
     Returns:
-      uint8 (rows * height', columns * width', 3), templates zoomed and separated by gaps.
+      uint8 (rows * (height' + label), columns * width', 3), templates separated by gaps.
     """
+    from PIL import Image, ImageDraw, ImageFont  # Pillow comes with TensorBoard
+
     height, width = image_shape
     num_classes = w.shape[1]
+    names = list(class_names) if class_names is not None else list(map(str, range(num_classes)))
     scale = np.abs(w).max()
     normalised = w / scale if scale > 0 else w
     templates = normalised.T.reshape(num_classes, height, width)
     columns = min(num_classes, TEMPLATES_PER_ROW)
     rows = -(-num_classes // columns)
     cell_h, cell_w = height * TEMPLATE_ZOOM, width * TEMPLATE_ZOOM
-    canvas = np.ones(
-        (
-            rows * (cell_h + TEMPLATE_GAP) - TEMPLATE_GAP,
-            columns * (cell_w + TEMPLATE_GAP) - TEMPLATE_GAP,
-            3,
-        )
-    )
+    row_h, column_w = cell_h + LABEL_HEIGHT + TEMPLATE_GAP, cell_w + TEMPLATE_GAP
+    canvas = np.ones((rows * row_h - TEMPLATE_GAP, columns * column_w - TEMPLATE_GAP, 3))
     for index, template in enumerate(templates):
         zoomed = np.kron(template, np.ones((TEMPLATE_ZOOM, TEMPLATE_ZOOM)))
         positive, negative = np.clip(zoomed, 0, 1), np.clip(-zoomed, 0, 1)
         rgb = np.stack([1 - positive, 1 - positive - negative, 1 - negative], axis=-1)
-        top = (index // columns) * (cell_h + TEMPLATE_GAP)
-        left = (index % columns) * (cell_w + TEMPLATE_GAP)
+        top, left = (index // columns) * row_h, (index % columns) * column_w
         canvas[top : top + cell_h, left : left + cell_w] = np.clip(rgb, 0, 1)
-    return (canvas * 255).round().astype(np.uint8)
+    picture = Image.fromarray((canvas * 255).round().astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    try:
+        font = ImageFont.load_default(size=LABEL_HEIGHT - 4)
+    except TypeError:  # Pillow before 10.1: its one bitmap font
+        font = ImageFont.load_default()
+    for index, name in enumerate(names):
+        top, left = (index // columns) * row_h + cell_h, (index % columns) * column_w
+        text_width = draw.textlength(name, font=font)
+        position = (left + max(0, (cell_w - text_width) / 2), top + 1)
+        draw.text(position, name, fill=(0, 0, 0), font=font)
+    return np.asarray(picture)
+
+
+def custom_scalars_layout() -> Summary:
+    """The CUSTOM SCALARS tab's layout: SCALAR_CHARTS, each a multiline chart of its tag."""
+    charts = {title: ["Multiline", [f"^{tag}$"]] for title, tag in SCALAR_CHARTS.items()}
+    return summary.custom_scalars({"per model": charts})
 
 
 def _scalars(values: dict[str, float]) -> Summary:
@@ -134,6 +163,7 @@ class SweepSummaries(contextlib.AbstractContextManager):
       hparams: each model's settings for the HPARAMS tab, in the same order.
       steps: the steps every model trains; a model's files close after its last.
       image_shape: (height, width) of the input images, for the weight templates.
+      class_names: what each class is called, to label the templates.
       resumed_steps: when resuming, the steps each model had taken at the checkpoint
         (K,): its files start by discarding what was logged after that.
       resume_count: how many times the sweep has been resumed (names the new files).
@@ -148,6 +178,7 @@ class SweepSummaries(contextlib.AbstractContextManager):
         hparams: Sequence[Mapping[str, float | int | str]],
         steps: int,
         image_shape: tuple[int, int],
+        class_names: Sequence[str] | None = None,
         *,
         resumed_steps: np.ndarray | None = None,
         resume_count: int = 0,
@@ -161,6 +192,7 @@ class SweepSummaries(contextlib.AbstractContextManager):
         self._hparams = list(hparams)
         self._steps = steps
         self._image_shape = tuple(image_shape)
+        self._class_names = class_names
         self._files: dict[tuple[str, str], EventFile] = {}
         try:
             self._root = self._file("")
@@ -181,6 +213,10 @@ class SweepSummaries(contextlib.AbstractContextManager):
         """The first training images, uint8 (N, height, width), side by side as image `input`."""
         strip = np.concatenate(list(images[:INPUT_IMAGES]), axis=1)
         self._root.add(summary.image("input", strip[..., None], dataformats="HWC"), 0)
+
+    def write_layout(self) -> None:
+        """The CUSTOM SCALARS layout (`custom_scalars_layout`)."""
+        self._root.add(custom_scalars_layout(), 0)
 
     def write_graph(self, graph_def) -> None:
         """A GraphDef of the training step, for the GRAPHS tab."""
@@ -215,7 +251,7 @@ class SweepSummaries(contextlib.AbstractContextManager):
             run = self._names[model_index]
             for split, at, metrics in (("train", steps, train), ("test", eval_steps, test)):
                 events = self._file(run, split, model_index)
-                columns = {tag: values[:, k].tolist() for tag, values in metrics.items()}
+                columns = {f"{split}/{tag}": v[:, k].tolist() for tag, v in metrics.items()}
                 for row, step in enumerate(at.tolist()):
                     finite = {tag: c[row] for tag, c in columns.items() if math.isfinite(c[row])}
                     if finite:
@@ -261,7 +297,7 @@ class SweepSummaries(contextlib.AbstractContextManager):
 
     def _write_templates(self, weights: np.ndarray, step: int, run: str, model_index: int):
         if np.isfinite(weights).all():
-            templates = weight_templates(weights, self._image_shape)
+            templates = weight_templates(weights, self._image_shape, self._class_names)
             self._file(run, "train", model_index).add(
                 summary.image("weights", templates, dataformats="HWC"), step
             )

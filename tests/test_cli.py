@@ -54,8 +54,8 @@ def test_a_short_run_writes_results_events_and_a_table(env, tmp_path, capsys):
     assert "lr=0.01 " in out and f"{document['runs'][1]['test_accuracy']:.2%}" in out
     assert f"tensorboard --logdir {logdir}" in out
     # Events hold every training step and evaluation; the last test accuracy is results.json's.
-    train = scalars(logdir / "lr=0.01" / "train", "loss")
-    test = scalars(logdir / "lr=0.01" / "test", "accuracy")
+    train = scalars(logdir / "lr=0.01" / "train", "train/loss")
+    test = scalars(logdir / "lr=0.01" / "test", "test/accuracy")
     assert [step for step, _ in train] == list(range(1, 31))
     assert [step for step, _ in test] == [10, 20, 30]
     assert test[-1][1] == pytest.approx(document["runs"][1]["test_accuracy"], abs=1e-6)
@@ -181,3 +181,86 @@ def test_an_unusable_compilation_cache_is_a_warning(env, tmp_path, capsys, monke
     argv += ["--data-dir", os.path.join(env["JAXSOFTMAX_DATA_DIR"], "mnist")]
     status, _, err = run_main(argv, capsys)
     assert status == 0 and err.startswith("warning: no compilation cache")
+
+
+def test_help_gives_each_default_once_and_none_that_means_nothing(capsys):
+    status, out, _ = run_main(["--help"], capsys)
+    assert status == 0
+    text = " ".join(out.split())
+    assert "(default: None)" not in text and "(default: False)" not in text
+    for flag, default in [
+        ("--steps", "1000"), ("--seed", "0"), ("--init-scale", "0.0"), ("--eval-every", "10"),
+        ("--checkpoint-every", "1000"), ("--source", "idx"),
+    ]:  # fmt: skip
+        section = text.split(f" {flag} ", 1)[1].split(" --", 1)[0]
+        assert section.count("(default:") == 1 and f"(default: {default})" in section, flag
+    for flag in ("--learning-rates", "--logdir", "--max-models-per-program N", "--dataset"):
+        section = text.split(f" {flag} ", 1)[1].split(" --", 1)[0]
+        assert section.count("default") == 1, (flag, section)  # said in words, once
+
+
+def test_the_table_stays_aligned_with_huge_and_missing_values():
+    from jaxsoftmax import config, results
+
+    cfg = config.SweepConfig(learning_rates=(0.005, 1e6, 1e37), steps=2, eval_every=1)
+    result = results.SweepResult(
+        config=cfg,
+        params=None,
+        train_loss=np.array([[230.3, 230.3, 230.3], [45.2, 2385836800.0, np.nan]], np.float32),
+        train_accuracy=np.zeros((2, 3), np.float32),
+        eval_steps=cfg.eval_steps,
+        test_loss=np.array([[30.5, 2.1e12, np.inf]] * 2, np.float32),
+        test_accuracy=np.array([[0.9146, 0.098, np.nan]] * 2, np.float32),
+        compile_s=0.0,
+        train_s=0.0,
+        diverged_at=np.array([0, 2, 2]),
+    )
+    lines = results.format_table(result).splitlines()
+    header, rows = lines[0], lines[2:]
+    for column in ("train loss", "test loss", "test accuracy"):
+        end = header.index(column) + len(column)
+        for row in rows:  # every value ends where its column's title ends
+            assert row[end - 1] != " " and (len(row) == end or row[end] == " "), (column, row)
+    assert "2.386e+09" in rows[1] and "2.100e+12" in rows[1] and "91.46%" in rows[0]
+    assert rows[2].split()[1:4] == ["-", "-", "-"]
+
+
+def test_results_carry_the_digits_float32_has(env, tmp_path, capsys):
+    logdir = tmp_path / "run"
+    status, _, err = run_main([*SHORT_RUN, "--quiet", "--logdir", str(logdir)], capsys)
+    assert status == 0, err
+    text = (logdir / "results.json").read_text()
+    for run in json.loads(text)["runs"]:
+        for key in ("test_accuracy", "test_loss", "train_loss"):
+            value = run[key]
+            assert value == float(f"{value:.7g}") and len(repr(value)) <= 11, (key, value)
+            assert value == pytest.approx(float(np.float32(value)), rel=1e-7)
+
+
+def test_labels_beyond_the_datasets_classes_are_one_line_and_nothing_is_written(
+    env, tmp_path, capsys, mnist
+):
+    from jaxsoftmax import catalog
+    from tests.test_idx import idx_bytes
+
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    labels = np.random.default_rng(0).integers(0, 256, 1000).astype(np.uint8)  # random bytes
+    for name, array in {
+        catalog.TRAIN_IMAGES: mnist.train_images[:1000],
+        catalog.TRAIN_LABELS: labels,
+        catalog.TEST_IMAGES: mnist.test_images[:100],
+        catalog.TEST_LABELS: mnist.test_labels[:100].astype(np.uint8),
+    }.items():
+        (folder / name).write_bytes(idx_bytes(array))
+    logdir = tmp_path / "run"
+    status, _, err = run_main(
+        [*SHORT_RUN, "--data-dir", str(folder), "--logdir", str(logdir)], capsys
+    )
+    assert status == 1 and err.count("\n") == 1 and "outside the 10 classes of mnist" in err
+    assert "--num-classes" in err and not logdir.exists()
+    # Told the count, it trains: 256 classes, the labels as given.
+    argv = [*SHORT_RUN, "--data-dir", str(folder), "--num-classes", "256", "--quiet"]
+    status, _, err = run_main([*argv, "--logdir", str(logdir)], capsys)
+    assert status == 0, err
+    assert json.loads((logdir / "results.json").read_text())["config"]["dataset"] == "mnist"

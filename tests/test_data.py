@@ -104,11 +104,55 @@ def test_inconsistent_files_are_refused(tmp_path, override, match):
 
 def test_labels_outside_declared_classes_are_refused():
     images = np.zeros((4, 2, 2), np.uint8)
-    with pytest.raises(DataError, match="label 10 is outside the 10 classes"):
+    with pytest.raises(DataError, match="training label 10 is outside the 10 classes of x"):
         data.make_dataset(
             name="x", train_images=images, train_labels=np.array([0, 1, 2, 10]),
             test_images=images, test_labels=np.zeros(4), num_classes=10, origin="x",
         )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "labels", [np.array([0, 1, -1, 2]), np.array([0.0, 1.5, 2.0, 1.0]), np.array([0, 1, np.nan, 2])]
+)
+def test_labels_that_are_not_whole_numbers_are_refused(labels):
+    images = np.zeros((4, 2, 2), np.uint8)
+    with pytest.raises(DataError, match="train labels must be whole numbers >= 0"):
+        data.make_dataset(
+            name="x", train_images=images, train_labels=labels, test_images=images,
+            test_labels=np.arange(4), origin="x",
+        )  # fmt: skip
+
+
+def test_a_known_dataset_refuses_labels_beyond_its_classes(mnist, tmp_path):
+    """Training labels overwritten with random bytes (0..255) in a folder of MNIST."""
+    rng = np.random.default_rng(0)
+    folder = write_dataset(
+        tmp_path / "mnist",
+        TRAIN_IMAGES=mnist.train_images[:500],
+        TRAIN_LABELS=rng.integers(0, 256, 500).astype(np.uint8),
+        TEST_IMAGES=mnist.test_images[:100],
+        TEST_LABELS=mnist.test_labels[:100].astype(np.uint8),
+    )
+    with pytest.raises(DataError) as error:
+        data.load_dataset("mnist", data_dir=folder)
+    assert str(error.value).startswith(f"{folder}: training label 255 is outside the 10 classes")
+    # A folder of another name: the two splits' ranges disagree, and both are named.
+    renamed = folder.rename(tmp_path / "digits")
+    with pytest.raises(DataError, match=r"training labels span 0\.\.255 but test labels 0\.\.9"):
+        data.load_dataset("digits", data_dir=renamed)
+    # Unless the user says how many classes there are.
+    dataset = data.load_dataset("digits", data_dir=renamed, num_classes=256)
+    assert dataset.num_classes == 256 and dataset.class_names[255] == "255"
+
+
+def test_class_names_come_from_the_catalog(mnist):
+    assert mnist.class_names == tuple("0123456789")
+    fashion = data.make_dataset(
+        name="fashion_mnist", train_images=mnist.train_images[:20],
+        train_labels=mnist.train_labels[:20], test_images=mnist.test_images[:20],
+        test_labels=mnist.test_labels[:20], origin="test",
+    )  # fmt: skip
+    assert fashion.class_names[0] == "T-shirt/top" and fashion.class_names[9] == "Ankle boot"
 
 
 def test_real_mnist_through_the_environment(mnist_dir, tmp_path):

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -189,7 +190,7 @@ def test_command_line_marks_divergence_everywhere_and_exits_zero(env, tmp_path, 
                     fields = (value.min, value.max, value.sum, value.sum_squares)
                     assert np.isfinite([*fields, *value.bucket_limit]).all(), (run, tag)
     # A NaN loss leaves a gap: the overflowed run's test loss is never written.
-    assert "loss" not in accumulator(logdir / "lr=1e37" / "test").Tags()["scalars"]
+    assert "test/loss" not in accumulator(logdir / "lr=1e37" / "test").Tags()["scalars"]
 
 
 # --- checkpoints --------------------------------------------------------------------------
@@ -393,6 +394,9 @@ def test_sigint_and_sigterm_at_random_points_then_resume_bitwise(small_dir, cli_
     err = interrupt_after_a_checkpoint(process, path, signal.SIGINT, rng)
     assert process.returncode == 130, f"seed {seed}: {err}"
     assert f"--resume {logdir}" in err
+    # In the progress bar's units: steps, counting both slices' (2 slices x 6000 steps).
+    done_steps = re.search(r"interrupted after (\d+) of 12000 steps", err)
+    assert done_steps and 0 < int(done_steps.group(1)) < 12000, err
     document = strict_json(logdir / "results.json")
     assert document["interrupted"] is True
     done = [run["steps"] for run in document["runs"]]
@@ -414,10 +418,10 @@ def test_sigint_and_sigterm_at_random_points_then_resume_bitwise(small_dir, cli_
     assert document["runs"] == reference_document["runs"]
     # TensorBoard shows every step once: what was logged after a checkpoint is purged.
     for run in document["runs"]:
-        train = accumulator(logdir / run["name"] / "train").Scalars("loss")
+        train = accumulator(logdir / run["name"] / "train").Scalars("train/loss")
         assert [event.step for event in train] == list(range(1, 6001)), f"seed {seed}"
         assert train[-1].value == pytest.approx(run["train_loss"], rel=1e-6)
-        test = accumulator(logdir / run["name"] / "test").Scalars("accuracy")
+        test = accumulator(logdir / run["name"] / "test").Scalars("test/accuracy")
         assert [event.step for event in test] == list(range(20, 6001, 20)), f"seed {seed}"
         notes = accumulator(logdir / run["name"]).Tags()["tensors"]
         if run["diverged"]:  # noted once, however often the run was resumed

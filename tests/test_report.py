@@ -1,4 +1,5 @@
-"""Figures of a real short run: read from its events, written as PNGs, mistakes in one line."""
+"""Figures of real short runs, plain and grids: read from results.json and the events, written
+as PNGs, mistakes in one line."""
 
 import json
 import os
@@ -10,54 +11,38 @@ import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
-from PIL import Image  # pillow comes with matplotlib
-from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
-from tensorboardX import SummaryWriter
-from tensorboardX.proto.summary_pb2 import Summary
+from PIL import Image  # pillow comes with TensorBoard
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from jaxsoftmax import cli, report, summaries
+from jaxsoftmax import cli, report, runlogs
 
 LABELS = ["0.002", "0.005"]
 STEPS, EVAL_EVERY = 20, 5
 NOTF = "tensorboard.compat.notf"
+# Learning rate 1e6 diverges at step 2; two weight decays; two seeds each.
+GRID = "learning_rate=0.002,0.005,1e6 seed=0,1 weight_decay=0,1e-3"
+
+
+def train(logdir, mnist_dir, *argv):
+    argv = [*argv, "--steps", str(STEPS), "--eval-every", str(EVAL_EVERY), "--quiet"]
+    argv += ["--no-compilation-cache", "--logdir", str(logdir), "--data-dir", str(mnist_dir)]
+    assert cli.main(argv) == 0
+    return logdir
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, mnist_dir):
     """A real 20-step run of two learning rates on MNIST, as the command line writes it."""
-    logdir = tmp_path_factory.mktemp("report") / "run"
-    argv = f"--steps {STEPS} --eval-every {EVAL_EVERY} --quiet --no-compilation-cache".split()
-    argv += ["--learning-rates", ",".join(LABELS), "--logdir", str(logdir)]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JAXSOFTMAX_DATA_DIR", str(mnist_dir.parent))
-        patch.setenv("XDG_CACHE_HOME", str(logdir.parent / "cache"))
-        assert cli.main(argv) == 0
-    return logdir
+    return train(
+        tmp_path_factory.mktemp("report") / "run", mnist_dir, "--learning-rates", "0.002,0.005"
+    )
 
 
 @pytest.fixture(scope="module")
-def results(run_dir):
-    return json.loads((run_dir / "results.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def scalars_only(run_dir, tmp_path_factory):
-    """The run with only its train/test scalars and results.json, as before weights were logged."""
-    copy = tmp_path_factory.mktemp("scalars_only") / "run"
-    for label in LABELS:
-        for split in ("train", "test"):
-            events = summaries.EventFile(copy / f"lr={label}" / split)
-            for path in sorted((run_dir / f"lr={label}" / split).glob("events.*")):
-                for event in LegacyEventFileLoader(str(path)).Load():
-                    if event.HasField("summary") and not any(
-                        value.HasField("image") for value in event.summary.value
-                    ):
-                        # TensorBoard's proto to tensorboardX's twin, through bytes.
-                        proto = Summary.FromString(event.summary.SerializeToString())
-                        events.add(proto, event.step)
-            events.close()
-    shutil.copy(run_dir / "results.json", copy / "results.json")
-    return copy
+def grid_dir(tmp_path_factory, mnist_dir):
+    """A grid over learning rate, seed and weight decay with a diverged learning rate."""
+    logdir = tmp_path_factory.mktemp("report") / "grid"
+    return train(logdir, mnist_dir, "--grid", GRID, "--init-scale", "0.01")
 
 
 @pytest.fixture(autouse=True)
@@ -79,82 +64,229 @@ def run_main(argv, capsys):
     return status, out, err
 
 
-def test_load_runs_reads_every_step_and_evaluation(run_dir, results):
-    runs = report.load_runs(run_dir)
-    assert [run.label for run in runs] == LABELS
-    assert [run.learning_rate for run in runs] == [0.002, 0.005]
-    for run, expected in zip(runs, results["runs"], strict=True):
-        for curve in (run.train_loss, run.train_accuracy):
-            assert curve.steps.tolist() == list(range(1, STEPS + 1))
-        for curve in (run.test_loss, run.test_accuracy):
-            assert curve.steps.tolist() == [5, 10, 15, 20]
-        assert run.test_accuracy.values[-1] == pytest.approx(expected["test_accuracy"], abs=1e-6)
-        assert run.test_loss.values[-1] == pytest.approx(expected["test_loss"], rel=1e-5)
-        assert run.train_loss.values[-1] == pytest.approx(expected["train_loss"], rel=1e-5)
+def scalars(folder, tag):
+    """Oracle: a tag's values read straight with TensorBoard's reader."""
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    return np.array([event.value for event in events.Scalars(tag)])
+
+
+def settings_of(logdir):
+    return report.group_settings(runlogs.run_logs(runlogs.read_results(logdir)))
+
+
+def test_runs_are_read_with_every_step_and_evaluation(run_dir):
+    document = json.loads((run_dir / "results.json").read_text())
+    for expected in document["runs"]:
+        run = next(
+            runlogs.with_events(run_dir, r)
+            for r in runlogs.run_logs(document)
+            if r.name == expected["name"]
+        )
+        assert run.curves["train/loss"].steps.tolist() == list(range(1, STEPS + 1))
+        assert run.curves["test/accuracy"].steps.tolist() == [5, 10, 15, 20]
+        assert run.curves["test/accuracy"].values[-1] == pytest.approx(
+            expected["test_accuracy"], abs=1e-6
+        )
         # Zero weights predict uniformly: the first step's loss is 100 ln 10 for every rate.
-        assert run.train_loss.values[0] == pytest.approx(100 * np.log(10), rel=1e-5)
+        assert run.curves["train/loss"].values[0] == pytest.approx(100 * np.log(10), rel=1e-5)
+        assert run.weights_step == STEPS and run.weights_image.shape[2] == 3
 
 
-def test_write_figures_writes_readable_deterministic_pngs(scalars_only, tmp_path):
-    paths = report.write_figures(scalars_only, tmp_path / "first")
-    names = ["loss.png", "accuracy.png", "accuracy_vs_learning_rate.png"]
+def test_a_grid_is_grouped_by_setting_best_first_and_diverged_apart(grid_dir):
+    settings = settings_of(grid_dir)
+    labels = [setting.label for setting in settings]
+    assert sorted(labels) == sorted(
+        f"lr={rate},wd={decay}" for rate in ("0.002", "0.005", "1e6") for decay in ("0", "1e-3")
+    )
+    healthy = [s for s in settings if not s.diverged]
+    assert [len(s.runs) for s in healthy] == [2, 2, 2, 2]  # two seeds each
+    means = [s.finals.mean() for s in healthy]
+    assert means == sorted(means, reverse=True)
+    assert all(s.label.startswith("lr=1e6") and len(s.diverged) == 2 for s in settings[4:])
+
+
+def test_grid_curves_are_the_mean_and_range_over_seeds(grid_dir):
+    settings = report._drawable(settings_of(grid_dir))
+    drawn = [report._read_events(grid_dir, setting) for setting in settings]
+    figure = report.accuracy_figure(drawn)
+    test_axes = figure.axes[1]
+    lines = {line.get_label(): line for line in test_axes.lines}
+    assert set(lines) == {s.label for s in drawn}  # the diverged settings are not drawn
+    for setting in drawn:
+        per_seed = [scalars(grid_dir / run.name / "test", "test/accuracy") for run in setting.runs]
+        np.testing.assert_allclose(lines[setting.label].get_ydata(), np.mean(per_seed, axis=0))
+    # One band per setting, from the lowest seed to the highest.
+    assert len(test_axes.collections) == len(drawn)
+    band = test_axes.collections[0].get_paths()[0].vertices[:, 1]
+    per_seed = [scalars(grid_dir / run.name / "test", "test/accuracy") for run in drawn[0].runs]
+    assert band.min() == pytest.approx(np.min(per_seed)) and band.max() == pytest.approx(
+        np.max(per_seed)
+    )
+
+
+def test_the_diverged_rate_is_never_on_the_accuracy_axis(grid_dir):
+    settings = settings_of(grid_dir)
+    figure = report.accuracy_vs_learning_rate_figure(settings)
+    axes, strip = figure.axes
+    document = json.loads((grid_dir / "results.json").read_text())
+    plotted = {}
+    for container in axes.containers:  # one error-bar line per weight decay
+        line = container.lines[0]
+        plotted[container.get_label()] = (line.get_xdata().tolist(), line.get_ydata().tolist())
+    assert set(plotted) == {"wd=0", "wd=1e-3"}
+    for label, decay in (("wd=0", 0.0), ("wd=1e-3", 1e-3)):
+        rates, means = plotted[label]
+        assert rates == [0.002, 0.005]  # 1e6 is not among them
+        for rate, mean in zip(rates, means, strict=True):
+            finals = [
+                run["test_accuracy"]
+                for run in document["runs"]
+                if run["learning_rate"] == rate and run["weight_decay"] == decay
+            ]
+            assert mean == pytest.approx(np.mean(finals))
+    assert axes.get_xlim()[1] < 1.0  # the axis spans the healthy rates only
+    named = [text.get_text() for text in strip.texts]
+    assert named == ["lr 1e6 \u2192"]  # named at the strip's edge, beyond the healthy rates
+
+
+def test_a_diverged_rate_among_healthy_ones_is_a_cross_on_the_strip(grid_dir):
+    settings = settings_of(grid_dir)
+    # Pretend lr 0.002 had diverged in one seed: the whole setting leaves the accuracy axis.
+    moved = []
+    for setting in settings:
+        if setting.label == "lr=0.002,wd=0":
+            setting = report.Setting(setting.label, setting.runs[1:], setting.runs[:1])
+        moved.append(setting)
+    axes, strip = report.accuracy_vs_learning_rate_figure(moved).axes
+    line = next(c.lines[0] for c in axes.containers if c.get_label() == "wd=0")
+    assert line.get_xdata().tolist() == [0.005]
+    crosses = np.concatenate([c.get_offsets() for c in strip.collections])
+    assert crosses[:, 0].tolist() == [0.002]
+
+
+def test_a_large_grid_draws_its_best_settings_and_counts_the_rest(grid_dir):
+    settings = settings_of(grid_dir)
+    many = [
+        report.Setting(f"{s.label},x={copy}", s.runs, s.diverged)
+        for copy in range(3)
+        for s in settings
+    ]
+    drawn = report._drawable(many)
+    assert len(drawn) == report.SHOWN
+    note = report._note(many, drawn)
+    assert note.startswith(f"the best {report.SHOWN} of 12 settings by final test accuracy")
+    assert "6 diverged, not drawn" in note
+
+
+def test_write_figures_writes_readable_deterministic_pngs(grid_dir, tmp_path):
+    paths = report.write_figures(grid_dir, tmp_path / "first")
+    names = ["loss.png", "accuracy.png", "weights.png", "accuracy_vs_learning_rate.png"]
     assert paths == [tmp_path / "first" / name for name in names]
-    sizes = {"loss.png": (1000, 400), "accuracy.png": (1000, 400)}
-    sizes["accuracy_vs_learning_rate.png"] = (600, 400)
     for path in paths:
         with Image.open(path) as image:
             image.verify()
-            assert image.format == "PNG" and image.size == sizes[path.name]
+            assert image.format == "PNG" and image.size[0] >= 600
             assert "Software" not in image.info  # no matplotlib version to churn diffs
-    again = report.write_figures(scalars_only, tmp_path / "second")
+    again = report.write_figures(grid_dir, tmp_path / "second")
     assert [path.read_bytes() for path in again] == [path.read_bytes() for path in paths]
 
 
-def test_the_curves_drawn_are_the_events(run_dir):
-    runs = report.load_runs(run_dir)
-    figure = report.loss_figure(runs)
-    train_axes, test_axes = figure.axes
-    assert train_axes.get_yscale() == "log"
-    for run in runs:
-        # 20 steps are too few to smooth: the training curve is drawn as logged.
-        drawn = {line.get_label(): line for line in train_axes.lines}
-        assert set(drawn) == set(LABELS)
-        np.testing.assert_array_equal(drawn[run.label].get_xdata(), run.train_loss.steps)
-        np.testing.assert_array_equal(drawn[run.label].get_ydata(), run.train_loss.values)
-        tested = {line.get_label(): line for line in test_axes.lines}[run.label]
-        np.testing.assert_array_equal(tested.get_xdata(), [5, 10, 15, 20])
-        np.testing.assert_array_equal(tested.get_ydata(), run.test_loss.values)
-    assert [text.get_text() for text in test_axes.get_legend().get_texts()] == LABELS
+def test_weights_show_each_drawn_settings_labelled_templates(run_dir):
+    settings = [report._read_events(run_dir, s) for s in report._drawable(settings_of(run_dir))]
+    figure = report.weights_figure(settings)
+    shown = [axes for axes in figure.axes if axes.images]
+    assert len(shown) == 2
+    for axes, setting in zip(shown, settings, strict=True):
+        np.testing.assert_array_equal(axes.images[0].get_array(), setting.runs[0].weights_image)
+        assert axes.get_title() == f"{setting.runs[0].name}, step {STEPS}"
 
-    bottom, top = report.accuracy_figure(runs).axes[0].get_ylim()
-    assert top == 1.0 and bottom <= 0.8
-    assert bottom <= min(run.test_accuracy.values[-1] for run in runs) - 0.05
 
-    axes = report.accuracy_vs_learning_rate_figure(runs).axes[0]
-    assert axes.get_xscale() == "log"
-    points = np.concatenate([collection.get_offsets() for collection in axes.collections])
-    finals = [[run.learning_rate, run.test_accuracy.values[-1]] for run in runs]
-    np.testing.assert_allclose(points, finals)
+def test_a_run_without_events_gets_its_accuracy_figure_and_a_note(mnist_dir, tmp_path, capsys):
+    logdir = train(
+        tmp_path / "quiet", mnist_dir, "--learning-rates", "0.002,0.005", "--no-summaries"
+    )
+    status, stdout, stderr = run_main([logdir], capsys)
+    assert status == 0, stderr
+    assert stdout.splitlines() == [str(logdir / "figures" / "accuracy_vs_learning_rate.png")]
+    assert stderr.startswith("note: ") and "--no-summaries" in stderr and stderr.count("\n") == 1
+
+
+def test_an_unwritable_out_dir_is_one_line_and_exit_1(run_dir, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    status, stdout, stderr = run_main([run_dir, "--out", blocker], capsys)
+    assert status == 1 and stdout == ""
+    assert stderr.startswith(f"error: cannot write figures to {blocker}")
+    assert stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("layout", ["missing", "empty", "checkpoint only", "other json"])
+def test_a_folder_without_a_run_is_one_line_and_exit_1(tmp_path, capsys, layout):
+    logdir = tmp_path / "log"
+    if layout != "missing":
+        logdir.mkdir()
+    if layout == "checkpoint only":
+        (logdir / "checkpoint.npz").write_bytes(b"")
+    if layout == "other json":
+        (logdir / "results.json").write_text('{"runs": [{"loss": 1}]}')
+    status, stdout, stderr = run_main([logdir], capsys)
+    assert status == 1 and stdout == "" and stderr.count("\n") == 1
+    expected = {
+        "missing": f"error: {logdir} holds no jaxsoftmax run (no results.json)",
+        "empty": f"error: {logdir} holds no jaxsoftmax run (no results.json)",
+        "checkpoint only": f"error: {logdir} holds a run that stopped before writing results",
+        "other json": f"error: {logdir / 'results.json'} is not a jaxsoftmax results file",
+    }[layout]
+    assert stderr.startswith(expected), stderr
+    assert not (logdir / "figures").exists()
+
+
+def test_usage_mistakes_are_one_line_and_exit_2(capsys):
+    status, _, stderr = run_main([], capsys)
+    assert status == 2 and stderr.count("\n") == 1 and "logdir" in stderr
+
+
+def test_without_matplotlib_it_says_what_to_install(run_dir, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    status, _, stderr = run_main([run_dir], capsys)
+    assert status == 1
+    assert stderr.count("\n") == 1 and "pip install 'jaxsoftmax[plot]'" in stderr
+
+
+def test_runs_as_a_module_without_tensorflow_noise(grid_dir, tmp_path):
+    out = tmp_path / "figures"
+    done = subprocess.run(
+        [sys.executable, "-m", "jaxsoftmax.report", str(grid_dir), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    written = done.stdout.splitlines()
+    assert [os.path.basename(path) for path in written] == [
+        "loss.png", "accuracy.png", "weights.png", "accuracy_vs_learning_rate.png"
+    ]  # fmt: skip
+    assert all(os.path.isfile(path) for path in written)
+    assert done.stderr == ""  # neither TensorFlow's start-up logs nor warnings
 
 
 def test_long_training_curves_are_smoothed_over_their_faint_raw_values():
     steps = np.arange(1, 1001)
-    noisy = report.Curve(steps, np.random.default_rng(2).uniform(0.8, 1.0, size=steps.size))
-    test = report.Curve(steps[9::10], np.linspace(0.85, 0.92, 100))
-    run = report.RunLog(
-        label="0.005",
-        learning_rate=0.005,
-        train_loss=noisy,
-        train_accuracy=noisy,
-        test_loss=test,
-        test_accuracy=test,
+    noisy = runlogs.Curve(steps, np.random.default_rng(2).uniform(0.8, 1.0, size=steps.size))
+    test = runlogs.Curve(steps[9::10], np.linspace(0.85, 0.92, 100))
+    run = runlogs.RunLog(
+        name="lr=0.005",
+        point={"learning_rate": 0.005, "seed": 0, "weight_decay": 0.0, "momentum": 0.0},
+        final_accuracy=0.92,
+        curves={"train/accuracy": noisy, "test/accuracy": test},
     )
-    train_axes = report.accuracy_figure([run]).axes[0]
+    train_axes = report.accuracy_figure([report.Setting("lr=0.005", (run,), ())]).axes[0]
     drawn = {line.get_label(): line for line in train_axes.lines}
-    assert set(drawn) == {"0.005", "_0.005 raw"}
-    np.testing.assert_array_equal(drawn["_0.005 raw"].get_ydata(), noisy.values)
-    np.testing.assert_allclose(drawn["0.005"].get_ydata(), report.smooth(noisy.values, 0.9))
-    assert drawn["_0.005 raw"].get_alpha() < 1 and "moving average" in train_axes.get_title()
+    assert set(drawn) == {"lr=0.005", "_lr=0.005 raw"}
+    np.testing.assert_array_equal(drawn["_lr=0.005 raw"].get_ydata(), noisy.values)
+    np.testing.assert_allclose(drawn["lr=0.005"].get_ydata(), report.smooth(noisy.values, 0.9))
+    assert drawn["_lr=0.005 raw"].get_alpha() < 1 and "moving average" in train_axes.get_title()
 
 
 def test_smooth_is_tensorboards_debiased_moving_average():
@@ -174,91 +306,10 @@ def test_smoothing_spans_one_percent_of_the_steps():
     assert report.smoothing_weight(STEPS) == 0.0  # a short run is drawn as it is
 
 
-def test_without_weight_images_the_figure_is_skipped_with_a_note(scalars_only, capsys):
-    status, stdout, stderr = run_main([scalars_only], capsys)
-    assert status == 0, stderr
-    out = scalars_only / "figures"  # the default --out
-    names = ["loss.png", "accuracy.png", "accuracy_vs_learning_rate.png"]
-    assert stdout.splitlines() == [str(out / name) for name in names]
-    assert all((out / name).is_file() for name in names)
-    assert stderr == "note: no 'weights' image in lr=0.002, lr=0.005; weights.png skipped\n"
-    assert not (out / "weights.png").exists()
-
-
-def test_weight_templates_are_the_last_logged_step(scalars_only, tmp_path):
-    logdir = tmp_path / "run"
-    shutil.copytree(scalars_only, logdir)
-    rng = np.random.default_rng(1)
-    last = {}
-    for label in LABELS:
-        with SummaryWriter(str(logdir / f"lr={label}" / "train")) as writer:
-            for step in (10, 20):
-                templates = rng.integers(0, 256, size=(30, 300, 3), dtype=np.uint8)
-                writer.add_image("weights", templates, step, dataformats="HWC")
-            last[label] = templates
-    runs = report.load_runs(logdir)
-    for run in runs:
-        assert run.weights_step == 20
-        np.testing.assert_array_equal(run.weights_image, last[run.label])  # PNG is lossless
-
-    figure = report.weights_figure(runs)
-    assert [axes.images[0].get_array().shape for axes in figure.axes] == [(30, 300, 3)] * 2
-    paths = report.write_figures(logdir, tmp_path / "figures")
-    assert tmp_path / "figures" / "weights.png" in paths
-    with Image.open(tmp_path / "figures" / "weights.png") as image:
-        assert image.format == "PNG" and image.size[0] == 1000
-
-
-def test_an_unwritable_out_dir_is_one_line_and_exit_1(scalars_only, tmp_path, capsys):
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
-    status, stdout, stderr = run_main([scalars_only, "--out", blocker], capsys)
-    assert status == 1 and stdout == ""
-    assert (
-        stderr.startswith(f"error: cannot write figures to {blocker}") and stderr.count("\n") == 1
-    )
-
-
-@pytest.mark.parametrize("layout", ["missing", "empty", "lr folder without events"])
-def test_a_folder_without_a_run_is_one_line_and_exit_1(tmp_path, capsys, layout):
-    logdir = tmp_path / "log"
-    if layout != "missing":
-        logdir.mkdir()
-    if layout == "lr folder without events":
-        (logdir / "lr=0.1" / "train").mkdir(parents=True)
-    status, stdout, stderr = run_main([logdir], capsys)
-    assert status == 1 and stdout == ""
-    assert stderr == (
-        f"error: {logdir} holds no jaxsoftmax run (no lr=*/train events); "
-        f"train one with python -m jaxsoftmax.train --logdir {logdir}\n"
-    )
-    assert not (logdir / "figures").exists()
-
-
-def test_usage_mistakes_are_one_line_and_exit_2(capsys):
-    status, _, stderr = run_main([], capsys)
-    assert status == 2 and stderr.count("\n") == 1 and "logdir" in stderr
-
-
-def test_without_matplotlib_it_says_what_to_install(scalars_only, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
-    status, _, stderr = run_main([scalars_only], capsys)
-    assert status == 1
-    assert stderr.count("\n") == 1 and "pip install 'jaxsoftmax[plot]'" in stderr
-
-
-def test_runs_as_a_module_without_tensorflow_noise(run_dir, tmp_path):
-    out = tmp_path / "figures"
-    done = subprocess.run(
-        [sys.executable, "-m", "jaxsoftmax.report", str(run_dir), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    written = done.stdout.splitlines()
-    assert written[:2] == [str(out / "loss.png"), str(out / "accuracy.png")]
-    assert written[-1] == str(out / "accuracy_vs_learning_rate.png")
-    assert all(os.path.isfile(path) for path in written)
-    # Only a note about weight images may be said; TensorFlow's start-up logs are not.
-    assert all(line.startswith("note: ") for line in done.stderr.splitlines()), done.stderr
+def test_a_copied_run_draws_the_same(grid_dir, tmp_path):
+    """Nothing but the log directory is read: a copy elsewhere draws the same figures."""
+    copy = tmp_path / "copy"
+    shutil.copytree(grid_dir, copy, ignore=shutil.ignore_patterns("figures"))
+    first = report.write_figures(grid_dir, tmp_path / "a")
+    second = report.write_figures(copy, tmp_path / "b")
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]

@@ -38,17 +38,26 @@ def test_histogram_of_equal_values_keeps_them_all():
     assert got.bucket_counts.sum() == 7840 and np.all(np.diff(got.bucket_limits) > 0)
 
 
-def test_weight_templates_colour_by_sign():
+def test_weight_templates_colour_by_sign_and_name_each_class():
     w = np.zeros((6, 3), np.float32)
     w[0, 0] = 2.0  # class 0 likes pixel (0, 0)
     w[5, 2] = -1.0  # class 2 dislikes pixel (1, 2)
-    picture = summaries.weight_templates(w, (2, 3))
-    zoom, gap = summaries.TEMPLATE_ZOOM, summaries.TEMPLATE_GAP
-    assert picture.shape == (2 * zoom, 3 * 3 * zoom + 2 * gap, 3) and picture.dtype == np.uint8
+    picture = summaries.weight_templates(w, (2, 3), ["zero", "one", "two"])
+    zoom, gap, label = summaries.TEMPLATE_ZOOM, summaries.TEMPLATE_GAP, summaries.LABEL_HEIGHT
+    assert picture.shape == (2 * zoom + label, 3 * 3 * zoom + 2 * gap, 3)
+    assert picture.dtype == np.uint8
     assert picture[0, 0].tolist() == [0, 0, 255]  # full blue
     left = 2 * (3 * zoom + gap) + 2 * zoom
     assert picture[zoom, left].tolist() == [255, 128, 128]  # red, half strength (-1 / max 2)
-    assert picture[0, 3 * zoom + gap].tolist() == [255, 255, 255]  # class 1: all zero, white
+    cell = slice(3 * zoom + gap, 2 * 3 * zoom + gap)
+    assert (picture[: 2 * zoom, cell] == 255).all()  # class 1: all zero, white
+    # Under each template, dark text in the label strip.
+    strip = picture[2 * zoom :, :, 0]
+    for column in range(3):
+        start = column * (3 * zoom + gap)
+        assert strip[:, start : start + 3 * zoom].min() < 100, column
+    unnamed = summaries.weight_templates(w, (2, 3))  # labels default to the class numbers
+    assert not np.array_equal(unnamed, picture)
 
 
 def test_runs_and_tags(logged_run):
@@ -56,8 +65,8 @@ def test_runs_and_tags(logged_run):
     for label in ("0.002", "0.005"):
         for split, steps in (("train", list(range(1, 21))), ("test", [5, 10, 15, 20])):
             accumulator = events(logdir / f"lr={label}" / split)
-            assert set(accumulator.Tags()["scalars"]) == {"loss", "accuracy"}
-            assert [e.step for e in accumulator.Scalars("accuracy")] == steps
+            assert set(accumulator.Tags()["scalars"]) == {f"{split}/loss", f"{split}/accuracy"}
+            assert [e.step for e in accumulator.Scalars(f"{split}/accuracy")] == steps
         run = events(logdir / f"lr={label}")
         assert set(run.Tags()["histograms"]) == {"weights", "biases"}
         assert run.Tags()["images"] == []
@@ -68,8 +77,10 @@ def test_last_test_accuracy_in_events_equals_results_json(logged_run):
     logdir, document = logged_run
     for run in document["runs"]:
         test = events(logdir / f"lr={run['learning_rate']}" / "test")
-        assert test.Scalars("accuracy")[-1].value == pytest.approx(run["test_accuracy"], abs=1e-7)
-        assert test.Scalars("loss")[-1].value == pytest.approx(run["test_loss"], rel=1e-6)
+        assert test.Scalars("test/accuracy")[-1].value == pytest.approx(
+            run["test_accuracy"], abs=1e-7
+        )
+        assert test.Scalars("test/loss")[-1].value == pytest.approx(run["test_loss"], rel=1e-6)
 
 
 def test_histograms_describe_the_trained_parameters(logged_run, mnist):
@@ -94,9 +105,25 @@ def test_images_have_the_expected_shapes(logged_run, mnist):
     digits = np.asarray(Image.open(io.BytesIO(inputs[0].encoded_image_string)))
     assert digits.shape[:2] == (28, 5 * 28)
     templates = events(logdir / "lr=0.005" / "train").Images("weights")
-    zoom, gap = summaries.TEMPLATE_ZOOM, summaries.TEMPLATE_GAP
-    assert (templates[-1].height, templates[-1].width) == (28 * zoom, 10 * (28 * zoom + gap) - gap)
+    zoom, gap, label = summaries.TEMPLATE_ZOOM, summaries.TEMPLATE_GAP, summaries.LABEL_HEIGHT
+    # Two rows of five 140-pixel templates, each with its class named below it.
+    height, width = 2 * (28 * zoom + label + gap) - gap, 5 * (28 * zoom + gap) - gap
+    assert (templates[-1].height, templates[-1].width) == (height, width)
     assert templates[-1].step == 20
+
+
+def test_the_layout_for_custom_scalars_is_read_back_by_tensorboard(logged_run):
+    from tensorboard.plugins.custom_scalar import layout_pb2, metadata
+
+    logdir, _ = logged_run
+    root = events(logdir)
+    content = root.PluginTagToContent(metadata.PLUGIN_NAME)
+    assert list(content) == [metadata.CONFIG_SUMMARY_TAG]
+    tensor = root.Tensors(metadata.CONFIG_SUMMARY_TAG)[0].tensor_proto
+    layout = layout_pb2.Layout.FromString(tensor.string_val[0])
+    charts = {chart.title: list(chart.multiline.tag) for chart in layout.category[0].chart}
+    assert charts["test accuracy"] == ["^test/accuracy$"]
+    assert charts["training loss (minibatch)"] == ["^train/loss$"]
 
 
 def test_hparams_sessions_hold_settings_and_final_metrics(logged_run):
@@ -173,7 +200,7 @@ def test_ctrl_c_leaves_flushed_readable_events(cli_env, tmp_path):
     assert process.returncode == 130, progress + rest
     assert "interrupted" in rest
     train = events(logdir / "lr=0.005" / "train")
-    steps = [event.step for event in train.Scalars("loss")]
+    steps = [event.step for event in train.Scalars("train/loss")]
     assert steps[:3] == [1, 2, 3] and len(steps) >= 200
     assert len(events(logdir / "lr=0.005").Histograms("weights")) >= 4
 

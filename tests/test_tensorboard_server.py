@@ -85,8 +85,20 @@ def eventually(fetch, check, timeout_s=30):
 def test_every_plugin_is_active(server):
     base, _ = server
     listing = get(base, "/data/plugins_listing")
-    for plugin in ("scalars", "histograms", "images", "graphs", "hparams"):
+    for plugin in ("scalars", "custom_scalars", "histograms", "images", "graphs", "hparams"):
         assert listing[plugin]["enabled"], plugin
+
+
+def test_custom_scalars_chart_each_metric_and_split_apart(server):
+    base, _ = server
+    layout = get(base, "/data/plugin/custom_scalars/layout")
+    charts = {chart["title"]: chart["multiline"]["tag"] for chart in layout["category"][0]["chart"]}
+    assert charts == {
+        "test accuracy": ["^test/accuracy$"],
+        "test loss": ["^test/loss$"],
+        "training loss (minibatch)": ["^train/loss$"],
+        "training accuracy (minibatch)": ["^train/accuracy$"],
+    }
 
 
 def test_scalars_serve_every_run_and_the_final_accuracy(server):
@@ -94,9 +106,10 @@ def test_scalars_serve_every_run_and_the_final_accuracy(server):
     tags = get(base, "/data/plugin/scalars/tags")
     for run in document["runs"]:
         for split in ("train", "test"):
-            assert set(tags[f"lr={run['learning_rate']}/{split}"]) == {"loss", "accuracy"}
+            expected = {f"{split}/loss", f"{split}/accuracy"}
+            assert set(tags[f"lr={run['learning_rate']}/{split}"]) == expected
         query = urllib.parse.urlencode(
-            {"run": f"lr={run['learning_rate']}/test", "tag": "accuracy"}
+            {"run": f"lr={run['learning_rate']}/test", "tag": "test/accuracy"}
         )
         series = get(base, f"/data/plugin/scalars/scalars?{query}")
         _, step, value = series[-1]
