@@ -300,11 +300,11 @@ def _sweep_run(args, config, settings, resume, dataset, say):
     from jaxsoftmax.summaries import HISTOGRAM_BUCKETS
 
     buckets = HISTOGRAM_BUCKETS if settings.summaries else 0
+    cap = None
+    if settings.summaries:  # three event files open per model of a slice, resumed ones too
+        cap = max(1, (_allow_open_files() - FILES_IN_RESERVE) // 3)
     if resume is not None:
         return SweepRun.restore(dataset, resume, histogram_buckets=buckets)
-    cap = None
-    if settings.summaries:  # three event files open per model of a slice
-        cap = max(1, (_allow_open_files() - FILES_IN_RESERVE) // 3)
     plan = make_plan(
         config,
         dataset,

@@ -62,6 +62,15 @@ def check_value(axis: str, value) -> float | int:
     return value
 
 
+def parse_value(axis: str, text: str) -> float | int:
+    """One value of a grid axis written as text: a whole number for `seed`, else a number."""
+    try:
+        return int(text) if axis == "seed" else float(text)
+    except ValueError:
+        kind = "a whole number" if axis == "seed" else "a number"
+        raise ConfigError(f"{axis} {text!r} is not {kind}") from None
+
+
 def check_axis(axis: str, values: Sequence) -> tuple:
     """The values of one grid axis, checked: at least one, each valid, none twice."""
     if axis not in AXES:
@@ -154,15 +163,22 @@ class SweepConfig:
 
     @classmethod
     def from_grid(cls, axes: Mapping[str, Sequence], **settings) -> "SweepConfig":
-        """A config whose grid is `axes` ({axis: values}), e.g. `grid.grid_values`'s.
+        """A config whose grid is `axes` ({axis: values}), e.g. `parse_grid`'s.
 
         Axes are `learning_rate`, `seed`, `weight_decay` and `momentum`; an axis left
-        out takes its default. Other settings are passed through.
+        out takes its default. Values may be numbers or text. Other settings are passed
+        through.
         """
         for axis in axes:
             if axis not in AXES:
                 raise ConfigError(f"unknown grid axis {axis!r}; the axes are {', '.join(AXES)}")
-        return cls(**{AXES[axis][0]: tuple(values) for axis, values in axes.items()}, **settings)
+        fields = {
+            AXES[axis][0]: tuple(
+                parse_value(axis, value) if isinstance(value, str) else value for value in values
+            )
+            for axis, values in axes.items()
+        }
+        return cls(**fields, **settings)
 
     @property
     def grid(self) -> dict[str, tuple]:

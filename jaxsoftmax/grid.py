@@ -11,7 +11,7 @@ Values are checked by `config.check_axis`, the one owner of their rules.
 import re
 from collections.abc import Mapping, Sequence
 
-from jaxsoftmax.config import AXES, SweepConfig, check_axis
+from jaxsoftmax.config import AXES, SweepConfig, check_axis, parse_value
 from jaxsoftmax.errors import ConfigError
 
 _AXIS_TEXT = re.compile(r"^([A-Za-z_]+)=(.*)$")
@@ -29,7 +29,7 @@ def parse_values(axis: str, text: str) -> tuple[str, ...]:
     labels = tuple(value.strip() for value in text.split(","))
     if any(not label for label in labels):
         raise ConfigError(f"{axis} has an empty value in {text!r}; separate values with commas")
-    check_axis(axis, [_parse_number(axis, label) for label in labels])
+    check_axis(axis, [parse_value(axis, label) for label in labels])
     return labels
 
 
@@ -58,16 +58,8 @@ def parse_grid(text: str) -> dict[str, tuple[str, ...]]:
 def grid_values(grid: Mapping[str, Sequence[str]]) -> dict[str, tuple]:
     """Numbers of a grid as parsed by `parse_grid` (values as written)."""
     return {
-        axis: tuple(_parse_number(axis, label) for label in labels) for axis, labels in grid.items()
+        axis: tuple(parse_value(axis, label) for label in labels) for axis, labels in grid.items()
     }
-
-
-def _parse_number(axis: str, label: str) -> float | int:
-    try:
-        return int(label) if axis == "seed" else float(label)
-    except ValueError:
-        kind = "a whole number" if axis == "seed" else "a number"
-        raise ConfigError(f"{axis} {label!r} is not {kind}") from None
 
 
 def format_value(value: float | int) -> str:

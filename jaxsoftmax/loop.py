@@ -25,7 +25,7 @@ from jaxsoftmax.data import Dataset
 from jaxsoftmax.errors import CheckpointError, ConfigError
 from jaxsoftmax.optimizer import GradientDescent
 from jaxsoftmax.plan import SweepPlan, make_plan
-from jaxsoftmax.progress import ChunkReport, Progress
+from jaxsoftmax.progress import ChunkReport, Progress, chunk_report
 from jaxsoftmax.results import SweepResult
 
 
@@ -105,6 +105,7 @@ class SweepRun:
             )
         if not plan.fits(config):
             raise ConfigError("the plan was made for another sweep; make it from this config")
+        plan.check()
         progress = Progress.start(
             config, dataset.num_features, dataset.num_classes, keep_params=keep_params
         )
@@ -119,9 +120,13 @@ class SweepRun:
         checkpoint: SweepCheckpoint,
         *,
         histogram_buckets: int = 0,
+        keep_params: bool | None = None,
         devices=None,
     ) -> "SweepRun":
         """The sweep `checkpoint` saved, going on where it stopped, on the same data.
+
+        `keep_params` None keeps final parameters if the checkpoint does; True keeps them
+        from now on (NaN for models finished before), False drops them.
 
         Raises:
           CheckpointError: the checkpoint's parts do not fit together, or it was
@@ -146,11 +151,19 @@ class SweepRun:
             dataset.num_classes,
         ):
             raise CheckpointError("the checkpoint's parameters do not fit this data")
+        progress = checkpoint.progress.copy()
+        if keep_params is False:
+            progress.params = None
+        elif keep_params and params is None:
+            fresh = Progress.start(
+                checkpoint.config, dataset.num_features, dataset.num_classes, keep_params=True
+            )
+            progress.params = fresh.params
         return cls(
             dataset,
             checkpoint.config,
             checkpoint.plan,
-            checkpoint.progress.copy(),
+            progress,
             position=(checkpoint.slice_index, checkpoint.step),
             saved_state=checkpoint.state,
             histogram_buckets=histogram_buckets,
@@ -196,6 +209,7 @@ class SweepRun:
                 yield self._record(index, *pending)
             pending = (models, valid, steps, chunk[1], state, outputs)
         yield self._record(index, *pending)
+        self.progress.train_s += time.perf_counter() - self._clock  # the caller's last turn
 
     def _slice_state(
         self, index: int, seed_values: list[int], points: list[dict]
@@ -216,6 +230,8 @@ class SweepRun:
             layout=self.plan.layout,
             target=target,
         )
+        if index == self._position[0] and self._state is not None:  # iterated again
+            return self._state, self._position[1]
         if index == self._position[0] and self._saved_state is not None:
             state = self._restored(state, self._saved_state)
             self._saved_state = None
@@ -257,7 +273,7 @@ class SweepRun:
     def _record(self, index, models, valid, steps, window_steps, state, outputs) -> ChunkReport:
         params, train, test, histograms = parallel.to_host((state.params, *outputs))
         finished = int(steps[-1]) == self.config.steps
-        report = _report(
+        report = chunk_report(
             models, valid, steps, window_steps, engine.to_layout(params, self.plan.layout),
             train, test, histograms, finished,
         )  # fmt: skip
@@ -363,32 +379,4 @@ def _to_device(dataset: Dataset, mesh=None) -> engine.DeviceData:
         return engine.DeviceData(*map(jnp.asarray, arrays))
     return engine.DeviceData(
         *(parallel.put(a, parallel.sharding(mesh, None, a.ndim)) for a in arrays)
-    )
-
-
-def _report(
-    models, valid, steps, window_steps, params, train, test, histograms, finished
-) -> ChunkReport:
-    """A chunk's outputs (leading axes S x M, padded) as a report on its valid models."""
-    seeds, settings = valid
-
-    def flat(leaf, lead):
-        # (..., S, M, rest) padded -> (..., valid S * valid M, rest)
-        leaf = leaf[(slice(None),) * lead + (slice(0, seeds), slice(0, settings))]
-        return leaf.reshape(*leaf.shape[:lead], seeds * settings, *leaf.shape[lead + 2 :])
-
-    return ChunkReport(
-        models=models,
-        steps=steps,
-        train=engine.Metrics(*(flat(m, 2).reshape(len(steps), -1) for m in train)),
-        eval_steps=steps[window_steps - 1 :: window_steps],
-        test=engine.Metrics(*(flat(m, 1) for m in test)),
-        params=jax.tree_util.tree_map(lambda leaf: flat(leaf, 0), params),
-        histograms=(
-            None
-            if histograms is None
-            else jax.tree_util.tree_map(lambda leaf: flat(leaf, 1), histograms)
-        ),
-        diverged_at=np.zeros(len(models), np.int64),
-        finished=finished,
     )

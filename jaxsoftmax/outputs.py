@@ -121,7 +121,7 @@ def _summaries(logdir, run: SweepRun, dataset: Dataset, names, resumes: int):
         config.steps,
         dataset.image_shape,
         dataset.class_names,
-        resumed_steps=progress.steps_done if resumes else None,
+        resumed_steps=progress.steps_done.copy() if resumes else None,  # as it was then
         resume_count=resumes,
         diverged_before=np.flatnonzero(progress.diverged_at),
     )

@@ -121,19 +121,23 @@ class SweepPlan:
                 (check_count("chunk windows", windows), check_count("window steps", steps))
                 for windows, steps in values["chunks"]
             )
-            plan = plan_slices(
-                check_count("num_seeds", values["num_seeds"]),
-                check_count("num_settings", values["num_settings"]),
-                check_count("max_models", values["max_models"]),
-                check_count("num_devices", values["num_devices"]),
-                layout=values["layout"],
-                chunks=chunks,
-            )
-            if plan != cls(**(dict(values) | {"chunks": chunks})):
-                raise ConfigError("its slices do not follow from its numbers")
+            for name in ("num_seeds", "num_settings", "max_models", "num_devices"):
+                check_count(name, values[name])
+            plan = cls(**(dict(values) | {"chunks": chunks}))
+            plan.check()
         except ConfigError as error:
             raise ConfigError(f"plan: {error}") from None
         return plan
+
+    def check(self) -> None:
+        """Raises ConfigError unless the slices follow from the plan's numbers, as
+        `plan_slices` cuts them (so a checkpoint of it can be read back)."""
+        made = plan_slices(
+            self.num_seeds, self.num_settings, self.max_models, self.num_devices,
+            layout=self.layout, chunks=self.chunks,
+        )  # fmt: skip
+        if made != self:
+            raise ConfigError("its slices do not follow from its numbers; make it with make_plan")
 
     def fits(self, config: SweepConfig) -> bool:
         """Whether this plan is one for `config`'s grid and steps."""

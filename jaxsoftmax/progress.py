@@ -2,9 +2,10 @@
 
 import dataclasses
 
+import jax
 import numpy as np
 
-from jaxsoftmax import divergence
+from jaxsoftmax import divergence, engine
 from jaxsoftmax.config import SweepConfig
 from jaxsoftmax.engine import Metrics
 from jaxsoftmax.histograms import Histogram
@@ -162,3 +163,31 @@ def shapes(config: SweepConfig) -> list[tuple[str, tuple[int, int]]]:
         ("test_loss", (evals, models)),
         ("test_accuracy", (evals, models)),
     ]
+
+
+def chunk_report(
+    models, valid, steps, window_steps, params, train, test, histograms, finished
+) -> ChunkReport:
+    """A chunk's outputs (leading axes S x M, padded) as a report on its valid models."""
+    seeds, settings = valid
+
+    def flat(leaf, lead):
+        # (..., S, M, rest) padded -> (..., valid S * valid M, rest)
+        leaf = leaf[(slice(None),) * lead + (slice(0, seeds), slice(0, settings))]
+        return leaf.reshape(*leaf.shape[:lead], seeds * settings, *leaf.shape[lead + 2 :])
+
+    return ChunkReport(
+        models=models,
+        steps=steps,
+        train=engine.Metrics(*(flat(m, 2).reshape(len(steps), -1) for m in train)),
+        eval_steps=steps[window_steps - 1 :: window_steps],
+        test=engine.Metrics(*(flat(m, 1) for m in test)),
+        params=jax.tree_util.tree_map(lambda leaf: flat(leaf, 0), params),
+        histograms=(
+            None
+            if histograms is None
+            else jax.tree_util.tree_map(lambda leaf: flat(leaf, 1), histograms)
+        ),
+        diverged_at=np.zeros(len(models), np.int64),
+        finished=finished,
+    )

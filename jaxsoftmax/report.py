@@ -33,13 +33,12 @@ import numpy as np
 from jaxsoftmax import cmdline, runlogs
 from jaxsoftmax.errors import JaxsoftmaxError
 from jaxsoftmax.logdirs import FIGURES_DIR
-from jaxsoftmax.runlogs import RunLog
+from jaxsoftmax.runlogs import SHOWN, RunLog, Setting, drawable, group_settings, note_on
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DPI = 100
-SHOWN = 10  # settings drawn at most
 # The noisy per-minibatch training curves are drawn faint, under a moving average over about
 # 1% of their points (10 steps of 1000), which shows their trend without lagging behind it.
 SMOOTHING_FRACTION = 0.01
@@ -48,68 +47,6 @@ BAND_ALPHA = 0.2
 # PNG text chunks would otherwise name the matplotlib version; without them a re-run writes
 # the same bytes, so committed figures only change when the run does.
 _PNG_METADATA = {"Software": None}
-
-
-@dataclasses.dataclass(frozen=True)
-class Setting:
-    """The models of one setting of learning rate, weight decay and momentum, over seeds.
-
-    Attributes:
-      label: the run name without its seed, e.g. `lr=0.005,wd=0.0001`.
-      runs: the models that did not diverge.
-      diverged: those that did.
-    """
-
-    label: str
-    runs: tuple[RunLog, ...]
-    diverged: tuple[RunLog, ...]
-
-    @property
-    def point(self) -> dict:
-        first = (self.runs + self.diverged)[0].point
-        return {axis: value for axis, value in first.items() if axis != "seed"}
-
-    @property
-    def finals(self) -> np.ndarray:
-        """Final test accuracy of each model that did not diverge and has one."""
-        return np.array([r.final_accuracy for r in self.runs if r.final_accuracy is not None])
-
-    @property
-    def family(self) -> str:
-        """The label without the learning rate: the line it belongs to against learning rate."""
-        return ",".join(part for part in self.label.split(",") if not part.startswith("lr="))
-
-    @property
-    def rate_label(self) -> str:
-        return self.label.split(",")[0].removeprefix("lr=")
-
-
-def group_settings(runs: Sequence[RunLog]) -> list[Setting]:
-    """The runs by setting, best final test accuracy (mean over seeds) first; settings
-    with a diverged model after all the others, in sweep order."""
-    groups: dict[str, list[RunLog]] = {}
-    for run in runs:
-        groups.setdefault(run.setting, []).append(run)
-    settings = [
-        Setting(
-            label,
-            tuple(run for run in members if run.diverged_at is None),
-            tuple(run for run in members if run.diverged_at is not None),
-        )
-        for label, members in groups.items()
-    ]
-
-    def score(setting: Setting) -> float:
-        if setting.diverged or not setting.finals.size:
-            return math.inf
-        return -float(setting.finals.mean())
-
-    return sorted(settings, key=score)  # stable: ties stay in sweep order
-
-
-def _drawable(settings: Sequence[Setting]) -> list[Setting]:
-    """The best SHOWN settings with a model that did not diverge."""
-    return [setting for setting in settings if setting.runs and not setting.diverged][:SHOWN]
 
 
 # --- Curves ---------------------------------------------------------------------------------
@@ -192,13 +129,14 @@ def _curves_figure(settings: Sequence[Setting], metric: str, title_note: str) ->
 
 def loss_figure(settings: Sequence[Setting], note: str = "") -> Figure:
     """Train and test loss against step, log scale: it falls tenfold, mostly early on."""
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     figure = _curves_figure(settings, "loss", note)
     axes = figure.axes[0]
     axes.set_yscale("log")
+    axes.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 20, 50, 100, 200
     axes.yaxis.set_major_formatter(ScalarFormatter())  # 60, not 6x10^1
-    axes.yaxis.set_minor_formatter(ScalarFormatter())
+    axes.yaxis.set_minor_formatter(NullFormatter())
     return figure
 
 
@@ -258,7 +196,9 @@ def accuracy_vs_learning_rate_figure(settings: Sequence[Setting]) -> Figure:
     for setting in settings:
         if setting.runs and not setting.diverged and setting.finals.size:
             families.setdefault(setting.family, []).append(setting)
-    shown = list(families.items())[:SHOWN]  # settings are best first: so are families
+    best = [f for f in dict.fromkeys(s.family for s in runlogs.ranked(settings)) if f in families]
+    chosen = set(best[:SHOWN])  # the families of the best settings, drawn in sweep order
+    shown = [(family, members) for family, members in families.items() if family in chosen]
     for index, (family, members) in enumerate(shown):
         members = sorted(members, key=lambda s: s.point["learning_rate"])
         rates = [s.point["learning_rate"] for s in members]
@@ -351,10 +291,10 @@ def write_figures(
     out_dir = logdir / FIGURES_DIR if out_dir is None else pathlib.Path(out_dir)
     say = report or (lambda note: None)
     settings = group_settings(runlogs.run_logs(runlogs.read_results(logdir)))
-    drawn = _drawable(settings)
+    drawn = drawable(settings)
     logged = [s for s in drawn if runlogs.has_events(logdir, s.runs[0])]
     drawn = [_read_events(logdir, s) for s in logged]
-    note = _note(settings, drawn)
+    note = note_on(settings, drawn)
     figures = {"accuracy_vs_learning_rate.png": accuracy_vs_learning_rate_figure(settings)}
     if drawn:
         curves = {
@@ -384,19 +324,6 @@ def write_figures(
 def _read_events(logdir: pathlib.Path, setting: Setting) -> Setting:
     runs = tuple(runlogs.with_events(logdir, run) for run in setting.runs)
     return dataclasses.replace(setting, runs=runs)
-
-
-def _note(settings: Sequence[Setting], drawn: Sequence[Setting]) -> str:
-    """What the curves leave out: settings beyond the best SHOWN, and diverged ones."""
-    parts = []
-    healthy = [s for s in settings if s.runs and not s.diverged]
-    if len(healthy) > len(drawn):
-        parts.append(f"the best {len(drawn)} of {len(healthy)} settings by final test accuracy")
-    diverged = [s for s in settings if s.diverged]
-    if diverged:
-        named = ", ".join(s.label for s in diverged[:3]) + (" ..." if len(diverged) > 3 else "")
-        parts.append(f"{len(diverged)} diverged, not drawn: {named}")
-    return "; ".join(parts)
 
 
 def _require_matplotlib() -> None:

@@ -1,5 +1,5 @@
 """A run read back from its log directory: results.json, and the TensorBoard events of the
-models worth drawing.
+models worth drawing, grouped into settings over seeds.
 
 results.json names every model (its TensorBoard run), its hyperparameters, whether it
 diverged and its final metrics; the events hold its curves and weight templates, read
@@ -10,7 +10,9 @@ read only for the settings drawn.
 import dataclasses
 import io
 import json
+import math
 import pathlib
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -28,6 +30,7 @@ _SIZE_GUIDANCE = {
     "tensors": 1,
 }
 _EVENTS_GLOB = "events.out.tfevents.*"
+SHOWN = 10  # settings a figure draws at most
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,3 +161,85 @@ def _decode(png: bytes) -> np.ndarray:
 
     with Image.open(io.BytesIO(png)) as image:
         return np.asarray(image.convert("RGB"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """The models of one setting of learning rate, weight decay and momentum, over seeds.
+
+    Attributes:
+      label: the run name without its seed, e.g. `lr=0.005,wd=0.0001`.
+      runs: the models that did not diverge.
+      diverged: those that did.
+    """
+
+    label: str
+    runs: tuple[RunLog, ...]
+    diverged: tuple[RunLog, ...]
+
+    @property
+    def point(self) -> dict:
+        first = (self.runs + self.diverged)[0].point
+        return {axis: value for axis, value in first.items() if axis != "seed"}
+
+    @property
+    def finals(self) -> np.ndarray:
+        """Final test accuracy of each model that did not diverge and has one."""
+        return np.array([r.final_accuracy for r in self.runs if r.final_accuracy is not None])
+
+    @property
+    def family(self) -> str:
+        """The label without the learning rate: the line it belongs to against learning rate."""
+        return ",".join(part for part in self.label.split(",") if not part.startswith("lr="))
+
+    @property
+    def rate_label(self) -> str:
+        return self.label.split(",")[0].removeprefix("lr=")
+
+
+def group_settings(runs: Sequence[RunLog]) -> list[Setting]:
+    """The runs by setting, in sweep order."""
+    groups: dict[str, list[RunLog]] = {}
+    for run in runs:
+        groups.setdefault(run.setting, []).append(run)
+    settings = [
+        Setting(
+            label,
+            tuple(run for run in members if run.diverged_at is None),
+            tuple(run for run in members if run.diverged_at is not None),
+        )
+        for label, members in groups.items()
+    ]
+    return settings
+
+
+def ranked(settings: Sequence[Setting]) -> list[Setting]:
+    """Best final test accuracy (mean over seeds) first; settings with a diverged model,
+    or with no final accuracy, after all the others. Ties keep their order."""
+
+    def score(setting: Setting) -> float:
+        if setting.diverged or not setting.finals.size:
+            return math.inf
+        return -float(setting.finals.mean())
+
+    return sorted(settings, key=score)
+
+
+def drawable(settings: Sequence[Setting]) -> list[Setting]:
+    """The best SHOWN settings with a model that did not diverge, in their given order."""
+    healthy = [setting for setting in ranked(settings) if setting.runs and not setting.diverged]
+    best = {setting.label for setting in healthy[:SHOWN]}
+    return [setting for setting in settings if setting.label in best]
+
+
+def note_on(settings: Sequence[Setting], drawn: Sequence[Setting]) -> str:
+    """What the curves leave out: settings beyond the best SHOWN, and diverged ones."""
+    parts = []
+    healthy = [s for s in settings if s.runs and not s.diverged]
+    if len(healthy) > len(drawn):
+        parts.append(f"the best {len(drawn)} of {len(healthy)} settings by final test accuracy")
+    diverged = [s for s in settings if s.diverged]
+    if diverged:
+        named = ", ".join(s.label for s in diverged[:3]) + (" ..." if len(diverged) > 3 else "")
+        parts.append(f"{len(diverged)} diverged, not drawn: {named}")
+    return "; ".join(parts)

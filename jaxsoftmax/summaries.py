@@ -185,7 +185,7 @@ class SweepSummaries(contextlib.AbstractContextManager):
         diverged_before: Sequence[int] = (),
     ):
         self._logdir = pathlib.Path(logdir)
-        self._resumed_steps = resumed_steps
+        self._resumed_steps = None if resumed_steps is None else np.array(resumed_steps)
         self._suffix = f".resume{resume_count}" if resume_count else ""
         self._noted_divergence = {run_names[k] for k in diverged_before}
         self._names = list(run_names)

@@ -43,8 +43,9 @@ def train_sweep(
       on_checkpoint: receives each SweepCheckpoint (to save it, say).
       resume: go on from this checkpoint of `config`: the result is the same, bitwise
         on a CPU, as that of a sweep never stopped.
-      should_stop: asked after each chunk; True stops training there (the result is
-        `interrupted`) after a checkpoint.
+      should_stop: asked after each chunk (so a stop asked for while the first chunk
+        compiles comes after it); True stops training there, after a checkpoint, and the
+        result is `interrupted`.
 
     Returns the trained parameters and every metric, models in `config.points` order.
     Raises ConfigError for a batch larger than the training set or a bad limit, and
@@ -54,7 +55,7 @@ def train_sweep(
     if resume is not None:
         if resume.config != config:
             raise CheckpointError("the checkpoint belongs to a sweep with other settings")
-        run = SweepRun.restore(dataset, resume, **options)
+        run = SweepRun.restore(dataset, resume, keep_params=keep_params, **options)
     else:
         plan = make_plan(
             config, dataset, max_models_per_slice=max_models_per_program, devices=devices

@@ -360,3 +360,10 @@ def test_two_processes_on_loopback_train_a_grid_like_one_process(mnist_dir, cli_
     for a, b in zip(distributed["runs"], alone["runs"], strict=True):
         assert a["test_accuracy"] == pytest.approx(b["test_accuracy"], abs=1e-3)
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+
+
+def test_the_parsed_grid_text_goes_straight_into_a_config():
+    config = SweepConfig.from_grid(grid.parse_grid("learning_rate=0.1,2e-1 seed=1,2"))
+    assert config.learning_rates == (0.1, 0.2) and config.seeds == (1, 2)
+    with pytest.raises(ConfigError, match=r"seed '1\.5' is not a whole number"):
+        SweepConfig.from_grid({"seed": ("1.5",)})

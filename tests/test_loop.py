@@ -134,3 +134,38 @@ def test_the_checkpoint_file_records_the_plan_and_its_layout(small, tmp_path):
     assert meta["version"] == checkpoint.VERSION == 2
     assert meta["plan"]["layout"] in engine.LAYOUTS
     assert meta["plan"]["chunks"] == [[2, 10]]
+
+
+def test_iterating_again_after_a_break_goes_on_where_it_stopped(small):
+    config = js.SweepConfig(learning_rates=(0.002, 0.008), steps=40, eval_every=10, chunk_steps=10)
+    run = js.SweepRun.start(small, config)
+    for report in run:
+        if report.steps[-1] == 20:
+            break
+    again = [report.steps[0] for report in run]
+    assert again == [21, 31] and run.finished  # not from step 1 again
+    whole = js.train_sweep(small, config)
+    np.testing.assert_array_equal(run.result().params["w"], whole.params["w"])
+
+
+def test_restore_keeps_or_drops_final_parameters_as_asked(small):
+    config = js.SweepConfig(learning_rates=(0.002, 0.008), steps=20, eval_every=10, chunk_steps=10)
+    states = []
+    js.train_sweep(small, config, checkpoint_every=10, on_checkpoint=states.append)
+    with_params = states[0]
+    assert with_params.progress.params is not None
+    dropped = js.train_sweep(small, config, resume=with_params, keep_params=False)
+    assert dropped.params is None
+    without = dataclasses.replace(
+        with_params, progress=dataclasses.replace(with_params.progress, params=None)
+    )
+    kept = js.train_sweep(small, config, resume=without, keep_params=True)
+    np.testing.assert_array_equal(kept.params["w"], js.train_sweep(small, config).params["w"])
+
+
+def test_a_hand_cut_plan_is_refused_before_training(small):
+    config = js.SweepConfig(learning_rates=(0.001, 0.002, 0.004, 0.008), steps=20)
+    plan = js.make_plan(config, small)
+    odd = dataclasses.replace(plan, settings_per_slice=2, slice_settings=2)  # not make_plan's
+    with pytest.raises(js.ConfigError, match="do not follow from its numbers"):
+        js.SweepRun.start(small, config, odd)

@@ -590,3 +590,75 @@ def test_resume_on_two_devices_keeps_the_slices_of_the_padded_plan(small_dir, tm
     positions = dict(line.split(" ", 1) for line in done.stdout.splitlines())
     assert positions["3"] == "(1, 0) [40, 40, 40, 0]"  # after slice 0: lr 0.008 untrained
     assert positions["4"] == "(1, 10) [40, 40, 40, 10]"
+
+
+KILLED_AFTER_REPORTS = """
+import os, signal, sys
+from jaxsoftmax import cli, outputs
+
+record, seen = outputs.RunOutputs.record, []
+
+def record_then_die(self, report):
+    record(self, report)
+    seen.append(report)
+    if len(seen) == int(os.environ["KILL_AFTER"]):
+        self._writer.close()  # what a killed process had flushed: up to this report
+        os.kill(os.getpid(), signal.SIGKILL)
+
+outputs.RunOutputs.record = record_then_die
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_killed_run_resumed_shows_each_step_once_in_tensorboard(small_dir, cli_env, tmp_path):
+    """SIGKILL after the events of step 40 but the checkpoint of step 30: the resumed files
+    purge what came after the checkpoint, so every step is there once, in order."""
+    logdir = tmp_path / "killed"
+    argv = ["--learning-rates", "0.002", "--steps", "50", "--eval-every", "10"]
+    argv += ["--checkpoint-every", "15", "--data-dir", str(small_dir), *QUICK]
+    env = cli_env | {"KILL_AFTER": "4"}
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_REPORTS, *argv, "--logdir", str(logdir)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    assert cli.main(["--resume", str(logdir), *QUICK]) == 0
+    train = accumulator(logdir / "lr=0.002" / "train").Scalars("train/loss")
+    assert [event.step for event in train] == list(range(1, 51))
+    test = accumulator(logdir / "lr=0.002" / "test").Scalars("test/accuracy")
+    assert [event.step for event in test] == [10, 20, 30, 40, 50]
+
+
+RESUME_WITH_FEW_FILES = """
+import resource, sys
+from jaxsoftmax import cli
+resource.setrlimit(resource.RLIMIT_NOFILE, (200, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_resumed_run_raises_its_open_file_limit_like_a_new_one(
+    small_dir, cli_env, tmp_path, monkeypatch
+):
+    """100 models keep 300 event files open: more than a soft limit of 200 allows."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 1024:
+        pytest.skip(f"the hard open-file limit ({hard}) leaves nothing to raise")
+    rates = ",".join(f"{0.001 * (1 + k / 100):.6f}" for k in range(100))
+    logdir = tmp_path / "many"
+    argv = ["--learning-rates", rates, "--steps", "20", "--eval-every", "10"]
+    argv += ["--checkpoint-every", "10", "--data-dir", str(small_dir), *QUICK]
+    from jaxsoftmax import parallel
+
+    calls = iter(range(100))
+    monkeypatch.setattr(parallel, "any_process", lambda flag: next(calls) == 0)
+    assert cli.main([*argv, "--logdir", str(logdir)]) == 143  # stopped after the first chunk
+    monkeypatch.undo()
+    done = subprocess.run(
+        [sys.executable, "-c", RESUME_WITH_FEW_FILES, "--resume", str(logdir), *QUICK],
+        env=cli_env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert strict_json(logdir / "results.json")["interrupted"] is False

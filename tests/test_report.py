@@ -72,7 +72,7 @@ def scalars(folder, tag):
 
 
 def settings_of(logdir):
-    return report.group_settings(runlogs.run_logs(runlogs.read_results(logdir)))
+    return runlogs.group_settings(runlogs.run_logs(runlogs.read_results(logdir)))
 
 
 def test_runs_are_read_with_every_step_and_evaluation(run_dir):
@@ -99,15 +99,17 @@ def test_a_grid_is_grouped_by_setting_best_first_and_diverged_apart(grid_dir):
     assert sorted(labels) == sorted(
         f"lr={rate},wd={decay}" for rate in ("0.002", "0.005", "1e6") for decay in ("0", "1e-3")
     )
-    healthy = [s for s in settings if not s.diverged]
+    assert labels[:2] == ["lr=0.002,wd=0", "lr=0.002,wd=1e-3"]  # in sweep order
+    ranked = runlogs.ranked(settings)
+    healthy = [s for s in ranked if not s.diverged]
     assert [len(s.runs) for s in healthy] == [2, 2, 2, 2]  # two seeds each
     means = [s.finals.mean() for s in healthy]
     assert means == sorted(means, reverse=True)
-    assert all(s.label.startswith("lr=1e6") and len(s.diverged) == 2 for s in settings[4:])
+    assert all(s.label.startswith("lr=1e6") and len(s.diverged) == 2 for s in ranked[4:])
 
 
 def test_grid_curves_are_the_mean_and_range_over_seeds(grid_dir):
-    settings = report._drawable(settings_of(grid_dir))
+    settings = runlogs.drawable(settings_of(grid_dir))
     drawn = [report._read_events(grid_dir, setting) for setting in settings]
     figure = report.accuracy_figure(drawn)
     test_axes = figure.axes[1]
@@ -156,7 +158,7 @@ def test_a_diverged_rate_among_healthy_ones_is_a_cross_on_the_strip(grid_dir):
     moved = []
     for setting in settings:
         if setting.label == "lr=0.002,wd=0":
-            setting = report.Setting(setting.label, setting.runs[1:], setting.runs[:1])
+            setting = runlogs.Setting(setting.label, setting.runs[1:], setting.runs[:1])
         moved.append(setting)
     axes, strip = report.accuracy_vs_learning_rate_figure(moved).axes
     line = next(c.lines[0] for c in axes.containers if c.get_label() == "wd=0")
@@ -168,14 +170,14 @@ def test_a_diverged_rate_among_healthy_ones_is_a_cross_on_the_strip(grid_dir):
 def test_a_large_grid_draws_its_best_settings_and_counts_the_rest(grid_dir):
     settings = settings_of(grid_dir)
     many = [
-        report.Setting(f"{s.label},x={copy}", s.runs, s.diverged)
+        runlogs.Setting(f"{s.label},x={copy}", s.runs, s.diverged)
         for copy in range(3)
         for s in settings
     ]
-    drawn = report._drawable(many)
-    assert len(drawn) == report.SHOWN
-    note = report._note(many, drawn)
-    assert note.startswith(f"the best {report.SHOWN} of 12 settings by final test accuracy")
+    drawn = runlogs.drawable(many)
+    assert len(drawn) == runlogs.SHOWN
+    note = runlogs.note_on(many, drawn)
+    assert note.startswith(f"the best {runlogs.SHOWN} of 12 settings by final test accuracy")
     assert "6 diverged, not drawn" in note
 
 
@@ -193,7 +195,7 @@ def test_write_figures_writes_readable_deterministic_pngs(grid_dir, tmp_path):
 
 
 def test_weights_show_each_drawn_settings_labelled_templates(run_dir):
-    settings = [report._read_events(run_dir, s) for s in report._drawable(settings_of(run_dir))]
+    settings = [report._read_events(run_dir, s) for s in runlogs.drawable(settings_of(run_dir))]
     figure = report.weights_figure(settings)
     shown = [axes for axes in figure.axes if axes.images]
     assert len(shown) == 2
@@ -281,7 +283,7 @@ def test_long_training_curves_are_smoothed_over_their_faint_raw_values():
         final_accuracy=0.92,
         curves={"train/accuracy": noisy, "test/accuracy": test},
     )
-    train_axes = report.accuracy_figure([report.Setting("lr=0.005", (run,), ())]).axes[0]
+    train_axes = report.accuracy_figure([runlogs.Setting("lr=0.005", (run,), ())]).axes[0]
     drawn = {line.get_label(): line for line in train_axes.lines}
     assert set(drawn) == {"lr=0.005", "_lr=0.005 raw"}
     np.testing.assert_array_equal(drawn["_lr=0.005 raw"].get_ydata(), noisy.values)
