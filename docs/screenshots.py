@@ -13,9 +13,9 @@ import time
 os.environ.setdefault("SE_OFFLINE", "true")
 os.environ.setdefault("SE_AVOID_STATS", "true")
 
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
 
 # Finds a checkbox by its text through TensorBoard's shadow DOMs.
 FIND_CHECKBOX = """
@@ -35,6 +35,10 @@ SHOTS = {  # file: (URL fragment, checkbox to tick first)
     "tensorboard-custom-scalars.png": ("#custom_scalars", None),
     "tensorboard-scalars.png": ("#scalars&tagFilter=%5Etest%2F&_smoothingWeight=0", None),
     "tensorboard-images.png": ("#images&tagFilter=weights", "Show actual image size"),
+    "tensorboard-errors.png": (
+        "#images&tagFilter=confusion_matrix%7Cmisclassified&regexInput=lr%3D0.005%24",
+        "Show actual image size",
+    ),
     "tensorboard-graphs.png": ("#graphs&run=.", None),
 }
 

@@ -20,11 +20,14 @@ It is written to a temporary file beside its destination, flushed to disk, then
 renamed over it: a reader finds the previous checkpoint or the new one, whole.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
 import os
 import pathlib
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,12 +35,15 @@ from jaxsoftmax import files
 from jaxsoftmax.config import SweepConfig
 from jaxsoftmax.errors import CheckpointError, ConfigError
 from jaxsoftmax.logdirs import CHECKPOINT_FILE  # noqa: F401 (where a run keeps it)
-from jaxsoftmax.plan import SweepPlan
-from jaxsoftmax.progress import METRICS, Progress
+
+if TYPE_CHECKING:  # imported where used: reading final parameters needs no JAX
+    from jaxsoftmax.plan import SweepPlan
+    from jaxsoftmax.progress import Progress
 
 FORMAT = "jaxsoftmax-checkpoint"
 # Version 2 records the plan, and with it the weight layout of the saved state.
 VERSION = 2
+METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 _PER_MODEL = ("steps_done", "diverged_at", "high_steps")
 
 
@@ -168,6 +174,9 @@ def _check_format(path: pathlib.Path, meta) -> None:
 
 
 def _from_archive(meta: dict, archive) -> SweepCheckpoint:
+    from jaxsoftmax.plan import SweepPlan
+    from jaxsoftmax.progress import Progress
+
     state = None
     if meta["state_leaves"] is not None:
         state = [archive[f"state_{i}"] for i in range(meta["state_leaves"])]
@@ -189,3 +198,26 @@ def _from_archive(meta: dict, archive) -> SweepCheckpoint:
         state=state,
         progress=progress,
     )
+
+
+def read_final_params(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray] | None]:
+    """A checkpoint's meta and the final parameters it keeps, without rebuilding its
+    training state (nor importing JAX): `w` (K, features, classes), `b` (K, classes), NaN
+    for models that did not finish; None if it keeps none.
+
+    Raises:
+      CheckpointError: the file is missing, damaged, or not such a checkpoint.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
+            meta = json.loads(archive["meta"].tobytes().decode())
+            _check_format(path, meta)
+            if not meta["has_params"]:
+                return meta, None
+            return meta, {name: archive[f"params_{name}"] for name in ("w", "b")}
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"checkpoint {path} is damaged ({reason})") from None

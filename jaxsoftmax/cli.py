@@ -250,6 +250,8 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
     )
     from jaxsoftmax import outputs, parallel  # heavy: only once the arguments are good
 
+    imported = time.perf_counter()
+
     parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     stops.install()  # jax.distributed takes SIGTERM for its preemption notifier
     say = _printer(args.quiet)
@@ -260,7 +262,7 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
         settings.dataset, data_dir=settings.data_dir, source=settings.source, report=say,
         num_classes=settings.num_classes,
     )  # fmt: skip
-    load_s = time.perf_counter() - start
+    times = {"import_s": imported - start, "load_s": time.perf_counter() - imported}
     say(data.describe(dataset))
     run = _sweep_run(args, config, settings, resume, dataset, say)
     logdir = _logdir(args) if parallel.is_main_process() else None  # only now is anything written
@@ -279,11 +281,11 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
         if not run.checkpointed:
             out.save(run.checkpoint())
         result = run.result()
-        timing = {"load_s": load_s} | run.session_times() | {"total_s": time.perf_counter() - start}
+        analyses = out.analyse(result, dataset)
+        timing = times | run.session_times() | {"total_s": time.perf_counter() - start}
         if logdir is not None:
-            outputs.write_results(
-                logdir, result, dataset=dataset.name, timing=timing, names=settings.run_names
-            )
+            outputs.write_results(logdir, result, dataset=dataset, timing=timing,
+                                  names=settings.run_names, analyses=analyses)  # fmt: skip
     if logdir is not None:
         outputs.print_outcome(
             logdir, run, result, timing=timing, names=settings.run_names, quiet=args.quiet

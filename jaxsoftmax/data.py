@@ -65,6 +65,27 @@ class Dataset:
         """Pixels per image: the model's input size."""
         return int(np.prod(self.image_shape))
 
+    @property
+    def background(self) -> str:
+        """`dark` where the images' borders are mostly dark (MNIST: light digits on black),
+        else `light`: what a new image is matched to before it is classified."""
+        images = self.train_images[:1000]
+        border = np.concatenate(
+            [images[:, 0].ravel(), images[:, -1].ravel(), images[:, :, 0].ravel(),
+             images[:, :, -1].ravel()]
+        )  # fmt: skip
+        return "dark" if border.mean() < 128 else "light"
+
+    def summary(self) -> dict:
+        """What a model trained on this data must know to be used: JSON-friendly."""
+        return {
+            "name": self.name,
+            "image_shape": list(self.image_shape),
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names),
+            "background": self.background,
+        }
+
     def fingerprint(self) -> str:
         """A SHA-256 of the arrays (shapes and contents): equal data, equal fingerprint."""
         digest = hashlib.sha256()

@@ -94,6 +94,19 @@ class RunOutputs(contextlib.AbstractContextManager):
         if self._logdir is not None:
             checkpoints.save(self._logdir / checkpoints.CHECKPOINT_FILE, checkpoint, self._extra)
 
+    def analyse(self, result, dataset: Dataset) -> dict[int, dict]:
+        """Where each finished model errs (see `analysis`), drawn in TensorBoard; returns
+        what results.json keeps of it, by model index. Process 0 only."""
+        if self._logdir is None or result.interrupted:
+            return {}
+        from jaxsoftmax import analysis
+
+        analyses = analysis.analyse(result, dataset, analysis.chosen_models(result))
+        if self._writer is not None:
+            for index, found in analyses.items():
+                self._writer.write_analysis(index, found, dataset.test_images, dataset.test_labels)
+        return {index: found.to_json() for index, found in analyses.items()}
+
     def note(self, message: str) -> None:
         """A line on stderr that leaves the progress bar whole."""
         self._bar.write(message, file=sys.stderr)
@@ -146,15 +159,17 @@ def write_results(
     logdir: pathlib.Path,
     result: results.SweepResult,
     *,
-    dataset: str,
+    dataset: Dataset,
     timing: dict[str, float],
     names: Sequence[str],
+    analyses: dict[int, dict] | None = None,
 ) -> None:
-    """results.json, written atomically."""
-    results.write_json_atomically(
-        logdir / results.RESULTS_FILE,
-        results.results_document(result, dataset=dataset, timing=timing, names=names),
-    )
+    """results.json, written atomically; `analyses` as `RunOutputs.analyse` gives them."""
+    document = results.results_document(
+        result, dataset=dataset.name, timing=timing, names=names, data=dataset.summary(),
+        analyses=analyses,
+    )  # fmt: skip
+    results.write_json_atomically(logdir / results.RESULTS_FILE, document)
 
 
 def print_outcome(

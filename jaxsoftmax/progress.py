@@ -10,8 +10,6 @@ from jaxsoftmax.config import SweepConfig
 from jaxsoftmax.engine import Metrics
 from jaxsoftmax.histograms import Histogram
 
-METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
-
 
 @dataclasses.dataclass(frozen=True)
 class ChunkReport:

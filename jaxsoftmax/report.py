@@ -44,6 +44,7 @@ DPI = 100
 SMOOTHING_FRACTION = 0.01
 RAW_ALPHA = 0.15
 BAND_ALPHA = 0.2
+CONFUSIONS = 3  # confusion matrices drawn at most
 # PNG text chunks would otherwise name the matplotlib version; without them a re-run writes
 # the same bytes, so committed figures only change when the run does.
 _PNG_METADATA = {"Software": None}
@@ -181,6 +182,35 @@ def weights_figure(settings: Sequence[Setting]) -> Figure | None:
     return figure
 
 
+def confusion_figure(settings: Sequence[Setting], class_names: Sequence[str]) -> Figure | None:
+    """The test confusion matrices of the first CONFUSIONS settings' first models (rows:
+    true class, columns: predicted), each cell's count written in it; None if the run
+    analysed none."""
+    from matplotlib.figure import Figure
+
+    analysed = [run for s in settings for run in s.runs[:1] if run.confusion is not None]
+    analysed = analysed[:CONFUSIONS]
+    if not analysed:
+        return None
+    classes = len(analysed[0].confusion)
+    figure = Figure(figsize=(5.2 * len(analysed), 5), dpi=DPI, layout="constrained")
+    for axes, run in zip(figure.subplots(1, len(analysed), squeeze=False)[0], analysed,
+                         strict=True):  # fmt: skip
+        matrix = run.confusion
+        shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+        axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        for (row, column), count in np.ndenumerate(matrix):
+            color = "white" if shares[row, column] > 0.6 else "black"
+            axes.text(column, row, str(count), ha="center", va="center", fontsize=7, color=color)
+        axes.set_xticks(range(classes), [str(k) for k in range(classes)], fontsize=8)
+        axes.set_yticks(range(classes), class_names, fontsize=8)
+        axes.set_xlabel("predicted class")
+        axes.set_ylabel("true class")
+        accuracy = np.trace(matrix) / matrix.sum()
+        axes.set_title(f"{run.name}: {accuracy:.2%} of {matrix.sum()} test images", fontsize=10)
+    return figure
+
+
 # --- Final accuracy against learning rate --------------------------------------------------
 
 
@@ -290,12 +320,17 @@ def write_figures(
     logdir = pathlib.Path(logdir)
     out_dir = logdir / FIGURES_DIR if out_dir is None else pathlib.Path(out_dir)
     say = report or (lambda note: None)
-    settings = group_settings(runlogs.run_logs(runlogs.read_results(logdir)))
+    document = runlogs.read_results(logdir)
+    settings = group_settings(runlogs.run_logs(document))
     drawn = drawable(settings)
     logged = [s for s in drawn if runlogs.has_events(logdir, s.runs[0])]
     drawn = [_read_events(logdir, s) for s in logged]
     note = note_on(settings, drawn)
     figures = {"accuracy_vs_learning_rate.png": accuracy_vs_learning_rate_figure(settings)}
+    class_names = document.get("data", {}).get("class_names")
+    confusion = confusion_figure(drawable(settings), class_names) if class_names else None
+    if confusion is not None:
+        figures["confusion.png"] = confusion
     if drawn:
         curves = {
             "loss.png": loss_figure(drawn, note),

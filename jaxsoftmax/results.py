@@ -124,19 +124,28 @@ def results_document(
     dataset: str,
     timing: dict[str, float],
     names: Sequence[str] | None = None,
+    data: dict | None = None,
+    analyses: dict[int, dict] | None = None,
 ) -> dict:
     """The machine-readable record of a run: its config, whether it was `interrupted`,
-    one entry per model (with its TensorBoard run name, if `names` are given), the
-    summary over seeds when there are several, and the times. Values that are not
+    what a model needs of its data (`data`: image shape, class names, background), one
+    entry per model (with its TensorBoard run name, if `names` are given, and its
+    analysis, if `analyses` has one for it: confusion matrix and accuracy per class),
+    the summary over seeds when there are several, and the times. Values that are not
     finite numbers (a diverged model's loss, say) are written as null."""
     runs = result.runs()
     if names is not None:
         runs = [{"name": name} | run for name, run in zip(names, runs, strict=True)]
+    for index, analysis in (analyses or {}).items():
+        runs[index] |= analysis
     document = {
         "config": result.config.to_dict() | {"dataset": dataset},
+        "data": data,
         "interrupted": result.interrupted,
         "runs": runs,
     }
+    if data is None:
+        del document["data"]
     if len(result.config.seed_values) > 1:
         document["seed_summary"] = [
             {key: _finite_or_none(value) for key, value in row.items()}

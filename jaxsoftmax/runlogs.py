@@ -54,6 +54,8 @@ class RunLog:
         empty when the events were not read (or not written).
       weights_image: (height, width, 3) uint8, its labelled weight templates at
         `weights_step`, the last step they were logged at; None if none were.
+      confusion: int (classes, classes), its test confusion matrix, where the run
+        analysed it (rows: true class, columns: predicted); else None.
     """
 
     name: str
@@ -63,6 +65,7 @@ class RunLog:
     curves: dict[str, Curve] = dataclasses.field(default_factory=dict)
     weights_image: np.ndarray | None = None
     weights_step: int | None = None
+    confusion: np.ndarray | None = None
 
     @property
     def setting(self) -> str:
@@ -108,6 +111,7 @@ def run_logs(document: dict) -> list[RunLog]:
             point={axis: run[axis] for axis in AXES},
             diverged_at=run.get("diverged_at_step") if run.get("diverged") else None,
             final_accuracy=run.get("test_accuracy"),
+            confusion=np.asarray(run["confusion_matrix"]) if "confusion_matrix" in run else None,
         )
         for run in document["runs"]
     ]

@@ -36,13 +36,10 @@ import numpy as np
 
 from jaxsoftmax._tensorboardx import EventsWriter, Summary, event_pb2, summary
 from jaxsoftmax.histograms import Histogram
+from jaxsoftmax.pictures import confusion_picture, misclassified_picture, weight_templates
 
 HISTOGRAM_BUCKETS = 30
 INPUT_IMAGES = 5  # as many as the tutorial showed
-TEMPLATES_PER_ROW = 5
-TEMPLATE_ZOOM = 5  # pixels per weight: a 28x28 template is 140 pixels wide
-TEMPLATE_GAP = 4
-LABEL_HEIGHT = 18  # a strip under each template naming its class
 # CUSTOM SCALARS: one chart per metric and split, every model's line in it.
 SCALAR_CHARTS = {
     "test accuracy": "test/accuracy",
@@ -50,56 +47,6 @@ SCALAR_CHARTS = {
     "training loss (minibatch)": "train/loss",
     "training accuracy (minibatch)": "train/accuracy",
 }
-
-
-def weight_templates(
-    w: np.ndarray, image_shape: tuple[int, int], class_names: Sequence[str] | None = None
-) -> np.ndarray:
-    """Renders one model's weights as an RGB picture of its class templates.
-
-    Each class's weights are shown in image shape, zoomed, white at zero, blue where a
-    bright pixel votes for the class and red where it votes against, its class named
-    in a strip below it.
-
-    Args:
-      w: (num_features, num_classes) weights.
-      image_shape: (height, width) of the input images.
-      class_names: what each class is called (default: its label).
-
-    Returns:
-      uint8 (rows * (height' + label), columns * width', 3), templates separated by gaps.
-    """
-    from PIL import Image, ImageDraw, ImageFont  # Pillow comes with TensorBoard
-
-    height, width = image_shape
-    num_classes = w.shape[1]
-    names = list(class_names) if class_names is not None else list(map(str, range(num_classes)))
-    scale = np.abs(w).max()
-    normalised = w / scale if scale > 0 else w
-    templates = normalised.T.reshape(num_classes, height, width)
-    columns = min(num_classes, TEMPLATES_PER_ROW)
-    rows = -(-num_classes // columns)
-    cell_h, cell_w = height * TEMPLATE_ZOOM, width * TEMPLATE_ZOOM
-    row_h, column_w = cell_h + LABEL_HEIGHT + TEMPLATE_GAP, cell_w + TEMPLATE_GAP
-    canvas = np.ones((rows * row_h - TEMPLATE_GAP, columns * column_w - TEMPLATE_GAP, 3))
-    for index, template in enumerate(templates):
-        zoomed = np.kron(template, np.ones((TEMPLATE_ZOOM, TEMPLATE_ZOOM)))
-        positive, negative = np.clip(zoomed, 0, 1), np.clip(-zoomed, 0, 1)
-        rgb = np.stack([1 - positive, 1 - positive - negative, 1 - negative], axis=-1)
-        top, left = (index // columns) * row_h, (index % columns) * column_w
-        canvas[top : top + cell_h, left : left + cell_w] = np.clip(rgb, 0, 1)
-    picture = Image.fromarray((canvas * 255).round().astype(np.uint8))
-    draw = ImageDraw.Draw(picture)
-    try:
-        font = ImageFont.load_default(size=LABEL_HEIGHT - 4)
-    except TypeError:  # Pillow before 10.1: its one bitmap font
-        font = ImageFont.load_default()
-    for index, name in enumerate(names):
-        top, left = (index // columns) * row_h + cell_h, (index % columns) * column_w
-        text_width = draw.textlength(name, font=font)
-        position = (left + max(0, (cell_w - text_width) / 2), top + 1)
-        draw.text(position, name, fill=(0, 0, 0), font=font)
-    return np.asarray(picture)
 
 
 def custom_scalars_layout() -> Summary:
@@ -273,6 +220,29 @@ class SweepSummaries(contextlib.AbstractContextManager):
                 }
                 self._write_hparams(run, model_index, metrics)
                 self._close_run(run)
+
+    def write_analysis(
+        self, model_index: int, analysis, test_images: np.ndarray, test_labels: np.ndarray
+    ) -> None:
+        """A finished model's errors (an `analysis.Analysis`) at its last step: images
+        `confusion_matrix` and `misclassified` (its most confident errors on the test
+        images, each with its true class and the model's answer)."""
+        run = self._names[model_index]
+        names = self._class_names or [str(k) for k in range(len(analysis.confusion))]
+        # A file of its own: the run's first file is closed, and a new one opened in the
+        # same second would get its name (tensorboardX names files by the second).
+        events = EventFile(self._logdir / run, f"{self._suffix}.analysis")
+        try:
+            matrix = confusion_picture(analysis.confusion, names)
+            events.add(summary.image("confusion_matrix", matrix, dataformats="HWC"), self._steps)
+            examples = analysis.examples
+            picture = misclassified_picture(
+                test_images[examples], test_labels[examples], analysis.predicted,
+                analysis.confidence, names,
+            )  # fmt: skip
+            events.add(summary.image("misclassified", picture, dataformats="HWC"), self._steps)
+        finally:
+            events.close()
 
     def _write_histograms(self, histograms, eval_steps, k: int, run: str, model_index: int):
         """A healthy model's histograms; anything not finite is left out all the same."""

@@ -4,19 +4,36 @@ import inspect
 import types
 
 import numpy as np
+import pytest
 
 import jaxsoftmax as js
 
 
 def test_every_public_name_is_exported_and_documented():
+    for name in js.__all__:
+        getattr(js, name)  # imported on first use
     public = {
         name
         for name, value in vars(js).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and name not in ("annotations", "importlib", "TYPE_CHECKING")
     }
-    assert sorted(js.__all__) == sorted(public)
+    assert sorted(js.__all__) == sorted(public) == sorted(js._EXPORTS)
+    assert set(js.__all__) <= set(dir(js))
     undocumented = [name for name in js.__all__ if not inspect.getdoc(getattr(js, name))]
     assert undocumented == []
+    with pytest.raises(AttributeError, match="no attribute 'trian_sweep'"):
+        js.trian_sweep  # noqa: B018
+
+
+def test_importing_the_package_imports_no_jax():
+    import subprocess
+    import sys
+
+    code = "import sys, jaxsoftmax; print('jax' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
 
 
 def test_readme_loop_example_stops_early_and_goes_on(mnist_dir, tmp_path):

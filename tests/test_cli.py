@@ -44,10 +44,11 @@ def test_a_short_run_writes_results_events_and_a_table(env, tmp_path, capsys):
         assert set(run) == {
             *("name", "learning_rate", "seed", "weight_decay", "momentum"),
             *("test_accuracy", "test_loss", "train_loss", "steps", "diverged"),
+            *("confusion_matrix", "class_accuracy"),
         }
         assert 0.8 < run["test_accuracy"] < 1 and run["steps"] == 30 and not run["diverged"]
     assert document["interrupted"] is False
-    assert set(document["timing"]) == {"load_s", "compile_s", "train_s", "total_s"}
+    assert set(document["timing"]) == {"import_s", "load_s", "compile_s", "train_s", "total_s"}
     assert document["timing"]["total_s"] >= document["timing"]["train_s"] > 0
     # The table and the TensorBoard hint.
     assert [run["name"] for run in document["runs"]] == ["lr=0.005", "lr=0.01"]

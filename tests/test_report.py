@@ -184,7 +184,7 @@ def test_a_large_grid_draws_its_best_settings_and_counts_the_rest(grid_dir):
 def test_write_figures_writes_readable_deterministic_pngs(grid_dir, tmp_path):
     paths = report.write_figures(grid_dir, tmp_path / "first")
     names = ["loss.png", "accuracy.png", "weights.png", "accuracy_vs_learning_rate.png"]
-    assert paths == [tmp_path / "first" / name for name in names]
+    assert paths == [tmp_path / "first" / name for name in [*names, "confusion.png"]]
     for path in paths:
         with Image.open(path) as image:
             image.verify()
@@ -210,7 +210,8 @@ def test_a_run_without_events_gets_its_accuracy_figure_and_a_note(mnist_dir, tmp
     )
     status, stdout, stderr = run_main([logdir], capsys)
     assert status == 0, stderr
-    assert stdout.splitlines() == [str(logdir / "figures" / "accuracy_vs_learning_rate.png")]
+    names = ["accuracy_vs_learning_rate.png", "confusion.png"]
+    assert stdout.splitlines() == [str(logdir / "figures" / name) for name in names]
     assert stderr.startswith("note: ") and "--no-summaries" in stderr and stderr.count("\n") == 1
 
 
@@ -267,7 +268,8 @@ def test_runs_as_a_module_without_tensorflow_noise(grid_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     written = done.stdout.splitlines()
     assert [os.path.basename(path) for path in written] == [
-        "loss.png", "accuracy.png", "weights.png", "accuracy_vs_learning_rate.png"
+        "loss.png", "accuracy.png", "weights.png", "accuracy_vs_learning_rate.png",
+        "confusion.png",
     ]  # fmt: skip
     assert all(os.path.isfile(path) for path in written)
     assert done.stderr == ""  # neither TensorFlow's start-up logs nor warnings
@@ -315,3 +317,18 @@ def test_a_copied_run_draws_the_same(grid_dir, tmp_path):
     first = report.write_figures(grid_dir, tmp_path / "a")
     second = report.write_figures(copy, tmp_path / "b")
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+
+def test_confusion_matrices_are_drawn_as_results_json_has_them(grid_dir):
+    document = runlogs.read_results(grid_dir)
+    settings = runlogs.drawable(runlogs.group_settings(runlogs.run_logs(document)))
+    figure = report.confusion_figure(settings, document["data"]["class_names"])
+    shown = figure.axes
+    assert len(shown) == report.CONFUSIONS
+    by_name = {run["name"]: run for run in document["runs"]}
+    for axes, setting in zip(shown, settings, strict=False):
+        run = setting.runs[0]
+        matrix = np.array(by_name[run.name]["confusion_matrix"])
+        written = np.array([int(text.get_text()) for text in axes.texts]).reshape(matrix.shape)
+        np.testing.assert_array_equal(written, matrix)
+        assert axes.get_title().startswith(f"{run.name}: ")

@@ -9,7 +9,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from jaxsoftmax import histograms, summaries
+from jaxsoftmax import histograms, pictures, summaries
 from jaxsoftmax.config import SweepConfig
 from jaxsoftmax.sweep import train_sweep
 
@@ -42,8 +42,8 @@ def test_weight_templates_colour_by_sign_and_name_each_class():
     w = np.zeros((6, 3), np.float32)
     w[0, 0] = 2.0  # class 0 likes pixel (0, 0)
     w[5, 2] = -1.0  # class 2 dislikes pixel (1, 2)
-    picture = summaries.weight_templates(w, (2, 3), ["zero", "one", "two"])
-    zoom, gap, label = summaries.TEMPLATE_ZOOM, summaries.TEMPLATE_GAP, summaries.LABEL_HEIGHT
+    picture = pictures.weight_templates(w, (2, 3), ["zero", "one", "two"])
+    zoom, gap, label = pictures.TEMPLATE_ZOOM, pictures.TEMPLATE_GAP, pictures.LABEL_HEIGHT
     assert picture.shape == (2 * zoom + label, 3 * 3 * zoom + 2 * gap, 3)
     assert picture.dtype == np.uint8
     assert picture[0, 0].tolist() == [0, 0, 255]  # full blue
@@ -56,7 +56,7 @@ def test_weight_templates_colour_by_sign_and_name_each_class():
     for column in range(3):
         start = column * (3 * zoom + gap)
         assert strip[:, start : start + 3 * zoom].min() < 100, column
-    unnamed = summaries.weight_templates(w, (2, 3))  # labels default to the class numbers
+    unnamed = pictures.weight_templates(w, (2, 3))  # labels default to the class numbers
     assert not np.array_equal(unnamed, picture)
 
 
@@ -69,7 +69,9 @@ def test_runs_and_tags(logged_run):
             assert [e.step for e in accumulator.Scalars(f"{split}/accuracy")] == steps
         run = events(logdir / f"lr={label}")
         assert set(run.Tags()["histograms"]) == {"weights", "biases"}
-        assert run.Tags()["images"] == []
+        # Beside the histograms, in a file of its own: where the finished model errs.
+        assert sorted(run.Tags()["images"]) == ["confusion_matrix", "misclassified"]
+        assert len(list((logdir / f"lr={label}").glob("events.out.tfevents.*"))) == 2
         assert events(logdir / f"lr={label}" / "train").Tags()["images"] == ["weights"]
 
 
@@ -105,7 +107,7 @@ def test_images_have_the_expected_shapes(logged_run, mnist):
     digits = np.asarray(Image.open(io.BytesIO(inputs[0].encoded_image_string)))
     assert digits.shape[:2] == (28, 5 * 28)
     templates = events(logdir / "lr=0.005" / "train").Images("weights")
-    zoom, gap, label = summaries.TEMPLATE_ZOOM, summaries.TEMPLATE_GAP, summaries.LABEL_HEIGHT
+    zoom, gap, label = pictures.TEMPLATE_ZOOM, pictures.TEMPLATE_GAP, pictures.LABEL_HEIGHT
     # Two rows of five 140-pixel templates, each with its class named below it.
     height, width = 2 * (28 * zoom + label + gap) - gap, 5 * (28 * zoom + gap) - gap
     assert (templates[-1].height, templates[-1].width) == (height, width)

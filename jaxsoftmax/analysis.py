@@ -1,0 +1,111 @@
+"""Where each model errs on the test set: confusion matrix, accuracy per class, and the
+test images it got wrong most confidently, for every model of a small sweep (the best
+ANALYSED of a large one), all computed in one compiled evaluation at the end."""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsoftmax import model
+from jaxsoftmax.data import Dataset
+from jaxsoftmax.results import SweepResult
+
+ANALYSED = 30  # models analysed at most, in one compiled call
+EXAMPLES = 16  # misclassified test images kept per model
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Analysis:
+    """One model's errors on the test set.
+
+    Attributes:
+      confusion: int (classes, classes): row = true class, column = predicted class.
+      examples: (M,) indices of the test images misclassified most confidently.
+      predicted: (M,) what the model said of each; confidence: (M,) its probability.
+    """
+
+    confusion: np.ndarray
+    examples: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+
+    @property
+    def class_accuracy(self) -> np.ndarray:
+        """(classes,) the share of each class's test images classified right (NaN for a
+        class with none)."""
+        counts = self.confusion.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.diagonal(self.confusion) / counts
+
+    def to_json(self) -> dict:
+        """What results.json keeps: the matrix and the accuracy per class."""
+        return {
+            "confusion_matrix": self.confusion.tolist(),
+            "class_accuracy": [
+                None if np.isnan(value) else float(f"{value:.7g}") for value in self.class_accuracy
+            ],
+        }
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "examples"))
+def _analyse(weights, biases, images, labels, *, num_classes: int, examples: int):
+    """Confusion matrices (K, C, C) and the `examples` most confident errors of K models.
+
+    Args:
+      weights: float32 (K, features, classes); biases: (K, classes).
+      images: uint8 (N, features); labels: int32 (N,).
+    """
+    logits = jnp.einsum("nf,kfc->knc", model.scale_images(images), weights) + biases[:, None]
+    probabilities = jax.nn.softmax(logits, axis=-1)
+    predicted = jnp.argmax(logits, axis=-1)  # (K, N)
+    truth = jax.nn.one_hot(labels, num_classes, dtype=jnp.int32)  # (N, C)
+    answers = jax.nn.one_hot(predicted, num_classes, dtype=jnp.int32)  # (K, N, C)
+    confusion = jnp.einsum("nc,knd->kcd", truth, answers)
+    confidence = probabilities.max(axis=-1)
+    wrong = jnp.where(predicted != labels[None], confidence, -1.0)
+    top, where = jax.lax.top_k(wrong, examples)
+    return confusion, where, jnp.take_along_axis(predicted, where, axis=1), top
+
+
+def chosen_models(result: SweepResult, limit: int = ANALYSED) -> list[int]:
+    """The models analysed, in sweep order: every healthy finished model with kept
+    parameters, or the `limit` best of them by final test accuracy (for display: choose
+    settings on a validation split, never by what this shows)."""
+    if result.params is None:
+        return []
+    finite = np.isfinite(result.params["w"]).all(axis=(1, 2))
+    finals = result.test_accuracy[-1]
+    healthy = [
+        k for k in range(result.config.num_models)
+        if finite[k] and not result.diverged_at[k] and np.isfinite(finals[k])
+        and result.steps_done[k] == result.config.steps
+    ]  # fmt: skip
+    best = sorted(healthy, key=lambda k: -finals[k])[:limit]
+    return sorted(best)
+
+
+def analyse(result: SweepResult, dataset: Dataset, models: list[int]) -> dict[int, Analysis]:
+    """Each of `models`' errors on `dataset`'s test set (see `Analysis`)."""
+    images = jnp.asarray(dataset.test_images.reshape(len(dataset.test_images), -1))
+    labels = jnp.asarray(dataset.test_labels)
+    if not models:
+        return {}
+    shown = min(EXAMPLES, len(dataset.test_labels))
+    outputs = _analyse(
+        jnp.asarray(result.params["w"][models]), jnp.asarray(result.params["b"][models]),
+        images, labels, num_classes=dataset.num_classes, examples=shown,
+    )  # fmt: skip
+    confusion, where, predicted, confidence = map(np.asarray, outputs)
+    analyses = {}
+    for row, k in enumerate(models):
+        wrong = confidence[row] >= 0  # fewer errors than EXAMPLES: the rest are fillers
+        analyses[k] = Analysis(
+            confusion=confusion[row],
+            examples=where[row][wrong],
+            predicted=predicted[row][wrong],
+            confidence=confidence[row][wrong],
+        )
+    return analyses
