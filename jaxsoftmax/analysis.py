@@ -72,12 +72,13 @@ def _analyse(weights, biases, images, labels, *, num_classes: int, examples: int
 
 def chosen_models(result: SweepResult, limit: int = ANALYSED) -> list[int]:
     """The models analysed, in sweep order: every healthy finished model with kept
-    parameters, or the `limit` best of them by final test accuracy (for display: choose
-    settings on a validation split, never by what this shows)."""
+    parameters, or the `limit` best of them by final validation accuracy (without a
+    validation split, by test accuracy: for display only, never to choose settings)."""
     if result.params is None:
         return []
     finite = np.isfinite(result.params["w"]).all(axis=(1, 2))
-    finals = result.test_accuracy[-1]
+    held_out = result.config.validation and result.validation_accuracy is not None
+    finals = (result.validation_accuracy if held_out else result.test_accuracy)[-1]
     healthy = [
         k for k in range(result.config.num_models)
         if finite[k] and not result.diverged_at[k] and np.isfinite(finals[k])

@@ -11,10 +11,14 @@ The file is a NumPy `.npz` archive (read it with `numpy.load`, no pickles):
 - `state_0`, `state_1`, ...: the training state of the slice in progress (its
   parameters and optimiser state, leading axes seeds x settings, weights in the
   plan's layout);
-- `train_loss`, `train_accuracy`, `test_loss`, `test_accuracy`: the metrics so far;
+- `train_loss`, `train_accuracy`, `test_loss`, `test_accuracy`, `validation_loss`,
+  `validation_accuracy`: the metrics so far;
 - `steps_done`, `diverged_at`, `high_steps`: per model, steps taken and the
   divergence bookkeeping (see `divergence`);
-- `params_w`, `params_b`: the final parameters of the models done (if kept).
+- `params_w`, `params_b`: the final parameters of the models done (if kept);
+- `final_state_0`, ...: the final training state of the models done, models-first (if
+  kept, for a search's next rung), and `initial_0`, ...: every model's state where a
+  warm-started sweep began (see `warm`; `initial_step` in meta says when).
 
 It is written to a temporary file beside its destination, flushed to disk, then
 renamed over it: a reader finds the previous checkpoint or the new one, whole.
@@ -43,7 +47,10 @@ if TYPE_CHECKING:  # imported where used: reading final parameters needs no JAX
 FORMAT = "jaxsoftmax-checkpoint"
 # Version 2 records the plan, and with it the weight layout of the saved state.
 VERSION = 2
-METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+METRICS = (
+    "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+    "validation_loss", "validation_accuracy",
+)  # fmt: skip
 _PER_MODEL = ("steps_done", "diverged_at", "high_steps")
 
 
@@ -59,10 +66,12 @@ class SweepCheckpoint:
       plan: how it trains (slices, devices, chunks, weight layout).
       data_fingerprint: `Dataset.fingerprint()` of the data it trained on.
       slice_index: the slice in progress (`plan.num_slices` once all are done).
-      step: steps that slice has taken; 0: it has not started.
+      step: steps that slice has taken; `initial_step`: it has not started.
       state: that slice's `TrainState` leaves (`jax.tree_util.tree_leaves` order,
-        leading axes S, M, weights in `plan.layout`), or None when `step` is 0.
+        leading axes S, M, weights in `plan.layout`), or None when it has not started.
       progress: the metrics and bookkeeping so far.
+      initial_step, initial_state: where a warm-started sweep began (see `warm`): its
+        step, and every model's state leaves then, models-first; 0 and None otherwise.
     """
 
     config: SweepConfig
@@ -72,6 +81,8 @@ class SweepCheckpoint:
     step: int
     state: list[np.ndarray] | None
     progress: Progress
+    initial_step: int = 0
+    initial_state: list[np.ndarray] | None = None
 
     def inconsistencies(self) -> list[str]:
         """The parts that do not fit the settings or each other (empty if all do)."""
@@ -82,9 +93,14 @@ class SweepCheckpoint:
         finished = self.slice_index == plan.num_slices
         if not 0 <= self.slice_index <= plan.num_slices:
             wrong.append("slice")
-        if not (self.step == 0 or (not finished and self.step in plan.chunk_ends[:-1])):
+        begin = self.initial_step
+        if not (self.step == begin or (not finished and self.step in plan.chunk_ends[:-1])):
             wrong.append("step")
-        if (self.state is None) != (self.step == 0):
+        if not (begin == 0 or begin in plan.chunk_ends[:-1]) or (
+            (self.initial_state is None) != (begin == 0)
+        ):
+            wrong.append("initial")
+        if (self.state is None) != (self.step == begin):
             wrong.append("state")
         if not wrong and not np.array_equal(self.progress.steps_done, self.steps_done()):
             wrong.append("steps_done")
@@ -92,15 +108,21 @@ class SweepCheckpoint:
 
     def steps_done(self) -> np.ndarray:
         """(K,) the steps each model has taken, as the position in the plan says."""
-        done = np.zeros(self.config.num_models, np.int64)
+        done = np.full(self.config.num_models, self.initial_step, np.int64)
         for index in range(min(self.slice_index + 1, self.plan.num_slices)):
             steps = self.config.steps if index < self.slice_index else self.step
             done[self.plan.slice_models(index)] = steps
         return done
 
 
-def save(path: str | os.PathLike, checkpoint: SweepCheckpoint, extra: dict | None = None) -> None:
-    """Writes `checkpoint` (and the JSON-friendly `extra`) to `path`, atomically."""
+def save(
+    path: str | os.PathLike,
+    checkpoint: SweepCheckpoint,
+    extra: dict | None = None,
+    arrays: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Writes `checkpoint` to `path`, atomically, with what its caller keeps beside it:
+    the JSON-friendly `extra` and named `arrays` (both given back by `load`)."""
     progress = checkpoint.progress
     meta = {
         "format": FORMAT,
@@ -114,10 +136,17 @@ def save(path: str | os.PathLike, checkpoint: SweepCheckpoint, extra: dict | Non
         "train_s": progress.train_s,
         "state_leaves": None if checkpoint.state is None else len(checkpoint.state),
         "has_params": progress.params is not None,
+        "initial_step": checkpoint.initial_step,
+        "initial_leaves": _count(checkpoint.initial_state),
+        "final_state_leaves": _count(progress.states),
         "extra": extra or {},
+        "extra_arrays": sorted(arrays or {}),
     }
-    arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
+    kept = {f"extra_{name}": values for name, values in (arrays or {}).items()}
+    arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)} | kept
     arrays |= {f"state_{i}": leaf for i, leaf in enumerate(checkpoint.state or [])}
+    arrays |= {f"initial_{i}": leaf for i, leaf in enumerate(checkpoint.initial_state or [])}
+    arrays |= {f"final_state_{i}": leaf for i, leaf in enumerate(progress.states or [])}
     arrays |= {name: getattr(progress, name) for name in (*METRICS, *_PER_MODEL)}
     if progress.params is not None:
         arrays |= {f"params_{name}": values for name, values in progress.params.items()}
@@ -126,7 +155,8 @@ def save(path: str | os.PathLike, checkpoint: SweepCheckpoint, extra: dict | Non
 
 
 def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
-    """Reads a checkpoint `save` wrote; returns it and its `extra`.
+    """Reads a checkpoint `save` wrote; returns it and its `extra` (with the named
+    arrays saved beside it under `extra["arrays"]`, if there were any).
 
     Raises:
       CheckpointError: the file is missing, damaged, or not such a checkpoint.
@@ -141,6 +171,8 @@ def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
             _check_format(path, meta)
             checkpoint = _from_archive(meta, archive)
             extra = dict(meta["extra"])
+            if meta.get("extra_arrays"):
+                extra["arrays"] = {name: archive[f"extra_{name}"] for name in meta["extra_arrays"]}
     except (
         AttributeError,  # a part of the wrong kind, e.g. a list where a mapping belongs
         OSError,
@@ -173,6 +205,14 @@ def _check_format(path: pathlib.Path, meta) -> None:
         )
 
 
+def _count(leaves: list | None) -> int | None:
+    return None if leaves is None else len(leaves)
+
+
+def _leaves(archive, prefix: str, count: int | None) -> list[np.ndarray] | None:
+    return None if count is None else [archive[f"{prefix}_{i}"] for i in range(count)]
+
+
 def _from_archive(meta: dict, archive) -> SweepCheckpoint:
     from jaxsoftmax.plan import SweepPlan
     from jaxsoftmax.progress import Progress
@@ -186,6 +226,7 @@ def _from_archive(meta: dict, archive) -> SweepCheckpoint:
     progress = Progress(
         **{name: archive[name] for name in (*METRICS, *_PER_MODEL)},
         params=params,
+        states=_leaves(archive, "final_state", meta["final_state_leaves"]),
         compile_s=float(meta["compile_s"]),
         train_s=float(meta["train_s"]),
     )
@@ -197,6 +238,8 @@ def _from_archive(meta: dict, archive) -> SweepCheckpoint:
         step=int(meta["step"]),
         state=state,
         progress=progress,
+        initial_step=int(meta["initial_step"]),
+        initial_state=_leaves(archive, "initial", meta["initial_leaves"]),
     )
 
 

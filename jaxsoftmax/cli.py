@@ -104,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
         "here equals lr 0.5 on plain mean cross-entropy (--loss-scale 1)",
     )
     add(
+        "--validation",
+        metavar="N",
+        type=setting("validation", int),
+        default=defaults.validation,
+        help="hold out N training examples (chosen by --seed, the same for every model) as a "
+        "validation split, never trained on and evaluated beside the test set: choose settings "
+        "on it, report the test set",
+    )
+    add(
         "--seed",
         type=setting("seed", int),
         default=defaults.seed,

@@ -89,6 +89,12 @@ def check_setting(name: str, value):
     """A scalar SweepConfig setting, checked (and made a plain Python value)."""
     if name in ("steps", "batch_size", "eval_every", "chunk_steps"):
         return check_count(name, value)
+    if name == "validation":
+        return check_count(name, value, 0)
+    if name == "evaluate_test":
+        if not isinstance(value, bool):
+            raise ConfigError(f"evaluate_test must be True or False, got {value!r}")
+        return value
     if name == "seed":
         return check_value("seed", value)
     if name == "loss_scale":
@@ -106,6 +112,23 @@ def check_setting(name: str, value):
             raise ConfigError(f"schedule {value!r} is not one of {', '.join(SCHEDULES)}")
         return value
     raise ConfigError(f"unknown setting {name!r}")
+
+
+def _check_trials(trials) -> tuple[tuple[float, float, float], ...]:
+    """Explicit settings, each (learning_rate, weight_decay, momentum), checked; no two alike."""
+    if isinstance(trials, (str, bytes)) or not isinstance(trials, Sequence):
+        raise ConfigError(f"trials must be a sequence of settings, got {trials!r}")
+    checked = []
+    for trial in trials:
+        if isinstance(trial, (str, bytes)) or not isinstance(trial, Sequence) or len(trial) != 3:
+            raise ConfigError(f"a trial is (learning_rate, weight_decay, momentum), not {trial!r}")
+        axes = ("learning_rate", "weight_decay", "momentum")
+        checked.append(
+            tuple(check_value(axis, value) for axis, value in zip(axes, trial, strict=True))
+        )
+    if len(set(checked)) != len(checked):
+        raise ConfigError("two trials have the same settings")
+    return tuple(checked)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -133,6 +156,19 @@ class SweepConfig:
       schedule: `constant` (the tutorial's) or `cosine`: the step size falls along a
         cosine from each learning rate to 0 over the run.
       chunk_steps: about how many steps run per host dispatch (no effect on results).
+      validation: training examples held out as a validation split, never trained on,
+        evaluated with the test set; chosen by `seed`, the same split for every model.
+        Choose settings on it, report the test set.
+      evaluate_test: evaluate the test set at every evaluation; a search turns it off
+        (it chooses on validation, and evaluates the test set for the chosen model).
+      trials: explicit settings, (learning_rate, weight_decay, momentum) each, trained
+        instead of the product of the three axes (a random search's); the axes stay
+        at their defaults then. Seeds still multiply them.
+      schedule_steps: the steps the cosine schedule spans; by default `steps`. A search
+        that stops its weak trials early sets it to the longest any trial may train.
+      descent_parts: parts of the gradient descent to hold even where every value is 0
+        (`weight_decay`, `momentum`): a search's later rungs keep the state its first
+        rung began with.
     """
 
     learning_rates: tuple[float, ...] = DEFAULT_LEARNING_RATES
@@ -147,13 +183,31 @@ class SweepConfig:
     init_scale: float = 0.0
     schedule: str = "constant"
     chunk_steps: int = DEFAULT_CHUNK_STEPS
+    validation: int = 0
+    evaluate_test: bool = True
+    trials: tuple[tuple[float, float, float], ...] = ()
+    schedule_steps: int | None = None
+    descent_parts: tuple[str, ...] = ()
 
     def __post_init__(self):
         axis_fields = {field for field, _ in AXES.values()}
         for field in dataclasses.fields(self):
-            if field.name not in axis_fields:
+            if field.name not in (*axis_fields, "trials", "schedule_steps", "descent_parts"):
                 value = check_setting(field.name, getattr(self, field.name))
                 object.__setattr__(self, field.name, value)
+        if self.schedule_steps is not None:
+            object.__setattr__(
+                self, "schedule_steps", check_count("schedule_steps", self.schedule_steps)
+            )
+        object.__setattr__(self, "trials", _check_trials(self.trials))
+        parts = tuple(self.descent_parts)
+        if not set(parts) <= {"weight_decay", "momentum"}:
+            raise ConfigError(f"descent_parts {parts!r} are not weight_decay or momentum")
+        object.__setattr__(self, "descent_parts", parts)
+        defaults = (DEFAULT_LEARNING_RATES, (0.0,), (0.0,))
+        axes = (self.learning_rates, self.weight_decays, self.momenta)
+        if self.trials and tuple(map(tuple, axes)) != defaults:
+            raise ConfigError("give trials or learning_rates, weight_decays and momenta, not both")
         if self.seeds and self.seed != 0:
             raise ConfigError("give seed or seeds, not both")
         for axis, (field, _) in AXES.items():
@@ -182,7 +236,14 @@ class SweepConfig:
 
     @property
     def grid(self) -> dict[str, tuple]:
-        """{axis: values} for every axis, `seed` included."""
+        """{axis: its distinct values} for every axis, `seed` included."""
+        if self.trials:
+            names = ("learning_rate", "weight_decay", "momentum")
+            columns = dict(zip(names, zip(*self.trials, strict=True), strict=True))
+            return {
+                axis: self.seed_values if axis == "seed" else tuple(dict.fromkeys(columns[axis]))
+                for axis in AXES
+            }
         return {
             axis: self.seed_values if axis == "seed" else getattr(self, field)
             for axis, (field, _) in AXES.items()
@@ -200,13 +261,34 @@ class SweepConfig:
 
     @property
     def settings(self) -> list[dict[str, float]]:
-        """The points of the grid for one seed, {learning_rate, weight_decay, momentum}."""
+        """The points of the grid for one seed, {learning_rate, weight_decay, momentum}:
+        the `trials`, or the product of the three axes."""
+        triples = self.trials or itertools.product(
+            self.learning_rates, self.weight_decays, self.momenta
+        )
         return [
             {"learning_rate": rate, "weight_decay": decay, "momentum": momentum}
-            for rate, decay, momentum in itertools.product(
-                self.learning_rates, self.weight_decays, self.momenta
-            )
+            for rate, decay, momentum in triples
         ]
+
+    @property
+    def uses_weight_decay(self) -> bool:
+        """Whether any model has weight decay (else it stays out of the program)."""
+        return "weight_decay" in self.descent_parts or any(
+            setting["weight_decay"] for setting in self.settings
+        )
+
+    @property
+    def uses_momentum(self) -> bool:
+        """Whether any model has momentum (else it stays out of the program)."""
+        return "momentum" in self.descent_parts or any(
+            setting["momentum"] for setting in self.settings
+        )
+
+    @property
+    def cosine_steps(self) -> int:
+        """The steps a cosine schedule spans; 0 for the constant schedule."""
+        return (self.schedule_steps or self.steps) if self.schedule == "cosine" else 0
 
     @property
     def points(self) -> list[dict]:
@@ -228,7 +310,9 @@ class SweepConfig:
     def to_dict(self) -> dict:
         """A JSON-friendly copy."""
         copy = dataclasses.asdict(self)
-        return copy | {field: list(copy[field]) for field, _ in AXES.values()}
+        copy |= {field: list(copy[field]) for field, _ in AXES.values()}
+        copy["descent_parts"] = list(self.descent_parts)
+        return copy | {"trials": [list(trial) for trial in self.trials]}
 
     @classmethod
     def from_dict(cls, values: Mapping) -> "SweepConfig":
@@ -238,4 +322,9 @@ class SweepConfig:
         if unknown:
             raise ConfigError(f"unknown settings {', '.join(unknown)}")
         axes = {field for field, _ in AXES.values()}
+        values = dict(values)
+        if "trials" in values:
+            values["trials"] = tuple(tuple(trial) for trial in values["trials"])
+        if "descent_parts" in values:
+            values["descent_parts"] = tuple(values["descent_parts"])
         return cls(**{k: tuple(v) if k in axes else v for k, v in values.items()})

@@ -18,10 +18,13 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from jaxsoftmax import catalog
-from jaxsoftmax.errors import DataError
+from jaxsoftmax.errors import ConfigError, DataError
 from jaxsoftmax.idx import read_images, read_labels
 
 SOURCES = ("idx", "tfds")
+# Which random stream of a seed picks the validation split (batches and initial weights
+# use JAX keys of their own).
+VALIDATION_STREAM = 2
 SYSTEM_DATASETS_DIR = pathlib.Path("/usr/share/datasets")
 
 
@@ -85,6 +88,30 @@ class Dataset:
             "class_names": list(self.class_names),
             "background": self.background,
         }
+
+    def split_validation(self, size: int, seed: int) -> tuple["Dataset", np.ndarray]:
+        """The dataset with `size` training examples held out, and those examples.
+
+        The held-out examples are a random choice fixed by `seed` (NumPy's PCG64, the
+        same on every machine); the training examples keep their order.
+
+        Returns:
+          The dataset without them, and their indices in `train_images` (sorted).
+
+        Raises:
+          ConfigError: `size` leaves fewer than one training example.
+        """
+        if size >= len(self.train_images):
+            raise ConfigError(
+                f"a validation split of {size} leaves no training examples of "
+                f"{len(self.train_images)}; use a smaller --validation"
+            )
+        order = np.random.default_rng([seed, VALIDATION_STREAM]).permutation(len(self.train_images))
+        held_out, kept = np.sort(order[:size]), np.sort(order[size:])
+        rest = dataclasses.replace(
+            self, train_images=self.train_images[kept], train_labels=self.train_labels[kept]
+        )
+        return rest, held_out
 
     def fingerprint(self) -> str:
         """A SHA-256 of the arrays (shapes and contents): equal data, equal fingerprint."""

@@ -5,7 +5,7 @@ size makes the loss explode (about 1e9 against 230 at the start for lr 1e6) whil
 weights stay finite, and only absurd values (around 1e37) overflow. So a model counts
 as diverged at the first step where either
 
-- its training loss, its test loss or its parameters are not finite, or
+- its training loss, its test or validation loss or its parameters are not finite, or
 - its training loss has stayed above FACTOR times its first step's loss for a whole
   evaluation window: `eval_every` consecutive steps, but at least MIN_WINDOW (and
   at most the whole run); the divergence step is then the first step of that stretch.
@@ -36,7 +36,7 @@ def update(
     steps: np.ndarray,
     train_loss: np.ndarray,
     eval_steps: np.ndarray,
-    test_loss: np.ndarray,
+    eval_loss: np.ndarray,
     params_finite: np.ndarray,
     window: int,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +48,8 @@ def update(
         threshold, counted back from the chunk's start.
       initial_loss: (K,) the training loss of each model's first step.
       steps: (S,) the steps of this chunk; train_loss: (S, K).
-      eval_steps: (E,) the steps evaluated in this chunk; test_loss: (E, K).
+      eval_steps: (E,) the steps evaluated in this chunk; eval_loss: (E, K), the loss on
+        an evaluated split (the test set's or the validation split's; NaN if either is).
       params_finite: (K,) bool, whether the parameters after the chunk are finite.
       window: steps the loss must stay high for.
 
@@ -65,7 +66,7 @@ def update(
     with np.errstate(invalid="ignore", over="ignore"):
         bad_train = ~np.isfinite(train_loss)
         note(np.where(bad_train.any(axis=0), steps[bad_train.argmax(axis=0)], 0))
-        bad_test = ~np.isfinite(test_loss)
+        bad_test = ~np.isfinite(eval_loss)
         if len(eval_steps):
             note(np.where(bad_test.any(axis=0), eval_steps[bad_test.argmax(axis=0)], 0))
         note(np.where(params_finite, 0, steps[-1]))

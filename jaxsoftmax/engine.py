@@ -14,18 +14,14 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from jaxsoftmax import model
 from jaxsoftmax.batches import batch_indices, init_key, shuffle_key
+from jaxsoftmax.evaluation import Metrics, grid_evaluate
 from jaxsoftmax.histograms import Histogram, parameter_histograms
+from jaxsoftmax.layouts import CLASS_MAJOR, FEATURE_MAJOR, LAYOUTS, to_layout  # noqa: F401
 from jaxsoftmax.optimizer import GradientDescent, gradient_descent
-
-# How a sweep of K models holds its weights (see `to_layout`).
-CLASS_MAJOR = "class_major"
-FEATURE_MAJOR = "feature_major"
-LAYOUTS = (CLASS_MAJOR, FEATURE_MAJOR)
 
 
 class TrainState(NamedTuple):
@@ -42,26 +38,32 @@ class TrainState(NamedTuple):
 
 
 class DeviceData(NamedTuple):
-    """A dataset on the device, images still uint8 and flattened.
+    """A dataset on the device, images still uint8 and flattened. A split with no
+    examples is not evaluated (a search evaluates the validation split alone).
 
     Attributes:
       train_images: uint8 (num_train, num_features).
       train_labels: int32 (num_train,).
       test_images: uint8 (num_test, num_features).
       test_labels: int32 (num_test,).
+      validation_images: uint8 (num_validation, num_features), held out of training.
+      validation_labels: int32 (num_validation,).
     """
 
     train_images: jax.Array
     train_labels: jax.Array
     test_images: jax.Array
     test_labels: jax.Array
+    validation_images: jax.Array
+    validation_labels: jax.Array
 
-
-class Metrics(NamedTuple):
-    """Loss (the scaled objective) and accuracy; leading axes depend on where they come from."""
-
-    loss: jax.Array
-    accuracy: jax.Array
+    def evaluated(self) -> dict[str, tuple[jax.Array, jax.Array]]:
+        """{split: (images, labels)} of the splits with examples: `test`, `validation`."""
+        splits = {
+            "test": (self.test_images, self.test_labels),
+            "validation": (self.validation_images, self.validation_labels),
+        }
+        return {name: split for name, split in splits.items() if split[0].shape[0]}
 
 
 def init_state(
@@ -105,31 +107,6 @@ def train_step(
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
     return TrainState(params, opt_state), Metrics(loss, batch_accuracy)
-
-
-def to_layout(tree, layout: str):
-    """Converts a sweep's weight matrices between one model's layout and `layout` (both ways).
-
-    One model's weights are (features, classes); a sweep of K holds them as
-    (K, features, classes) in the `feature_major` layout (plain `jax.vmap`), or, in the
-    `class_major` layout, together with optimiser state shaped like them, as
-    (K, classes, features). Then XLA's CPU backend computes the weight gradient of all
-    K models as one (K * classes, features) matrix that the update consumes in place
-    (K=300: 47% to 53% of the matrix-multiply peak); on an H100 the feature-major
-    layout was faster (K=1000: 5.26 M against 2.26 M model-steps/s). See
-    benchmarks/RESULTS.md. Leaves other than `w` pass through.
-    """
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; the layouts are {', '.join(LAYOUTS)}")
-    if layout == FEATURE_MAJOR:
-        return tree
-
-    def convert(path, leaf):
-        is_weights = path and getattr(path[-1], "key", None) == "w"
-        # A method, not jnp.swapaxes: host (NumPy) copies stay on the host.
-        return leaf.swapaxes(-1, -2) if is_weights else leaf
-
-    return jax.tree_util.tree_map_with_path(convert, tree)
 
 
 def sweep_step(
@@ -190,59 +167,6 @@ def grid_step(
     return jax.vmap(step, in_axes=(0, 0, 0, None))(state, inputs, labels, loss_scale)
 
 
-# Logits computed at once by `grid_evaluate`: enough for one wide product, few enough
-# (24 MB) that the softmax and argmax over them reuse the cache.
-LOGITS_PER_BLOCK = 6_000_000
-
-
-def grid_evaluate(
-    params: model.Params,
-    inputs: jax.Array,
-    labels: jax.Array,
-    loss_scale: float | jax.Array,
-    layout: str,
-) -> Metrics:
-    """Loss and accuracy of every model of a grid on a whole split.
-
-    Args:
-      params: leading axes (S, M), in `layout`.
-      inputs: float32 (N, features), pixels in [0, 1].
-      labels: int32 (N,).
-      loss_scale: multiplier of the mean cross-entropy.
-      layout: how `params` hold their weights.
-
-    Every model's logits come from one wide product, (examples, features) x
-    (features, S * M * classes), instead of a thin one per model; with many models
-    the examples go through in blocks of at most LOGITS_PER_BLOCK logits (K=300
-    on a CPU, 10,000 MNIST test images: about 0.31 s instead of 0.44 s).
-
-    Returns:
-      Metrics of shape (S, M).
-    """
-    weights = to_layout(params, layout)["w"]  # (S, M, features, classes)
-    biases = params["b"][:, :, None, :]  # (S, M, 1, classes)
-
-    def block_sums(block_inputs, block_labels):
-        logits = jnp.einsum("nf,smfc->smnc", block_inputs, weights) + biases
-        targets = block_labels[None, None, :]
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-        hits = jnp.argmax(logits, axis=-1) == targets
-        return losses.sum(axis=-1), hits.sum(axis=-1)
-
-    num_examples, num_features = inputs.shape
-    block = max(1, min(num_examples, LOGITS_PER_BLOCK // weights[..., 0, :].size))
-    whole = num_examples // block * block
-    losses, hits = jax.lax.map(
-        lambda pair: block_sums(*pair),
-        (inputs[:whole].reshape(-1, block, num_features), labels[:whole].reshape(-1, block)),
-    )
-    loss_sum, hit_sum = losses.sum(axis=0), hits.sum(axis=0)
-    if whole < num_examples:
-        losses, hits = block_sums(inputs[whole:], labels[whole:])
-        loss_sum, hit_sum = loss_sum + losses, hit_sum + hits
-    return Metrics(loss_scale * loss_sum / num_examples, hit_sum / num_examples)
-
-
 @functools.partial(
     jax.jit,
     static_argnames=(
@@ -262,7 +186,7 @@ def run_chunk(
     descent: GradientDescent,
     layout: str,
     histogram_buckets: int = 0,
-) -> tuple[TrainState, Metrics, Metrics, dict[str, Histogram] | None]:
+) -> tuple[TrainState, Metrics, dict[str, Metrics], dict[str, Histogram] | None]:
     """Trains a grid for `num_windows * window_steps` steps, evaluating after each window.
 
     Args:
@@ -278,10 +202,14 @@ def run_chunk(
         after each window, on the device. (All keyword arguments are static.)
 
     Returns:
-      The new state; training metrics (num_windows, window_steps, S, M); test metrics
-      (num_windows, S, M) after each window; histograms (num_windows, S, M, ...) or None.
+      The new state; training metrics (num_windows, window_steps, S, M); {split: metrics
+      (num_windows, S, M) after each window} for each split evaluated (see
+      `DeviceData.evaluated`); histograms (num_windows, S, M, ...) or None.
     """
-    test_inputs = model.scale_images(data.test_images)
+    evaluated = {
+        name: (model.scale_images(images), labels)
+        for name, (images, labels) in data.evaluated().items()
+    }
     batches = _chunk_batches(
         seeds, start_step, num_windows, window_steps, batch_size, data.train_images.shape[0]
     )
@@ -301,11 +229,14 @@ def run_chunk(
     def one_window(state, window_batches):
         state, train_metrics = jax.lax.scan(one_step, state, window_batches)
         params = _unsqueeze(state.params) if one_seed else state.params
-        test_metrics = grid_evaluate(params, test_inputs, data.test_labels, loss_scale, layout)
+        evaluations = {
+            name: grid_evaluate(params, inputs, labels, loss_scale, layout)
+            for name, (inputs, labels) in evaluated.items()
+        }
         histograms = _histograms(params, histogram_buckets)
         if one_seed:
             train_metrics = jax.tree_util.tree_map(lambda leaf: leaf[:, None], train_metrics)
-        return state, (train_metrics, test_metrics, histograms)
+        return state, (train_metrics, evaluations, histograms)
 
     state, outputs = jax.lax.scan(one_window, _squeeze(state) if one_seed else state, batches)
     return (_unsqueeze(state) if one_seed else state), *outputs

@@ -85,14 +85,20 @@ def run_names(config: SweepConfig, labels: Mapping[str, Sequence[str]] | None = 
     Args:
       config: the sweep.
       labels: {axis: its values as the user wrote them}, for any axes; others are
-        written with `format_value`.
+        written with `format_value`, and a random search's values with the fewest
+        significant digits (3 or more) that tell its trials apart.
     """
     labels = labels or {}
     values = config.grid
-    names = []
-    for point in config.points:
-        written = {axis: labels[axis][values[axis].index(point[axis])] for axis in labels}
-        names.append(run_name(point, written, config.varying))
-    if len(set(names)) != len(names):
-        raise ConfigError("two grid points would get the same run name")
-    return names
+    for digits in range(3, 18) if config.trials else [None]:
+        names = []
+        for point in config.points:
+            written = {axis: labels[axis][values[axis].index(point[axis])] for axis in labels}
+            if digits is not None:
+                written = {
+                    axis: f"{point[axis]:.{digits}g}" for axis in point if axis != "seed"
+                } | written
+            names.append(run_name(point, written, config.varying))
+        if len(set(names)) == len(names):
+            return names
+    raise ConfigError("two grid points would get the same run name")

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsoftmax import engine, parallel
+from jaxsoftmax import engine, parallel, warm
 from jaxsoftmax.checkpoint import SweepCheckpoint
 from jaxsoftmax.config import SweepConfig
 from jaxsoftmax.data import Dataset
@@ -27,6 +27,7 @@ from jaxsoftmax.optimizer import GradientDescent
 from jaxsoftmax.plan import SweepPlan, make_plan
 from jaxsoftmax.progress import ChunkReport, Progress, chunk_report
 from jaxsoftmax.results import SweepResult
+from jaxsoftmax.warm import WarmStart
 
 
 class SweepRun:
@@ -47,16 +48,19 @@ class SweepRun:
         plan: SweepPlan,
         progress: Progress,
         *,
-        position: tuple[int, int] = (0, 0),
+        position: tuple[int, int] | None = None,
         saved_state: list[np.ndarray] | None = None,
+        initial: tuple[int, list[np.ndarray] | None] = (0, None),
+        keep_states: bool = False,
         histogram_buckets: int = 0,
         devices=None,
     ):
         """Use `start` or `restore`."""
-        if config.batch_size > len(dataset.train_images):
+        training_examples = len(dataset.train_images) - config.validation
+        if config.batch_size > training_examples:
             raise ConfigError(
                 f"batch size {config.batch_size} is larger than the training set "
-                f"({len(dataset.train_images)} examples); use a smaller --batch-size"
+                f"({training_examples} examples); use a smaller --batch-size"
             )
         self.config, self.plan, self.progress = config, plan, progress
         self._dataset = dataset
@@ -66,14 +70,21 @@ class SweepRun:
                 f"the plan is for {plan.num_devices} devices and this run has {self._mesh.size}"
             )
         self._spread = self._mesh.size > 1 or jax.process_count() > 1
-        self._data = _to_device(dataset, self._mesh if self._spread else None)
+        self._data = _to_device(dataset, config, self._mesh if self._spread else None)
         self._loss_scale = self._replicated(np.float32(config.loss_scale))
-        self.descent = GradientDescent(any(config.weight_decays), any(config.momenta))
+        self.descent = GradientDescent(config.uses_weight_decay, config.uses_momentum)
         self._histogram_buckets = histogram_buckets
-        self._position, self._saved_state = position, saved_state
+        self._initial_step, self._initial_state = initial
+        if self._initial_step and self._initial_step not in plan.chunk_ends:
+            raise ConfigError(
+                f"a warm start at step {self._initial_step} ends no chunk of the plan"
+            )
+        self._keep_states = keep_states
+        self._position = position or (0, self._initial_step)
+        self._saved_state = saved_state
         self._state = None  # the device state at `_position`, once training has run
         self._programs = {}
-        self._checkpointed_at = self._total_steps(position)
+        self._checkpointed_at = self._total_steps(self._position)
         self._fingerprint = None
         self._times_before = (progress.compile_s, progress.train_s)
 
@@ -86,6 +97,8 @@ class SweepRun:
         *,
         histogram_buckets: int = 0,
         keep_params: bool = True,
+        warm: WarmStart | None = None,
+        keep_states: bool = False,
         devices=None,
     ) -> "SweepRun":
         """A new sweep of `config` on `dataset`, following `plan` (default: `make_plan`'s).
@@ -94,6 +107,9 @@ class SweepRun:
           histogram_buckets: if positive, each report carries histograms of every
             model's parameters at each evaluation, computed on the device.
           keep_params: keep every model's final parameters for `result()`.
+          warm: begin from these states and this step instead of the start.
+          keep_states: keep every model's final training state (`progress.states`),
+            for a warm start of another sweep.
           devices: the devices to shard the models over (default: every device of
             every process); as many as `plan.num_devices`.
         """
@@ -109,9 +125,17 @@ class SweepRun:
         progress = Progress.start(
             config, dataset.num_features, dataset.num_classes, keep_params=keep_params
         )
+        if warm is not None:
+            progress = warm.progress.copy()
+            if keep_params and progress.params is None:
+                progress.params = Progress.start(
+                    config, dataset.num_features, dataset.num_classes, keep_params=True
+                ).params
         return cls(
-            dataset, config, plan, progress, histogram_buckets=histogram_buckets, devices=devices
-        )
+            dataset, config, plan, progress, histogram_buckets=histogram_buckets,
+            initial=(warm.step, warm.state) if warm else (0, None), keep_states=keep_states,
+            devices=devices,
+        )  # fmt: skip
 
     @classmethod
     def restore(
@@ -166,6 +190,8 @@ class SweepRun:
             progress,
             position=(checkpoint.slice_index, checkpoint.step),
             saved_state=checkpoint.state,
+            initial=(checkpoint.initial_step, checkpoint.initial_state),
+            keep_states=progress.states is not None,
             histogram_buckets=histogram_buckets,
             devices=devices,
         )
@@ -182,8 +208,8 @@ class SweepRun:
 
     @property
     def total_steps(self) -> int:
-        """Steps of the whole sweep, counting every slice's."""
-        return self.plan.num_slices * self.config.steps
+        """Steps of the whole sweep, counting every slice's (after a warm start's)."""
+        return self.plan.num_slices * (self.config.steps - self._initial_step)
 
     def __iter__(self) -> Iterator[ChunkReport]:
         for index in range(self._position[0], self.plan.num_slices):
@@ -225,7 +251,7 @@ class SweepRun:
             num_features=self._dataset.num_features,
             num_classes=self._dataset.num_classes,
             init_scale=self.config.init_scale,
-            cosine_steps=self.config.steps if self.config.schedule == "cosine" else 0,
+            cosine_steps=self.config.cosine_steps,
             descent=self.descent,
             layout=self.plan.layout,
             target=target,
@@ -236,6 +262,9 @@ class SweepRun:
             state = self._restored(state, self._saved_state)
             self._saved_state = None
             return state, self._position[1]
+        if self._initial_state is not None:  # a warm start: these models' states
+            leaves = warm.slice_leaves(self._initial_state, state, self.plan, index)
+            return self._restored(state, leaves), self._initial_step
         return state, 0
 
     def _restored(self, template, leaves: list[np.ndarray]):
@@ -271,18 +300,21 @@ class SweepRun:
         self.progress.compile_s += time.perf_counter() - start
 
     def _record(self, index, models, valid, steps, window_steps, state, outputs) -> ChunkReport:
-        params, train, test, histograms = parallel.to_host((state.params, *outputs))
+        params, train, evaluations, histograms = parallel.to_host((state.params, *outputs))
         finished = int(steps[-1]) == self.config.steps
         report = chunk_report(
             models, valid, steps, window_steps, engine.to_layout(params, self.plan.layout),
-            train, test, histograms, finished,
+            train, evaluations, histograms, finished,
         )  # fmt: skip
         diverged_at = self.progress.record(report, self.config)
         now = time.perf_counter()
         self.progress.train_s += now - self._clock
         self._clock = now
         if finished:
-            self._position, self._state = (index + 1, 0), None
+            if self._keep_states:
+                state_host = parallel.to_host(state)
+                self.progress.keep_states(models, warm.models_first(state_host, self.plan, index))
+            self._position, self._state = (index + 1, self._initial_step), None
         else:
             self._position, self._state = (index, int(steps[-1])), state
         return dataclasses.replace(report, diverged_at=diverged_at.copy())
@@ -307,6 +339,8 @@ class SweepRun:
             step=self._position[1],
             state=leaves,
             progress=self.progress.copy(),
+            initial_step=self._initial_step,
+            initial_state=self._initial_state,
         )
 
     def checkpoint_due(self, every: int | None) -> bool:
@@ -339,6 +373,8 @@ class SweepRun:
             eval_steps=self.config.eval_steps,
             test_loss=progress.test_loss,
             test_accuracy=progress.test_accuracy,
+            validation_loss=progress.validation_loss,
+            validation_accuracy=progress.validation_accuracy,
             compile_s=progress.compile_s,
             train_s=progress.train_s,
             steps_done=progress.steps_done,
@@ -347,7 +383,8 @@ class SweepRun:
         )
 
     def _total_steps(self, position: tuple[int, int]) -> int:
-        return position[0] * self.config.steps + position[1]
+        per_slice = self.config.steps - self._initial_step
+        return position[0] * per_slice + position[1] - self._initial_step
 
     def _replicated(self, value: np.ndarray) -> jax.Array:
         if not self._spread:
@@ -367,13 +404,21 @@ def _pad(values: list, size: int) -> list:
     return values + values[-1:] * (size - len(values))
 
 
-def _to_device(dataset: Dataset, mesh=None) -> engine.DeviceData:
-    """Puts a dataset on the device (every device of `mesh`), images uint8 and flattened."""
+def _to_device(dataset: Dataset, config: SweepConfig, mesh=None) -> engine.DeviceData:
+    """Puts the data a sweep trains and evaluates on on the device (every device of
+    `mesh`), images uint8 and flattened: its validation split held out of the training
+    examples, and no test set where `config` does not evaluate it."""
+    train, validation = dataset, np.zeros(0, np.int64)
+    if config.validation:
+        train, validation = dataset.split_validation(config.validation, config.seed)
+    test = slice(None) if config.evaluate_test else slice(0)
     arrays = (
-        dataset.train_images.reshape(len(dataset.train_images), -1),
-        dataset.train_labels,
-        dataset.test_images.reshape(len(dataset.test_images), -1),
-        dataset.test_labels,
+        train.train_images.reshape(len(train.train_images), -1),
+        train.train_labels,
+        dataset.test_images[test].reshape(-1, dataset.num_features),
+        dataset.test_labels[test],
+        dataset.train_images[validation].reshape(-1, dataset.num_features),
+        dataset.train_labels[validation],
     )
     if mesh is None:
         return engine.DeviceData(*map(jnp.asarray, arrays))

@@ -31,7 +31,7 @@ class RunOutputs(contextlib.AbstractContextManager):
       names: each model's TensorBoard run name.
       summaries: whether to write TensorBoard events.
       quiet: no progress bar.
-      checkpoint_extra: what the command line keeps in each checkpoint.
+      checkpoint_extra: the command line's settings, kept in each checkpoint.
       resumes: how many times the run has been resumed.
     """
 
@@ -49,7 +49,8 @@ class RunOutputs(contextlib.AbstractContextManager):
     ):
         import tqdm
 
-        self._logdir, self._extra, self._names = logdir, checkpoint_extra, list(names)
+        self._logdir, self._names = logdir, list(names)
+        self._extra = {"settings": checkpoint_extra}
         self._stack = contextlib.ExitStack()
         self._writer = None
         with contextlib.ExitStack() as opened:
@@ -79,20 +80,33 @@ class RunOutputs(contextlib.AbstractContextManager):
                 steps=report.steps,
                 train=report.train._asdict(),
                 eval_steps=report.eval_steps,
-                test=report.test._asdict(),
+                evaluations={
+                    split: metrics._asdict()
+                    for split, metrics in (("test", report.test), ("validation", report.validation))
+                    if metrics is not None
+                },
                 histograms=report.histograms,
                 weights=report.params["w"],
                 diverged_at=report.diverged_at,
             )
         self._bar.update(len(report.steps))
-        accuracy = report.test.accuracy[-1]
-        if np.isfinite(accuracy).any():
-            self._bar.set_postfix(test_accuracy=f"{np.nanmax(accuracy):.2%}")
+        for split in ("validation", "test"):  # the one to choose on, if there is one
+            metrics = getattr(report, split)
+            if metrics is not None and np.isfinite(metrics.accuracy[-1]).any():
+                best = f"{np.nanmax(metrics.accuracy[-1]):.2%}"
+                self._bar.set_postfix({f"{split}_accuracy": best})
+                break
 
-    def save(self, checkpoint: checkpoints.SweepCheckpoint) -> None:
-        """Saves a checkpoint (process 0 only; every process must make it)."""
-        if self._logdir is not None:
-            checkpoints.save(self._logdir / checkpoints.CHECKPOINT_FILE, checkpoint, self._extra)
+    def save(self, checkpoint) -> None:
+        """Saves a checkpoint, a sweep's or a search's (process 0 only; every process
+        must make it)."""
+        if self._logdir is None:
+            return
+        extra, arrays = self._extra, None
+        if hasattr(checkpoint, "search"):  # a search's: its own state beside the rung's
+            extra = extra | {"search": checkpoint.search}
+            checkpoint, arrays = checkpoint.sweep, checkpoint.arrays
+        checkpoints.save(self._logdir / checkpoints.CHECKPOINT_FILE, checkpoint, extra, arrays)
 
     def analyse(self, result, dataset: Dataset) -> dict[int, dict]:
         """Where each finished model errs (see `analysis`), drawn in TensorBoard; returns

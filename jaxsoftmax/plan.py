@@ -19,8 +19,8 @@ import numpy as np
 from jaxsoftmax import parallel
 from jaxsoftmax.config import SweepConfig, check_count
 from jaxsoftmax.data import Dataset
-from jaxsoftmax.engine import CLASS_MAJOR, FEATURE_MAJOR, LAYOUTS
 from jaxsoftmax.errors import ConfigError
+from jaxsoftmax.layouts import CLASS_MAJOR, FEATURE_MAJOR, LAYOUTS
 
 # Models per device in one program when the caller does not say: on a CPU, throughput
 # stops growing near K = 100 to 300, and each model costs about 1.3 MB there.
@@ -226,7 +226,7 @@ def bytes_per_model(config: SweepConfig, num_features: int, num_classes: int, nu
     state (several copies in flight), a step's logits, and the test evaluation's
     logits and probabilities."""
     parameters = (num_features + 1) * num_classes * 4
-    copies = 5 + any(config.momenta)
+    copies = 5 + config.uses_momentum
     step = 4 * config.batch_size * num_classes * 4 + config.chunk_steps * 8
     evaluation = 3 * num_test * num_classes * 4
     return copies * parameters + step + evaluation

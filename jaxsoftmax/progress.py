@@ -21,7 +21,8 @@ class ChunkReport:
       steps: (S,) the step numbers this chunk trained, 1-based.
       train: training metrics, each (S, K).
       eval_steps: (E,) steps after which the chunk evaluated.
-      test: test metrics, each (E, K).
+      test: test metrics, each (E, K); None where the test set is not evaluated.
+      validation: validation metrics, each (E, K); None without a validation split.
       params: the parameters after the chunk's last step, `w` (K, features, classes)
         and `b` (K, classes).
       histograms: `weights` and `biases` histograms at each evaluation, leading
@@ -35,7 +36,8 @@ class ChunkReport:
     steps: np.ndarray
     train: Metrics
     eval_steps: np.ndarray
-    test: Metrics
+    test: Metrics | None
+    validation: Metrics | None
     params: dict[str, np.ndarray]
     histograms: dict[str, Histogram] | None
     diverged_at: np.ndarray
@@ -49,12 +51,16 @@ class Progress:
     Attributes:
       train_loss, train_accuracy: (steps, K), each step's minibatch metrics; NaN
         where not reached.
-      test_loss, test_accuracy: (E, K) at `config.eval_steps`; NaN where not reached.
+      test_loss, test_accuracy: (E, K) at `config.eval_steps`; NaN where not reached
+        (or not evaluated).
+      validation_loss, validation_accuracy: the same on the validation split.
       steps_done: (K,) the steps each model has taken.
       diverged_at: (K,) the step each model diverged at, 0 if it has not.
       high_steps: (K,) steps up to now with a loss above the divergence threshold.
       params: final `w` (K, features, classes) and `b` (K, classes) of the models
         that finished (NaN for the others), or None if they are not kept.
+      states: the leaves of the final `TrainState` of the models that finished,
+        models-first (K, ...) (see `warm`), where they are kept; else None.
       compile_s, train_s: seconds spent compiling, and training and evaluating.
     """
 
@@ -62,10 +68,13 @@ class Progress:
     train_accuracy: np.ndarray
     test_loss: np.ndarray
     test_accuracy: np.ndarray
+    validation_loss: np.ndarray
+    validation_accuracy: np.ndarray
     steps_done: np.ndarray
     diverged_at: np.ndarray
     high_steps: np.ndarray
     params: dict[str, np.ndarray] | None
+    states: list[np.ndarray] | None = None
     compile_s: float = 0.0
     train_s: float = 0.0
 
@@ -99,8 +108,12 @@ class Progress:
         self.train_loss[np.ix_(rows, models)] = report.train.loss
         self.train_accuracy[np.ix_(rows, models)] = report.train.accuracy
         evals = np.searchsorted(config.eval_steps, report.eval_steps)
-        self.test_loss[np.ix_(evals, models)] = report.test.loss
-        self.test_accuracy[np.ix_(evals, models)] = report.test.accuracy
+        for split in ("test", "validation"):
+            metrics = getattr(report, split)
+            if metrics is not None:
+                getattr(self, f"{split}_loss")[np.ix_(evals, models)] = metrics.loss
+                getattr(self, f"{split}_accuracy")[np.ix_(evals, models)] = metrics.accuracy
+        evaluated = [m.loss for m in (report.test, report.validation) if m is not None]
         self.steps_done[models] = report.steps[-1]
         finite = np.isfinite(report.params["w"]).all(axis=(1, 2)) & np.isfinite(
             report.params["b"]
@@ -112,7 +125,7 @@ class Progress:
             steps=report.steps,
             train_loss=report.train.loss,
             eval_steps=report.eval_steps,
-            test_loss=report.test.loss,
+            eval_loss=np.maximum.reduce(evaluated) if evaluated else np.zeros((0, len(models))),
             params_finite=finite,
             window=divergence.window(config.eval_every, config.steps),
         )
@@ -121,12 +134,21 @@ class Progress:
                 self.params[name][models] = report.params[name]
         return self.diverged_at[models]
 
+    def keep_states(self, models: np.ndarray, leaves: list[np.ndarray]) -> None:
+        """Keeps the final state leaves (len(models), ...) of `models`."""
+        if self.states is None:
+            num_models = len(self.steps_done)
+            self.states = [np.zeros((num_models, *leaf.shape[1:]), leaf.dtype) for leaf in leaves]
+        for kept, leaf in zip(self.states, leaves, strict=True):
+            kept[models] = leaf
+
     def copy(self) -> "Progress":
         """A copy that later records leave as it is."""
         return dataclasses.replace(
             self,
             **{field.name: getattr(self, field.name).copy() for field in _array_fields()},
             params=None if self.params is None else {k: v.copy() for k, v in self.params.items()},
+            states=None if self.states is None else [leaf.copy() for leaf in self.states],
         )
 
     def inconsistencies(self, config: SweepConfig) -> list[str]:
@@ -148,7 +170,7 @@ def _array_fields():
     return [
         field
         for field in dataclasses.fields(Progress)
-        if field.name not in ("params", "compile_s", "train_s")
+        if field.name not in ("params", "states", "compile_s", "train_s")
     ]
 
 
@@ -160,11 +182,13 @@ def shapes(config: SweepConfig) -> list[tuple[str, tuple[int, int]]]:
         ("train_accuracy", (steps, models)),
         ("test_loss", (evals, models)),
         ("test_accuracy", (evals, models)),
+        ("validation_loss", (evals, models)),
+        ("validation_accuracy", (evals, models)),
     ]
 
 
 def chunk_report(
-    models, valid, steps, window_steps, params, train, test, histograms, finished
+    models, valid, steps, window_steps, params, train, evaluations, histograms, finished
 ) -> ChunkReport:
     """A chunk's outputs (leading axes S x M, padded) as a report on its valid models."""
     seeds, settings = valid
@@ -179,7 +203,10 @@ def chunk_report(
         steps=steps,
         train=engine.Metrics(*(flat(m, 2).reshape(len(steps), -1) for m in train)),
         eval_steps=steps[window_steps - 1 :: window_steps],
-        test=engine.Metrics(*(flat(m, 1) for m in test)),
+        test=_evaluated(evaluations, "test", flat, len(steps[window_steps - 1 :: window_steps])),
+        validation=_evaluated(
+            evaluations, "validation", flat, len(steps[window_steps - 1 :: window_steps])
+        ),
         params=jax.tree_util.tree_map(lambda leaf: flat(leaf, 0), params),
         histograms=(
             None
@@ -189,3 +216,9 @@ def chunk_report(
         diverged_at=np.zeros(len(models), np.int64),
         finished=finished,
     )
+
+
+def _evaluated(evaluations: dict, split: str, flat, num_evals: int) -> engine.Metrics | None:
+    if split not in evaluations:
+        return None
+    return engine.Metrics(*(flat(m, 1) for m in evaluations[split]))

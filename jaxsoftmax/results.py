@@ -26,8 +26,10 @@ class SweepResult:
       train_loss: (steps, K), the objective on each step's batch, before that step.
       train_accuracy: (steps, K).
       eval_steps: (E,), the step after which each evaluation ran.
-      test_loss: (E, K), the objective on the full test set.
+      test_loss: (E, K), the objective on the full test set (NaN if not evaluated).
       test_accuracy: (E, K).
+      validation_loss, validation_accuracy: (E, K) on the validation split, where the
+        config holds one out (else None).
       compile_s: seconds spent compiling.
       train_s: seconds spent training and evaluating, compilation excluded.
       steps_done: (K,) the steps each model took: all of them unless `interrupted`.
@@ -49,6 +51,8 @@ class SweepResult:
     steps_done: np.ndarray | None = None
     diverged_at: np.ndarray | None = None
     interrupted: bool = False
+    validation_loss: np.ndarray | None = None
+    validation_accuracy: np.ndarray | None = None
 
     def __post_init__(self):
         num_models = self.config.num_models
@@ -59,14 +63,20 @@ class SweepResult:
 
     def runs(self) -> list[dict]:
         """One summary per model: its hyperparameters (under their grid names), its
-        final train loss, test loss and test accuracy (None where not finite or not
-        reached), the steps it took and whether it diverged (and at which step)."""
+        final train loss, test loss and test accuracy (None where not finite, reached
+        or evaluated), and validation accuracy and loss where there is a validation
+        split, the steps it took and whether it diverged (and at which step)."""
         runs = []
+        held_out = self.config.validation and self.validation_accuracy is not None
         for k, point in enumerate(self.config.points):
             done = int(self.steps_done[k])
             evaluated = np.flatnonzero(self.eval_steps <= done)
             last = evaluated[-1] if evaluated.size else None
-            run = point | {
+            run = dict(point)
+            if held_out:
+                run["validation_accuracy"] = _final_value(self.validation_accuracy, last, k)
+                run["validation_loss"] = _final_value(self.validation_loss, last, k)
+            run |= {
                 "test_accuracy": _final_value(self.test_accuracy, last, k),
                 "test_loss": _final_value(self.test_loss, last, k),
                 "train_loss": _final_value(self.train_loss, done - 1 if done else None, k),
@@ -168,23 +178,30 @@ def write_json_atomically(path: str | os.PathLike, document: dict) -> None:
 
 
 def format_table(result: SweepResult, names: Sequence[str] | None = None) -> str:
-    """The final train loss, test loss and test accuracy of each model, and, with several
-    seeds, test accuracy over seeds (mean ± sample standard deviation) per setting.
+    """The final train loss, validation accuracy (where there is a validation split),
+    test loss and test accuracy of each model, and, with several seeds, test accuracy
+    over seeds (mean ± sample standard deviation) per setting.
 
     Models are listed in sweep order; more than TABLE_ROWS are cut to the best
-    TABLE_ROWS by test accuracy (results.json has them all). A model that diverged
-    says at which step, one that was stopped early how far it got; a missing or
-    non-finite value shows as `-`.
+    TABLE_ROWS by validation accuracy, or without a validation split by test accuracy
+    (results.json has them all). A model that diverged says at which step, one that was
+    stopped early how far it got; a missing or non-finite value shows as `-`.
     """
     runs = result.runs()
     names = list(names) if names is not None else grid.run_names(result.config)
+    ranked_by = "validation_accuracy" if "validation_accuracy" in runs[0] else "test_accuracy"
     rows = list(range(len(runs)))
     note = ""
     if len(rows) > TABLE_ROWS:
-        rows = sorted(rows, key=lambda k: -(runs[k]["test_accuracy"] or -1.0))[:TABLE_ROWS]
-        note = f"(the best {TABLE_ROWS} of {len(runs)} models; all are in {RESULTS_FILE})"
+        rows = sorted(rows, key=lambda k: -(runs[k][ranked_by] or -1.0))[:TABLE_ROWS]
+        by = ranked_by.replace("_", " ")
+        note = f"(the best {TABLE_ROWS} of {len(runs)} models by {by}; all are in {RESULTS_FILE})"
+    columns = [("train loss", "train_loss", ".3f")]
+    if ranked_by == "validation_accuracy":
+        columns.append(("validation accuracy", "validation_accuracy", ".2%"))
+    columns += [("test loss", "test_loss", ".3f"), ("test accuracy", "test_accuracy", ".2%")]
     width = max(len("run"), *(len(names[k]) for k in rows))
-    header = f"{'run':<{width}}  {'train loss':>10}  {'test loss':>9}  {'test accuracy':>13}"
+    header = f"{'run':<{width}}" + "".join(f"  {title:>{len(title)}}" for title, _, _ in columns)
     lines = [header, "-" * len(header)]
     for k in rows:
         run = runs[k]
@@ -193,11 +210,8 @@ def format_table(result: SweepResult, names: Sequence[str] | None = None) -> str
             remark = f"  diverged at step {run['diverged_at_step']}"
         elif run["steps"] < result.config.steps:
             remark = f"  stopped after {run['steps']} of {result.config.steps} steps"
-        lines.append(
-            f"{names[k]:<{width}}  {_cell(run['train_loss'], '.3f', 10)}"
-            f"  {_cell(run['test_loss'], '.3f', 9)}  {_cell(run['test_accuracy'], '.2%', 13)}"
-            + remark
-        )
+        cells = "".join(f"  {_cell(run[key], spec, len(title))}" for title, key, spec in columns)
+        lines.append(f"{names[k]:<{width}}{cells}{remark}")
     if note:
         lines.append(note)
     if len(result.config.seed_values) > 1:

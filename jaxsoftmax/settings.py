@@ -39,6 +39,11 @@ class Settings:
     def from_checkpoint(cls, extra: dict, num_models: int, path) -> "Settings":
         """The settings a checkpoint's `extra` holds (for `num_models` models), checked,
         with `resumes` counted up."""
+        if not isinstance(extra.get("settings"), dict):
+            raise CheckpointError(
+                f"{path} was not written by the command line; resume it in Python"
+            )
+        extra = extra["settings"]
         kinds = {
             "run_names": list, "dataset": str, "source": str, "data_dir": (str, type(None)),
             "num_classes": (int, type(None)), "summaries": bool, "checkpoint_every": int,
@@ -80,6 +85,7 @@ def settings_from_flags(args: argparse.Namespace) -> tuple[SweepConfig, Settings
         init_scale=args.init_scale,
         schedule=args.schedule,
         chunk_steps=min(DEFAULT_CHUNK_STEPS, args.checkpoint_every),
+        validation=args.validation,
     )
     settings = Settings(
         run_names=tuple(grid.run_names(config, labels)),

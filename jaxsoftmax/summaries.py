@@ -42,6 +42,7 @@ HISTOGRAM_BUCKETS = 30
 INPUT_IMAGES = 5  # as many as the tutorial showed
 # CUSTOM SCALARS: one chart per metric and split, every model's line in it.
 SCALAR_CHARTS = {
+    "validation accuracy": "validation/accuracy",
     "test accuracy": "test/accuracy",
     "test loss": "test/loss",
     "training loss (minibatch)": "train/loss",
@@ -176,7 +177,7 @@ class SweepSummaries(contextlib.AbstractContextManager):
         steps: np.ndarray,
         train: Mapping[str, np.ndarray],
         eval_steps: np.ndarray,
-        test: Mapping[str, np.ndarray],
+        evaluations: Mapping[str, Mapping[str, np.ndarray]],
         histograms: Mapping[str, Histogram] | None,
         weights: np.ndarray,
         diverged_at: np.ndarray,
@@ -188,7 +189,8 @@ class SweepSummaries(contextlib.AbstractContextManager):
         Args:
           models: (K,) the models' indices (into `run_names`).
           steps: (S,) the steps trained; train: {tag: (S, K)}, e.g. `loss`, `accuracy`.
-          eval_steps: (E,) the steps evaluated; test: {tag: (E, K)}.
+          eval_steps: (E,) the steps evaluated; evaluations: {split: {tag: (E, K)}} for
+            the splits evaluated, `test` and `validation`.
           histograms: {tag: Histogram with leading axes (E, K)}, or None.
           weights: (K, features, classes), after the last step.
           diverged_at: (K,) the step each model diverged at, 0 if it has not.
@@ -196,7 +198,9 @@ class SweepSummaries(contextlib.AbstractContextManager):
         finished = int(steps[-1]) == self._steps
         for k, model_index in enumerate(models.tolist()):
             run = self._names[model_index]
-            for split, at, metrics in (("train", steps, train), ("test", eval_steps, test)):
+            splits = [("train", steps, train)]
+            splits += [(name, eval_steps, values) for name, values in evaluations.items()]
+            for split, at, metrics in splits:
                 events = self._file(run, split, model_index)
                 columns = {f"{split}/{tag}": v[:, k].tolist() for tag, v in metrics.items()}
                 for row, step in enumerate(at.tolist()):
@@ -214,10 +218,11 @@ class SweepSummaries(contextlib.AbstractContextManager):
                 self._write_templates(weights[k], int(steps[-1]), run, model_index)
             if finished:
                 metrics = {
-                    "hparams/test_accuracy": float(test["accuracy"][-1, k]),
-                    "hparams/test_loss": float(test["loss"][-1, k]),
-                    "hparams/diverged": float(bool(diverged_at[k])),
+                    f"hparams/{split}_{tag}": float(values[tag][-1, k])
+                    for split, values in evaluations.items()
+                    for tag in ("accuracy", "loss")
                 }
+                metrics["hparams/diverged"] = float(bool(diverged_at[k]))
                 self._write_hparams(run, model_index, metrics)
                 self._close_run(run)
 
@@ -281,7 +286,7 @@ class SweepSummaries(contextlib.AbstractContextManager):
 
     def _close_run(self, run: str) -> None:
         with contextlib.ExitStack() as stack:
-            for split in ("", "train", "test"):
+            for split in ("", "train", "test", "validation"):
                 events = self._files.pop((run, split), None)
                 if events is not None:
                     stack.callback(events.close)

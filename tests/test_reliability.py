@@ -119,7 +119,7 @@ def test_divergence_rule_matches_a_per_model_loop(data):
             steps=np.arange(begin + 1, end + 1),
             train_loss=train[begin:end],
             eval_steps=np.array([end]),
-            test_loss=test[index : index + 1],
+            eval_loss=test[index : index + 1],
             params_finite=finite_at[end - 1],
             window=window,
         )
