@@ -14,7 +14,7 @@ pytest.importorskip("matplotlib")
 from PIL import Image  # pillow comes with TensorBoard
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from jaxsoftmax import cli, report, runlogs
+from jaxsoftmax import cli, figures, report, runlogs
 
 LABELS = ["0.002", "0.005"]
 STEPS, EVAL_EVERY = 20, 5
@@ -111,7 +111,7 @@ def test_a_grid_is_grouped_by_setting_best_first_and_diverged_apart(grid_dir):
 def test_grid_curves_are_the_mean_and_range_over_seeds(grid_dir):
     settings = runlogs.drawable(settings_of(grid_dir))
     drawn = [report._read_events(grid_dir, setting) for setting in settings]
-    figure = report.accuracy_figure(drawn)
+    figure = figures.accuracy_figure(drawn)
     test_axes = figure.axes[1]
     lines = {line.get_label(): line for line in test_axes.lines}
     assert set(lines) == {s.label for s in drawn}  # the diverged settings are not drawn
@@ -129,7 +129,7 @@ def test_grid_curves_are_the_mean_and_range_over_seeds(grid_dir):
 
 def test_the_diverged_rate_is_never_on_the_accuracy_axis(grid_dir):
     settings = settings_of(grid_dir)
-    figure = report.accuracy_vs_learning_rate_figure(settings)
+    figure = figures.accuracy_vs_learning_rate_figure(settings)
     axes, strip = figure.axes
     document = json.loads((grid_dir / "results.json").read_text())
     plotted = {}
@@ -160,7 +160,7 @@ def test_a_diverged_rate_among_healthy_ones_is_a_cross_on_the_strip(grid_dir):
         if setting.label == "lr=0.002,wd=0":
             setting = runlogs.Setting(setting.label, setting.runs[1:], setting.runs[:1])
         moved.append(setting)
-    axes, strip = report.accuracy_vs_learning_rate_figure(moved).axes
+    axes, strip = figures.accuracy_vs_learning_rate_figure(moved).axes
     line = next(c.lines[0] for c in axes.containers if c.get_label() == "wd=0")
     assert line.get_xdata().tolist() == [0.005]
     crosses = np.concatenate([c.get_offsets() for c in strip.collections])
@@ -196,7 +196,7 @@ def test_write_figures_writes_readable_deterministic_pngs(grid_dir, tmp_path):
 
 def test_weights_show_each_drawn_settings_labelled_templates(run_dir):
     settings = [report._read_events(run_dir, s) for s in runlogs.drawable(settings_of(run_dir))]
-    figure = report.weights_figure(settings)
+    figure = figures.weights_figure(settings)
     shown = [axes for axes in figure.axes if axes.images]
     assert len(shown) == 2
     for axes, setting in zip(shown, settings, strict=True):
@@ -285,11 +285,11 @@ def test_long_training_curves_are_smoothed_over_their_faint_raw_values():
         final_accuracy=0.92,
         curves={"train/accuracy": noisy, "test/accuracy": test},
     )
-    train_axes = report.accuracy_figure([runlogs.Setting("lr=0.005", (run,), ())]).axes[0]
+    train_axes = figures.accuracy_figure([runlogs.Setting("lr=0.005", (run,), ())]).axes[0]
     drawn = {line.get_label(): line for line in train_axes.lines}
     assert set(drawn) == {"lr=0.005", "_lr=0.005 raw"}
     np.testing.assert_array_equal(drawn["_lr=0.005 raw"].get_ydata(), noisy.values)
-    np.testing.assert_allclose(drawn["lr=0.005"].get_ydata(), report.smooth(noisy.values, 0.9))
+    np.testing.assert_allclose(drawn["lr=0.005"].get_ydata(), figures.smooth(noisy.values, 0.9))
     assert drawn["_lr=0.005 raw"].get_alpha() < 1 and "moving average" in train_axes.get_title()
 
 
@@ -300,14 +300,14 @@ def test_smooth_is_tensorboards_debiased_moving_average():
         np.average(values[: i + 1], weights=weight ** np.arange(i, -1, -1))
         for i in range(len(values))
     ]
-    np.testing.assert_allclose(report.smooth(values, weight), expected, rtol=1e-12)
-    np.testing.assert_allclose(report.smooth(np.full(10, 3.5), weight), np.full(10, 3.5))
-    np.testing.assert_array_equal(report.smooth(values, 0.0), values)
+    np.testing.assert_allclose(figures.smooth(values, weight), expected, rtol=1e-12)
+    np.testing.assert_allclose(figures.smooth(np.full(10, 3.5), weight), np.full(10, 3.5))
+    np.testing.assert_array_equal(figures.smooth(values, 0.0), values)
 
 
 def test_smoothing_spans_one_percent_of_the_steps():
-    assert report.smoothing_weight(1000) == pytest.approx(0.9)  # a window of 10 steps
-    assert report.smoothing_weight(STEPS) == 0.0  # a short run is drawn as it is
+    assert figures.smoothing_weight(1000) == pytest.approx(0.9)  # a window of 10 steps
+    assert figures.smoothing_weight(STEPS) == 0.0  # a short run is drawn as it is
 
 
 def test_a_copied_run_draws_the_same(grid_dir, tmp_path):
@@ -322,9 +322,9 @@ def test_a_copied_run_draws_the_same(grid_dir, tmp_path):
 def test_confusion_matrices_are_drawn_as_results_json_has_them(grid_dir):
     document = runlogs.read_results(grid_dir)
     settings = runlogs.drawable(runlogs.group_settings(runlogs.run_logs(document)))
-    figure = report.confusion_figure(settings, document["data"]["class_names"])
+    figure = figures.confusion_figure(settings, document["data"]["class_names"])
     shown = figure.axes
-    assert len(shown) == report.CONFUSIONS
+    assert len(shown) == figures.CONFUSIONS
     by_name = {run["name"]: run for run in document["runs"]}
     for axes, setting in zip(shown, settings, strict=False):
         run = setting.runs[0]
