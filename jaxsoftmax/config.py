@@ -43,6 +43,14 @@ def _as_float(name: str, value) -> float:
     return float(value)
 
 
+def check_positive(name: str, value) -> float:
+    """`value` as a float if it is a positive finite number; else a ConfigError naming `name`."""
+    value = _as_float(name, value)
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} {value:g} is not a positive finite number")
+    return value
+
+
 def check_value(axis: str, value) -> float | int:
     """One value of a grid axis, checked; raises ConfigError naming the rule it breaks."""
     if axis == "seed":
@@ -98,10 +106,7 @@ def check_setting(name: str, value):
     if name == "seed":
         return check_value("seed", value)
     if name == "loss_scale":
-        value = _as_float(name, value)
-        if not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"loss_scale {value:g} is not a positive finite number")
-        return value
+        return check_positive(name, value)
     if name == "init_scale":
         value = _as_float(name, value)
         if not (math.isfinite(value) and value >= 0):
@@ -164,8 +169,8 @@ class SweepConfig:
       trials: explicit settings, (learning_rate, weight_decay, momentum) each, trained
         instead of the product of the three axes (a random search's); the axes stay
         at their defaults then. Seeds still multiply them.
-      schedule_steps: the steps the cosine schedule spans; by default `steps`. A search
-        that stops its weak trials early sets it to the longest any trial may train.
+      schedule_steps: the steps the cosine schedule spans; by default `steps`. A rung
+        of a halving search sets it to the rung's own steps (see `search.Halving`).
       descent_parts: parts of the gradient descent to hold even where every value is 0
         (`weight_decay`, `momentum`): a search's later rungs keep the state its first
         rung began with.
@@ -214,6 +219,20 @@ class SweepConfig:
             values = tuple(getattr(self, field))
             if not (axis == "seed" and not values):
                 object.__setattr__(self, field, check_axis(axis, values))
+
+    def check_fits(self, training_images: int) -> None:
+        """Raises ConfigError when a dataset of `training_images` cannot train this sweep."""
+        training_examples = training_images - self.validation
+        if training_examples < 1:
+            raise ConfigError(
+                f"a validation split of {self.validation} leaves no training examples of "
+                f"{training_images}; use a smaller --validation"
+            )
+        if self.batch_size > training_examples:
+            raise ConfigError(
+                f"batch size {self.batch_size} is larger than the training set "
+                f"({training_examples} examples); use a smaller --batch-size"
+            )
 
     @classmethod
     def from_grid(cls, axes: Mapping[str, Sequence], **settings) -> "SweepConfig":

@@ -191,25 +191,20 @@ def run_chunk(
 
     Args:
       state: the grid's state, S seeds x M models (leading axes), in `layout`.
-      start_step: int32 scalar, the number of steps already taken.
-      data: the dataset on the device.
+      start_step, data: int32 scalar, the steps already taken; the dataset on the device.
       seeds: int32 (S,), the seed of each row of models: it orders their minibatches.
       loss_scale: float32 scalar, multiplier of the mean cross-entropy.
       num_windows, window_steps, batch_size: windows, steps per window, examples per step.
-      descent, layout: the parts of the gradient descent that made `state`, and how it
-        holds its weights (one of LAYOUTS).
-      histogram_buckets: if positive, also histogram every model's weights and biases
-        after each window, on the device. (All keyword arguments are static.)
+      descent, layout: the gradient descent's parts that made `state`; its weights' layout.
+      histogram_buckets: if positive, also every model's parameter histograms per window.
+      (All keyword arguments are static.)
 
     Returns:
       The new state; training metrics (num_windows, window_steps, S, M); {split: metrics
       (num_windows, S, M) after each window} for each split evaluated (see
       `DeviceData.evaluated`); histograms (num_windows, S, M, ...) or None.
     """
-    evaluated = {
-        name: (model.scale_images(images), labels)
-        for name, (images, labels) in data.evaluated().items()
-    }
+    evaluated = {k: (model.scale_images(x), y) for k, (x, y) in data.evaluated().items()}
     batches = _chunk_batches(
         seeds, start_step, num_windows, window_steps, batch_size, data.train_images.shape[0]
     )
@@ -222,9 +217,7 @@ def run_chunk(
         inputs = model.scale_images(data.train_images[indices.reshape(-1)])
         inputs = inputs.reshape(*indices.shape, -1)
         labels = data.train_labels[indices]
-        if one_seed:
-            return step(state, inputs[0], labels[0], loss_scale)
-        return step(state, inputs, labels, loss_scale)
+        return step(state, *((inputs[0], labels[0]) if one_seed else (inputs, labels)), loss_scale)
 
     def one_window(state, window_batches):
         state, train_metrics = jax.lax.scan(one_step, state, window_batches)

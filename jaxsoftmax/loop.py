@@ -56,12 +56,7 @@ class SweepRun:
         devices=None,
     ):
         """Use `start` or `restore`."""
-        training_examples = len(dataset.train_images) - config.validation
-        if config.batch_size > training_examples:
-            raise ConfigError(
-                f"batch size {config.batch_size} is larger than the training set "
-                f"({training_examples} examples); use a smaller --batch-size"
-            )
+        config.check_fits(len(dataset.train_images))
         self.config, self.plan, self.progress = config, plan, progress
         self._dataset = dataset
         self._mesh = parallel.make_mesh(devices)
@@ -70,7 +65,7 @@ class SweepRun:
                 f"the plan is for {plan.num_devices} devices and this run has {self._mesh.size}"
             )
         self._spread = self._mesh.size > 1 or jax.process_count() > 1
-        self._data = _to_device(dataset, config, self._mesh if self._spread else None)
+        self._data = parallel.device_data(dataset, config, self._mesh if self._spread else None)
         self._loss_scale = self._replicated(np.float32(config.loss_scale))
         self.descent = GradientDescent(config.uses_weight_decay, config.uses_momentum)
         self._histogram_buckets = histogram_buckets
@@ -145,12 +140,14 @@ class SweepRun:
         *,
         histogram_buckets: int = 0,
         keep_params: bool | None = None,
+        keep_states: bool | None = None,
         devices=None,
     ) -> "SweepRun":
         """The sweep `checkpoint` saved, going on where it stopped, on the same data.
 
         `keep_params` None keeps final parameters if the checkpoint does; True keeps them
-        from now on (NaN for models finished before), False drops them.
+        from now on (NaN for models finished before), False drops them. `keep_states`
+        None keeps final states if the checkpoint holds some.
 
         Raises:
           CheckpointError: the checkpoint's parts do not fit together, or it was
@@ -191,7 +188,7 @@ class SweepRun:
             position=(checkpoint.slice_index, checkpoint.step),
             saved_state=checkpoint.state,
             initial=(checkpoint.initial_step, checkpoint.initial_state),
-            keep_states=progress.states is not None,
+            keep_states=progress.states is not None if keep_states is None else keep_states,
             histogram_buckets=histogram_buckets,
             devices=devices,
         )
@@ -364,23 +361,7 @@ class SweepRun:
 
     def result(self) -> SweepResult:
         """What the sweep has produced so far; `interrupted` unless it has finished."""
-        progress = self.progress.copy()
-        return SweepResult(
-            config=self.config,
-            params=progress.params,
-            train_loss=progress.train_loss,
-            train_accuracy=progress.train_accuracy,
-            eval_steps=self.config.eval_steps,
-            test_loss=progress.test_loss,
-            test_accuracy=progress.test_accuracy,
-            validation_loss=progress.validation_loss,
-            validation_accuracy=progress.validation_accuracy,
-            compile_s=progress.compile_s,
-            train_s=progress.train_s,
-            steps_done=progress.steps_done,
-            diverged_at=progress.diverged_at,
-            interrupted=not self.finished,
-        )
+        return self.progress.result(self.config, interrupted=not self.finished)
 
     def _total_steps(self, position: tuple[int, int]) -> int:
         per_slice = self.config.steps - self._initial_step
@@ -402,26 +383,3 @@ _HYPER = ("learning_rate", "weight_decay", "momentum")
 
 def _pad(values: list, size: int) -> list:
     return values + values[-1:] * (size - len(values))
-
-
-def _to_device(dataset: Dataset, config: SweepConfig, mesh=None) -> engine.DeviceData:
-    """Puts the data a sweep trains and evaluates on on the device (every device of
-    `mesh`), images uint8 and flattened: its validation split held out of the training
-    examples, and no test set where `config` does not evaluate it."""
-    train, validation = dataset, np.zeros(0, np.int64)
-    if config.validation:
-        train, validation = dataset.split_validation(config.validation, config.seed)
-    test = slice(None) if config.evaluate_test else slice(0)
-    arrays = (
-        train.train_images.reshape(len(train.train_images), -1),
-        train.train_labels,
-        dataset.test_images[test].reshape(-1, dataset.num_features),
-        dataset.test_labels[test],
-        dataset.train_images[validation].reshape(-1, dataset.num_features),
-        dataset.train_labels[validation],
-    )
-    if mesh is None:
-        return engine.DeviceData(*map(jnp.asarray, arrays))
-    return engine.DeviceData(
-        *(parallel.put(a, parallel.sharding(mesh, None, a.ndim)) for a in arrays)
-    )

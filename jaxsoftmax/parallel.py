@@ -8,13 +8,19 @@ mesh then holds every process's devices.
 """
 
 import os
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxsoftmax import engine
 from jaxsoftmax.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jaxsoftmax.config import SweepConfig
+    from jaxsoftmax.data import Dataset
 
 MESH_AXIS = "models"
 # The usual environment of a multi-process launch, read when no flags are given.
@@ -130,3 +136,24 @@ def smallest_over_processes(value: int) -> int:
         return value
     values = multihost_utils.process_allgather(np.asarray([value], np.int64))
     return int(np.asarray(values).min())
+
+
+def device_data(dataset: "Dataset", config: "SweepConfig", mesh=None) -> "engine.DeviceData":
+    """Puts the data a sweep trains and evaluates on on the device (every device of
+    `mesh`), images uint8 and flattened: its validation split held out of the training
+    examples, and no test set where `config` does not evaluate it."""
+    train, validation = dataset, np.zeros(0, np.int64)
+    if config.validation:
+        train, validation = dataset.split_validation(config.validation, config.seed)
+    test = slice(None) if config.evaluate_test else slice(0)
+    arrays = (
+        train.train_images.reshape(len(train.train_images), -1),
+        train.train_labels,
+        dataset.test_images[test].reshape(-1, dataset.num_features),
+        dataset.test_labels[test],
+        dataset.train_images[validation].reshape(-1, dataset.num_features),
+        dataset.train_labels[validation],
+    )
+    if mesh is None:
+        return engine.DeviceData(*map(jax.numpy.asarray, arrays))
+    return engine.DeviceData(*(put(a, sharding(mesh, None, a.ndim)) for a in arrays))

@@ -9,6 +9,7 @@ from jaxsoftmax import divergence, engine
 from jaxsoftmax.config import SweepConfig
 from jaxsoftmax.engine import Metrics
 from jaxsoftmax.histograms import Histogram
+from jaxsoftmax.results import SweepResult
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +142,26 @@ class Progress:
             self.states = [np.zeros((num_models, *leaf.shape[1:]), leaf.dtype) for leaf in leaves]
         for kept, leaf in zip(self.states, leaves, strict=True):
             kept[models] = leaf
+
+    def result(self, config: SweepConfig, *, interrupted: bool) -> SweepResult:
+        """A `SweepResult` of a copy of this record."""
+        progress = self.copy()
+        return SweepResult(
+            config=config,
+            params=progress.params,
+            train_loss=progress.train_loss,
+            train_accuracy=progress.train_accuracy,
+            eval_steps=config.eval_steps,
+            test_loss=progress.test_loss,
+            test_accuracy=progress.test_accuracy,
+            validation_loss=progress.validation_loss,
+            validation_accuracy=progress.validation_accuracy,
+            compile_s=progress.compile_s,
+            train_s=progress.train_s,
+            steps_done=progress.steps_done,
+            diverged_at=progress.diverged_at,
+            interrupted=interrupted,
+        )
 
     def copy(self) -> "Progress":
         """A copy that later records leave as it is."""
