@@ -258,6 +258,8 @@ def read_final_params(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarr
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             meta = json.loads(archive["meta"].tobytes().decode())
             _check_format(path, meta)
+            if "params_w" in meta.get("extra_arrays", []):  # a search's: every trial's
+                return meta, {name: archive[f"extra_params_{name}"] for name in ("w", "b")}
             if not meta["has_params"]:
                 return meta, None
             return meta, {name: archive[f"params_{name}"] for name in ("w", "b")}

@@ -223,8 +223,15 @@ class SweepSummaries(contextlib.AbstractContextManager):
                     for tag in ("accuracy", "loss")
                 }
                 metrics["hparams/diverged"] = float(bool(diverged_at[k]))
+                metrics["hparams/steps_trained"] = float(self._steps)
                 self._write_hparams(run, model_index, metrics)
                 self._close_run(run)
+
+    def write_session(self, model_index: int, metrics: dict[str, float]) -> None:
+        """An HPARAMS session alone for a model (a search's trial stopped early)."""
+        run = self._names[model_index]
+        self._write_hparams(run, model_index, metrics)
+        self._close_run(run)
 
     def write_analysis(
         self, model_index: int, analysis, test_images: np.ndarray, test_labels: np.ndarray

@@ -176,11 +176,15 @@ class TrainedRun:
         """
         if metric not in METRICS:
             raise DataError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        chosen = (self.results.get("search") or {}).get("chosen")
+        if metric == "validation_accuracy" and chosen is not None:
+            return self[chosen]  # the search's own choice: the best of the trials that finished
+        steps = max(run["steps"] for run in self.runs)
         scored = [
             (run[metric], run["name"])
             for run in self.runs
             if not run.get("diverged") and isinstance(run.get(metric), (int, float))
-            and math.isfinite(run[metric])
+            and math.isfinite(run[metric]) and run["steps"] == steps
         ]  # fmt: skip
         if not scored:
             why = "no validation split to choose on (train with --validation N)"

@@ -62,3 +62,27 @@ def models_first(state_host, plan: SweepPlan, index: int) -> list[np.ndarray]:
         np.asarray(leaf)[: len(seeds), : len(settings)].reshape(-1, *leaf.shape[2:])
         for leaf in jax.tree_util.tree_leaves(models)
     ]
+
+
+def restart_schedule(leaves: list[np.ndarray], descent, steps: int) -> list[np.ndarray]:
+    """Models-first state leaves whose cosine schedule starts again: its step count 0,
+    decaying to 0 over `steps` steps (parameters and momentum kept as they are)."""
+    import optax
+
+    from jaxsoftmax import engine
+
+    template = engine.init_state(
+        {"w": np.zeros((1, 1), np.float32), "b": np.zeros(1, np.float32)}, 0.0, 0,
+        0.0 if descent.weight_decay else None, 0.0 if descent.momentum else None,
+    )  # fmt: skip
+    treedef = jax.tree_util.tree_structure(template)
+    numbered = jax.tree_util.tree_unflatten(treedef, list(range(treedef.num_leaves)))
+    (decay,) = [i for _, i in optax.tree_utils.tree_get_all_with_path(numbered, "decay_steps")]
+    (count,) = [
+        i for path, i in optax.tree_utils.tree_get_all_with_path(numbered, "count")
+        if path[-1].tuple_name == "ScaleByScheduleState"
+    ]  # fmt: skip
+    restarted = list(leaves)
+    restarted[decay] = np.full_like(leaves[decay], steps)
+    restarted[count] = np.zeros_like(leaves[count])
+    return restarted

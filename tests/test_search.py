@@ -1,0 +1,233 @@
+"""Searching: spaces, Sobol trials, the validation split, successive halving, resume.
+
+Oracles: NumPy rankings of the recorded validation accuracies, each survivor trained
+alone in a plain sweep, the batch indices themselves, and an uninterrupted search.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from jaxsoftmax import batches, checkpoint, search
+from jaxsoftmax.config import SweepConfig
+from jaxsoftmax.errors import ConfigError
+from jaxsoftmax.halving import HalvingSearch
+from jaxsoftmax.sweep import train_sweep
+
+SPACE = "learning_rate=log:1e-4:30 weight_decay=log:1e-4:1 momentum=0:0.9"
+HALVING = search.Halving(eta=3, min_steps=4)  # rungs at 4, 12, 36 steps: 27 -> 9 -> 3
+
+
+def search_of(trials=27, steps=36, space=SPACE, **settings):
+    settings = {"validation": 200, "eval_every": 4, "schedule": "cosine",
+                "evaluate_test": False} | settings  # fmt: skip
+    return search.search_config(search.parse_space(space), trials, steps=steps, **settings)
+
+
+@pytest.fixture(scope="module")
+def searched(small):
+    """A finished halving search of 27 trials, some of which diverge (lr up to 30)."""
+    config = search_of()
+    run = HalvingSearch.start(small, config, HALVING)
+    for _ in run:
+        pass
+    return config, run
+
+
+# --- spaces and trials -------------------------------------------------------------------
+
+
+def test_a_space_reads_lists_ranges_and_log_ranges():
+    space = search.parse_space("learning_rate=log:1e-4:1 momentum=0:0.9 weight_decay=0,1e-3")
+    assert space["learning_rate"] == search.Axis(low=1e-4, high=1.0, log=True)
+    assert space["momentum"] == search.Axis(low=0.0, high=0.9)
+    assert space["weight_decay"].values == (0.0, 1e-3)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "the search space is empty"),
+        ("learning_rate", "is not AXIS=VALUES"),
+        ("learning_rate=", "is not AXIS=VALUES"),
+        ("momentum=0:0.9", "needs a learning_rate axis"),
+        ("learning_rate=log:0:1", "a log range needs a start > 0"),
+        ("learning_rate=1:0.1", "the range 1:0.1 is empty"),
+        ("learning_rate=0.1:0.1", "is empty"),
+        ("learning_rate=0.1 learning_rate=0.2", "given twice"),
+        ("learning_rate=0.1 seed=0:3", "seed takes a list"),
+        ("learning_rate=0.1 momentum=0:1.5", "momentum"),
+        ("learning_rate=abc:1", "learning.rate"),
+        ("learning_rate=-1:1", "learning rate -1 is not a positive"),
+        ("learning_rate=0.1 depth=1:2", "unknown search axis depth"),
+        ("learning_rate=0.1 depth=1,2", "depth"),
+        ("learning_rate=inf:1", "learning.rate"),
+    ],
+)
+def test_bad_spaces_are_one_clear_line(text, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        search.parse_space(text)
+    assert "\n" not in str(caught.value)
+
+
+def test_trials_are_seeded_sobol_points_in_their_ranges():
+    space = search.parse_space("learning_rate=log:1e-4:1 momentum=0:0.9")
+    trials = np.array(search.draw_trials(space, 64, seed=7))
+    np.testing.assert_array_equal(trials, search.draw_trials(space, 64, seed=7))
+    assert not np.array_equal(trials, search.draw_trials(space, 64, seed=8))
+    rate, decay, momentum = trials.T
+    assert (decay == 0).all()  # left out of the space
+    # The first 2**m points of a scrambled Sobol sequence are a net: each 1/64 of each
+    # axis (log scale for a log range) holds exactly one of 64 points.
+    for values in (np.log(rate / 1e-4) / np.log(1e4), momentum / 0.9):
+        assert sorted(np.floor(values * 64).astype(int)) == list(range(64))
+
+
+def test_a_space_too_small_for_its_trials_says_so():
+    with pytest.raises(ConfigError, match="fewer than 5 distinct settings"):
+        search.draw_trials(search.parse_space("learning_rate=0.1,0.2"), 5, seed=0)
+
+
+# --- the validation split ----------------------------------------------------------------
+
+
+def test_validation_examples_never_appear_in_a_training_batch(small):
+    config = SweepConfig(learning_rates=(0.005,), steps=30, validation=300, seed=5)
+    rest, held_out = small.split_validation(config.validation, config.seed)
+    kept = np.setdiff1d(np.arange(len(small.train_images)), held_out)
+    indices = batches.batch_indices(
+        batches.shuffle_key(config.seed), 0, config.steps, len(rest.train_images),
+        config.batch_size,
+    )  # fmt: skip
+    seen = kept[np.asarray(indices)]
+    assert len(held_out) == 300 and not np.isin(seen, held_out).any()
+    assert set(seen.ravel()) == set(kept)  # 30 steps: over four epochs of the 700 kept
+
+    # Black box: garbage in the held-out examples changes the validation metrics only.
+    images = small.train_images.copy()
+    images[held_out] = 1.0
+    labels = small.train_labels.copy()
+    labels[held_out] = (labels[held_out] + 1) % 10
+    poisoned = dataclasses.replace(small, train_images=images, train_labels=labels)
+    clean, dirty = train_sweep(small, config), train_sweep(poisoned, config)
+    for name in ("w", "b"):
+        np.testing.assert_array_equal(clean.params[name], dirty.params[name])
+    np.testing.assert_array_equal(clean.test_accuracy, dirty.test_accuracy)
+    assert not np.array_equal(clean.validation_accuracy, dirty.validation_accuracy)
+
+
+# --- successive halving ------------------------------------------------------------------
+
+
+def test_halving_keeps_exactly_the_best_third_at_each_rung(searched):
+    config, run = searched
+    result, accuracy = run.result(), run.rung_accuracy
+    rungs = HALVING.rungs(config.steps)
+    assert rungs == [4, 12, 36]
+    alive = np.isfinite(accuracy)
+    assert alive[0].all() and alive.sum(axis=1).tolist() == [27, 9, 3]
+    assert (result.diverged_at > 0).any()
+    for rung, end in enumerate(rungs[:-1]):
+        ranked = np.flatnonzero(alive[rung])
+        score = accuracy[rung, ranked]
+        order = np.lexsort((ranked, -np.where(np.isfinite(score), score, -np.inf)))
+        expected = np.sort(ranked[order[: len(ranked) // 3]])
+        np.testing.assert_array_equal(np.flatnonzero(alive[rung + 1]), expected)
+        stopped = ranked[~np.isin(ranked, expected)]
+        assert (result.steps_done[stopped] == end).all()
+        # The recorded rung accuracy is the trial's validation accuracy at the rung's end.
+        at = np.flatnonzero(result.eval_steps == end)[0]
+        np.testing.assert_array_equal(result.validation_accuracy[at, ranked], score)
+    assert (result.steps_done[alive[-1]] == config.steps).all()
+
+
+def train_alone(dataset, config, trial, rungs):
+    """One trial trained by a float64 NumPy loop on the search's minibatches: at each rung
+    its cosine schedule starts again over the rung's steps, momentum carried over."""
+    rate, decay, momentum = trial
+    rest, _ = dataset.split_validation(config.validation, config.seed)
+    x = rest.train_images.reshape(len(rest.train_images), -1) / 255.0
+    indices = np.asarray(batches.batch_indices(
+        batches.shuffle_key(config.seed), 0, config.steps, len(x), config.batch_size
+    ))  # fmt: skip
+    w, b = np.zeros((x.shape[1], 10)), np.zeros(10)
+    trace_w, trace_b = np.zeros_like(w), np.zeros_like(b)
+    for begin, end in zip([0, *rungs[:-1]], rungs, strict=True):
+        for t in range(begin, end):
+            inputs, labels = x[indices[t]], rest.train_labels[indices[t]]
+            logits = inputs @ w + b
+            p = np.exp(logits - logits.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            p[np.arange(len(labels)), labels] -= 1
+            grad_w = config.loss_scale * inputs.T @ p / len(labels) + decay * w
+            grad_b = config.loss_scale * p.mean(axis=0)
+            trace_w, trace_b = grad_w + momentum * trace_w, grad_b + momentum * trace_b
+            step = rate * 0.5 * (1 + np.cos(np.pi * (t - begin) / (end - begin)))
+            w, b = w - step * trace_w, b - step * trace_b
+    return w, b
+
+
+def test_survivors_train_as_if_each_trained_alone(small, searched):
+    config, run = searched
+    result = run.result()
+    finalists = run.finalists()
+    assert len(finalists) == 3
+    for k in finalists:
+        w, b = train_alone(small, config, config.trials[k], HALVING.rungs(config.steps))
+        assert np.abs(result.params["w"][k] - w).max() < 1e-5, k
+        assert np.abs(result.params["b"][k] - b).max() < 1e-5, k
+    others = np.setdiff1d(np.arange(config.num_models), finalists)
+    assert np.isnan(result.params["w"][others]).all()
+
+
+@pytest.mark.parametrize("stop_after", [2, 3, 7])  # within the first rung, at its end, later
+def test_a_search_stopped_anywhere_resumes_bitwise(small, searched, tmp_path, stop_after):
+    config, reference = searched
+    run = HalvingSearch.start(small, config, HALVING)
+    for done, _ in enumerate(run, start=1):
+        if done == stop_after:
+            break
+    saved = run.checkpoint()
+    path = tmp_path / "checkpoint.npz"
+    checkpoint.save(path, saved.sweep, {"search": saved.search}, saved.arrays)
+    loaded, extra = checkpoint.load(path)
+    resumed = HalvingSearch.restore(small, loaded, extra["search"], extra["arrays"])
+    assert resumed.steps_trained == run.steps_trained
+    for _ in resumed:
+        pass
+    expected, got = reference.result(), resumed.result()
+    for name in ("w", "b"):
+        np.testing.assert_array_equal(got.params[name], expected.params[name])
+    for name in ("train_loss", "validation_accuracy", "steps_done", "diverged_at"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+    np.testing.assert_array_equal(resumed.rung_accuracy, reference.rung_accuracy)
+
+
+def test_the_chosen_trial_is_the_best_finalist_on_validation_and_its_test_is_numpy(small, searched):
+    config, run = searched
+    result, chosen, per_run = search.conclude(run.result(), small, rung_accuracy=run.rung_accuracy)
+    finals = result.validation_accuracy[-1]
+    assert chosen in run.finalists()
+    assert finals[chosen] == np.nanmax(finals[run.finalists()])
+    w, b = (np.float64(result.params[name][chosen]) for name in ("w", "b"))
+    logits = small.test_images.reshape(len(small.test_images), -1) / 255.0 @ w + b
+    expected = (logits.argmax(axis=1) == small.test_labels).mean()
+    assert result.test_accuracy[-1, chosen] == pytest.approx(expected, abs=1e-6)
+    others = np.setdiff1d(np.arange(config.num_models), [chosen])
+    assert np.isnan(result.test_accuracy[:, others]).all()
+    assert len(per_run[chosen]["rung_validation_accuracy"]) == 3
+
+
+def test_halving_rules(small):
+    assert search.Halving(eta=3, min_steps=10).rungs(900) == [10, 30, 90, 270, 900]
+    assert search.Halving(eta=3, min_steps=30).rungs(900) == [30, 90, 270, 900]
+    assert search.Halving(eta=2, min_steps=5).survivors(9) == 5
+    with pytest.raises(ConfigError, match="validation split"):
+        HALVING.check(search_of(validation=0))
+    with pytest.raises(ConfigError, match="multiple of --eval-every"):
+        search.Halving(eta=3, min_steps=6).check(search_of())
+    with pytest.raises(ConfigError, match="leaves no rung"):
+        search.Halving(eta=3, min_steps=36).check(search_of())
+    with pytest.raises(ConfigError, match="eta"):
+        search.Halving(eta=1, min_steps=4)
