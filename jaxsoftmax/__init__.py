@@ -24,6 +24,12 @@ __version__ = "0.2.0"
 
 # Public name -> (module, name there).
 _EXPORTS = {
+    "AutoResult": ("autosearch", "AutoResult"),
+    "Halving": ("search", "Halving"),
+    "HalvingSearch": ("halving", "HalvingSearch"),
+    "auto": ("autosearch", "auto"),
+    "parse_space": ("search", "parse_space"),
+    "search_config": ("search", "search_config"),
     "CheckpointError": ("errors", "CheckpointError"),
     "ChunkReport": ("progress", "ChunkReport"),
     "ConfigError": ("errors", "ConfigError"),
@@ -60,11 +66,14 @@ _EXPORTS = {
 }
 # The same names as _EXPORTS (a test checks), written out for tools that read them.
 __all__ = [
+    "AutoResult",
     "CheckpointError",
     "ChunkReport",
     "ConfigError",
     "DataError",
     "Dataset",
+    "Halving",
+    "HalvingSearch",
     "JaxsoftmaxError",
     "Model",
     "SweepCheckpoint",
@@ -75,6 +84,7 @@ __all__ = [
     "TrainState",
     "TrainedRun",
     "accuracy",
+    "auto",
     "cross_entropy",
     "enable_compilation_cache",
     "gradient_descent",
@@ -89,8 +99,10 @@ __all__ = [
     "make_plan",
     "objective",
     "parse_grid",
+    "parse_space",
     "read_idx",
     "save_checkpoint",
+    "search_config",
     "train_step",
     "train_sweep",
 ]

@@ -13,21 +13,18 @@ import signal
 import sys
 import time
 
-from jaxsoftmax import catalog, cmdline, data, grid, interrupts, logdirs
+from jaxsoftmax import catalog, cmdline, data, grid, interrupts, search
 from jaxsoftmax.config import (
     DEFAULT_LEARNING_RATES,
     SCHEDULES,
     SweepConfig,
     check_count,
+    check_positive,
     check_setting,
 )
 from jaxsoftmax.settings import settings_from_checkpoint, settings_from_flags
 
 DEFAULT_CHECKPOINT_EVERY = 1000
-# The final checkpoint holds every model's trained parameters up to this size.
-KEEP_PARAMS_BYTES = 2**29
-MAX_OPEN_FILES = 65536
-FILES_IN_RESERVE = 256  # for the rest of the process: libraries, data, the compilation cache
 # The flags that may come with --resume; every other flag is taken from the checkpoint.
 WITH_RESUME = (
     "resume",
@@ -38,6 +35,26 @@ WITH_RESUME = (
     "num_processes",
     "process_id",
 )
+# The flags that may come with --auto; it chooses the training settings itself.
+WITH_AUTO = (
+    "auto",
+    "time_budget",
+    "seed",
+    "dataset",
+    "num_classes",
+    "data_dir",
+    "source",
+    "logdir",
+    "overwrite",
+    "no_summaries",
+    "quiet",
+    "no_compilation_cache",
+    "checkpoint_every",
+    "max_models_per_slice",
+)
+# The flags a search takes, and what they need.
+FOR_SEARCH = {"trials": "--search", "strategy": "--search", "eta": "--strategy halving",
+              "min_steps": "--strategy halving", "time_budget": "--auto"}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,10 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--validation",
         metavar="N",
         type=setting("validation", int),
-        default=defaults.validation,
         help="hold out N training examples (chosen by --seed, the same for every model) as a "
         "validation split, never trained on and evaluated beside the test set: choose settings "
-        "on it, report the test set",
+        "on it, report the test set (default: 0; 10000 for --search and --auto)",
     )
     add(
         "--seed",
@@ -127,10 +143,50 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--schedule",
         choices=SCHEDULES,
-        default=defaults.schedule,
         help="constant step size (the tutorial's), or a cosine decay from each learning rate "
-        "to 0 over the run",
+        "to 0 over the run, so that the last iterate is a stable one (default: constant; "
+        "cosine for --search and --auto)",
     )
+    searching = parser.add_argument_group("search (choose on the validation split)")
+    add = searching.add_argument
+    add(
+        "--search",
+        metavar="SPACE",
+        type=cmdline.argument_type(str, search.parse_space),
+        help="search instead of a grid: each axis a list of values, a uniform range a:b or a "
+        "log-uniform range log:a:b, e.g. 'learning_rate=log:1e-4:1e-1 "
+        "weight_decay=log:1e-7:1e-3 momentum=0:0.95'; --trials settings are drawn from a "
+        "Sobol sequence seeded by --seed",
+    )
+    add("--trials", type=count("--trials"), default=100, metavar="N",
+        help="settings a search draws")  # fmt: skip
+    add(
+        "--strategy",
+        choices=search.STRATEGIES,
+        default="halving",
+        help="halving: every trial trains --min-steps steps, and at each rung the best 1/--eta "
+        "by validation accuracy go on, eta times as long, up to --steps; random: every trial "
+        "trains every step",
+    )
+    add("--eta", type=count("--eta", 2), default=3, help="halving keeps 1/eta at each rung")
+    add(
+        "--min-steps",
+        type=count("--min-steps"),
+        metavar="R",
+        help="steps of halving's first rung, a multiple of --eval-every (default: about "
+        "--steps / eta**3)",
+    )
+    add(
+        "--auto",
+        action="store_true",
+        help="the best linear classifier for the data in about --time-budget seconds: a "
+        "halving search over a default space sized to the budget, the chosen setting "
+        "retrained on all training data, and a last line with its validation and test "
+        "accuracy",
+    )
+    add("--time-budget", metavar="SECONDS", default=60.0,
+        type=cmdline.argument_type(float, lambda v: check_positive("--time-budget", v)),
+        help="what --auto may spend, about")  # fmt: skip
     scale = parser.add_argument_group("devices and processes")
     scale.add_argument(
         "--max-models-per-slice",
@@ -243,13 +299,30 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.resume is not None:
-        for name, value in vars(args).items():
-            if name not in WITH_RESUME and value != parser.get_default(name):
-                flag = "--" + name.replace("_", "-")
-                parser.error(f"--resume takes {flag} from the checkpoint; leave {flag} out")
+    _check_together(parser, args)
     with interrupts.StopOnSignal() as stops:
         return cmdline.run_command(lambda: _train(args, start, stops))
+
+
+def _check_together(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exits with one line where flags given together do not go together."""
+    given = [name for name, value in vars(args).items() if value != parser.get_default(name)]
+    flag = lambda name: "--" + name.replace("_", "-")  # noqa: E731
+    for name in given:
+        if args.resume is not None and name not in WITH_RESUME:
+            parser.error(f"--resume takes {flag(name)} from the checkpoint; leave it out")
+        if args.auto and name not in WITH_AUTO:
+            parser.error(f"--auto chooses {flag(name)} itself; leave it out")
+        needs = FOR_SEARCH.get(name)
+        if (
+            needs
+            and not args.auto
+            and (
+                args.search is None
+                or (needs == "--strategy halving" and args.strategy != "halving")
+            )
+        ):
+            parser.error(f"{flag(name)} is for {needs}; give that too, or leave it out")
 
 
 def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal) -> int:
@@ -257,14 +330,14 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
     config, settings, resume = (
         settings_from_checkpoint(args) if args.resume else settings_from_flags(args)
     )
-    from jaxsoftmax import outputs, parallel  # heavy: only once the arguments are good
+    from jaxsoftmax import launch, outputs, parallel  # heavy: only once the arguments are good
 
     imported = time.perf_counter()
 
     parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     stops.install()  # jax.distributed takes SIGTERM for its preemption notifier
     say = _printer(args.quiet)
-    _enable_compilation_cache(args)
+    launch.enable_compilation_cache(args)
     if args.data_dir is not None:  # given again with --resume, say
         settings = dataclasses.replace(settings, data_dir=str(args.data_dir.resolve()))
     dataset = data.load_dataset(
@@ -273,8 +346,10 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
     )  # fmt: skip
     times = {"import_s": imported - start, "load_s": time.perf_counter() - imported}
     say(data.describe(dataset))
-    run = _sweep_run(args, config, settings, resume, dataset, say)
-    logdir = _logdir(args) if parallel.is_main_process() else None  # only now is anything written
+    if args.auto:
+        config, settings = launch.auto_search(args, dataset, settings, stops, quiet=args.quiet)
+    run = launch.sweep_run(args, config, settings, resume, dataset, say)
+    logdir = launch.logdir(args) if parallel.is_main_process() else None  # only now: writing
     with stops.deferred(), outputs.RunOutputs(
         logdir, run=run, dataset=dataset, names=settings.run_names, summaries=settings.summaries,
         quiet=args.quiet, checkpoint_extra=settings.to_dict(), resumes=settings.resumes,
@@ -289,53 +364,23 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
                 break
         if not run.checkpointed:
             out.save(run.checkpoint())
-        result = run.result()
-        analyses = out.analyse(result, dataset)
-        timing = times | run.session_times() | {"total_s": time.perf_counter() - start}
+        result, extras = out.finish(run.result(), dataset)
+        if settings.auto is not None:
+            extras["auto"] = settings.auto
+        timing = times | ({"search_s": settings.auto["search_s"]} if settings.auto else {})
+        timing |= run.session_times() | {"total_s": time.perf_counter() - start}
         if logdir is not None:
             outputs.write_results(logdir, result, dataset=dataset, timing=timing,
-                                  names=settings.run_names, analyses=analyses)  # fmt: skip
+                                  names=settings.run_names, **extras)  # fmt: skip
     if logdir is not None:
         outputs.print_outcome(
             logdir, run, result, timing=timing, names=settings.run_names, quiet=args.quiet
         )
+        if settings.auto is not None and not result.interrupted:
+            print(launch.auto_outcome(settings.auto, result))
     if result.interrupted:  # this process may have been stopped by another's signal
         return interrupts.Interrupted(stops.requested or signal.SIGTERM).exit_status
     return 0
-
-
-def _sweep_run(args, config, settings, resume, dataset, say):
-    """The run to drive: restored from the checkpoint, or started on a plan made here."""
-    from jaxsoftmax.loop import SweepRun
-    from jaxsoftmax.plan import make_plan
-    from jaxsoftmax.summaries import HISTOGRAM_BUCKETS
-
-    buckets = HISTOGRAM_BUCKETS if settings.summaries else 0
-    cap = None
-    if settings.summaries:  # three event files open per model of a slice, resumed ones too
-        cap = max(1, (_allow_open_files() - FILES_IN_RESERVE) // 3)
-    if resume is not None:
-        return SweepRun.restore(dataset, resume, histogram_buckets=buckets)
-    plan = make_plan(
-        config,
-        dataset,
-        max_models_per_slice=args.max_models_per_slice,
-        models_cap=cap,
-    )
-    if plan.max_models == cap and plan.num_slices > 1:
-        say(f"note: at most {cap} models per slice, for as many event files as may be open")
-    parameter_bytes = (dataset.num_features + 1) * dataset.num_classes * 4
-    keep = config.num_models * parameter_bytes <= KEEP_PARAMS_BYTES
-    return SweepRun.start(dataset, config, plan, histogram_buckets=buckets, keep_params=keep)
-
-
-def _logdir(args: argparse.Namespace) -> pathlib.Path:
-    if args.resume is not None:
-        logdirs.check_writable(args.resume)
-        return args.resume
-    if args.logdir is not None:
-        return logdirs.prepare_logdir(args.logdir, overwrite=args.overwrite)
-    return logdirs.new_logdir()
 
 
 def _printer(quiet: bool):
@@ -346,31 +391,3 @@ def _printer(quiet: bool):
             print(message, file=sys.stderr)
 
     return say
-
-
-def _enable_compilation_cache(args: argparse.Namespace) -> None:
-    from jaxsoftmax import runtime
-
-    if not args.no_compilation_cache:
-        try:
-            runtime.enable_compilation_cache(data.user_cache_dir() / "jax")
-        except OSError as error:
-            print(f"warning: no compilation cache ({error.strerror or error})", file=sys.stderr)
-
-
-def _allow_open_files() -> int:
-    """Raises this process's open-file limit to its hard limit; returns the limit now."""
-    try:
-        import resource
-    except ImportError:  # not a Unix: no such limit to raise
-        return MAX_OPEN_FILES
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, MAX_OPEN_FILES)
-    if target > soft:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):
-            pass
-    return soft

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jaxsoftmax import checkpoint as checkpoints
-from jaxsoftmax import results
+from jaxsoftmax import results, search
 from jaxsoftmax.data import Dataset
 from jaxsoftmax.loop import SweepRun
 from jaxsoftmax.progress import ChunkReport
@@ -49,8 +49,11 @@ class RunOutputs(contextlib.AbstractContextManager):
     ):
         import tqdm
 
-        self._logdir, self._names = logdir, list(names)
+        self._logdir, self._names, self._run = logdir, list(names), run
         self._extra = {"settings": checkpoint_extra}
+        # A search writes its best trials' curves when it is done, not every trial's as
+        # it goes: thousands of trials' events would cost more than their training.
+        self._live = not run.config.trials
         self._stack = contextlib.ExitStack()
         self._writer = None
         with contextlib.ExitStack() as opened:
@@ -64,8 +67,7 @@ class RunOutputs(contextlib.AbstractContextManager):
                     total=run.total_steps,
                     initial=run.steps_trained,
                     unit="step",
-                    desc=f"training {run.config.num_models} models"
-                    + (f" in {run.plan.num_slices} slices" if run.plan.num_slices > 1 else ""),
+                    desc=_description(run),
                     disable=quiet,
                     file=sys.stderr,
                 )
@@ -74,7 +76,7 @@ class RunOutputs(contextlib.AbstractContextManager):
 
     def record(self, report: ChunkReport) -> None:
         """Writes a chunk's summaries and moves the progress bar."""
-        if self._writer is not None:
+        if self._writer is not None and self._live:
             self._writer.write_chunk(
                 models=report.models,
                 steps=report.steps,
@@ -89,7 +91,7 @@ class RunOutputs(contextlib.AbstractContextManager):
                 weights=report.params["w"],
                 diverged_at=report.diverged_at,
             )
-        self._bar.update(len(report.steps))
+        self._bar.update(self._run.steps_trained - self._bar.n)
         for split in ("validation", "test"):  # the one to choose on, if there is one
             metrics = getattr(report, split)
             if metrics is not None and np.isfinite(metrics.accuracy[-1]).any():
@@ -108,14 +110,47 @@ class RunOutputs(contextlib.AbstractContextManager):
             checkpoint, arrays = checkpoint.sweep, checkpoint.arrays
         checkpoints.save(self._logdir / checkpoints.CHECKPOINT_FILE, checkpoint, extra, arrays)
 
-    def analyse(self, result, dataset: Dataset) -> dict[int, dict]:
-        """Where each finished model errs (see `analysis`), drawn in TensorBoard; returns
-        what results.json keeps of it, by model index. Process 0 only."""
+    def finish(self, result, dataset: Dataset) -> tuple:
+        """What a finished run adds to its result and results.json (process 0 only):
+        a search's chosen trial with its test metrics, its best trials' curves in
+        TensorBoard, and where each model errs (see `analysis`).
+
+        Returns:
+          The result, and keyword arguments for `write_results`.
+        """
         if self._logdir is None or result.interrupted:
-            return {}
+            return result, {}
+        extras, chosen = {}, None
+        if not self._live:
+            accuracy = getattr(self._run, "rung_accuracy", None)
+            result, chosen, per_run = search.conclude(result, dataset, rung_accuracy=accuracy)
+            extras["search"] = self._search_record(result, chosen)
+            if self._writer is not None:
+                _write_search(self._writer, result, chosen)
+        extras["analyses"] = self._analyse(result, dataset, [] if chosen is None else [chosen])
+        if not self._live:
+            for index, found in per_run.items():
+                extras["analyses"][index] = extras["analyses"].get(index, {}) | found
+        return result, extras
+
+    def _search_record(self, result, chosen: int | None) -> dict:
+        halving = getattr(self._run, "halving", None)
+        record = {
+            "strategy": "halving" if halving else "random",
+            "trials": result.config.num_models,
+            "chosen": None if chosen is None else self._names[chosen],
+        }
+        if halving is not None:
+            record |= {"eta": halving.eta, "min_steps": halving.min_steps,
+                       "rungs": halving.rungs(result.config.steps)}  # fmt: skip
+        return record
+
+    def _analyse(self, result, dataset: Dataset, models: list[int] | None) -> dict[int, dict]:
         from jaxsoftmax import analysis
 
-        analyses = analysis.analyse(result, dataset, analysis.chosen_models(result))
+        if self._live:
+            models = analysis.chosen_models(result)
+        analyses = analysis.analyse(result, dataset, models)
         if self._writer is not None:
             for index, found in analyses.items():
                 self._writer.write_analysis(index, found, dataset.test_images, dataset.test_labels)
@@ -177,12 +212,18 @@ def write_results(
     timing: dict[str, float],
     names: Sequence[str],
     analyses: dict[int, dict] | None = None,
+    search: dict | None = None,
+    auto: dict | None = None,
 ) -> None:
-    """results.json, written atomically; `analyses` as `RunOutputs.analyse` gives them."""
+    """results.json, written atomically; `analyses` and `search` as `RunOutputs.finish`
+    gives them, `auto`: what an --auto run's search found."""
     document = results.results_document(
         result, dataset=dataset.name, timing=timing, names=names, data=dataset.summary(),
         analyses=analyses,
     )  # fmt: skip
+    for name, record in (("search", search), ("auto", auto)):
+        if record is not None:
+            document[name] = record
     results.write_json_atomically(logdir / results.RESULTS_FILE, document)
 
 
@@ -222,3 +263,43 @@ def print_outcome(
         print(f"time: {results.format_timing(timing)}")
         print(f"results: {logdir / results.RESULTS_FILE}")
         print(f"view in TensorBoard: tensorboard --logdir {logdir}")
+
+
+def _description(run) -> str:
+    if run.config.trials:
+        what = "halving" if getattr(run, "halving", None) else "searching"
+        return f"{what} {run.config.num_models} trials"
+    slices = run.plan.num_slices
+    count = run.config.num_models
+    return f"training {count} model{'s' if count > 1 else ''}" + (
+        f" in {slices} slices" if slices > 1 else ""
+    )
+
+
+def _write_search(writer, result, chosen: int | None) -> None:
+    """TensorBoard for a search: the full curves of its best trials (the chosen one and
+    the best SHOWN by final validation accuracy), and an HPARAMS session for every trial."""
+    from jaxsoftmax.runlogs import SHOWN
+
+    finals = result.validation_accuracy[-1]
+    ranked = np.argsort(-np.where(np.isfinite(finals), finals, -1.0), kind="stable")
+    drawn = set(ranked[:SHOWN].tolist()) | ({chosen} if chosen is not None else set())
+    for k in range(result.config.num_models):
+        done = int(result.steps_done[k])
+        evals = np.flatnonzero(result.eval_steps <= done)
+        if k not in drawn or done < result.config.steps:
+            last = result.validation_accuracy[evals[-1], k] if evals.size else np.nan
+            metrics = {"validation_accuracy": last, "steps_trained": done,
+                       "diverged": bool(result.diverged_at[k])}  # fmt: skip
+            writer.write_session(k, {f"hparams/{name}": float(v) for name, v in metrics.items()})
+            continue
+        validation = {"loss": result.validation_loss[evals, k : k + 1],
+                      "accuracy": result.validation_accuracy[evals, k : k + 1]}  # fmt: skip
+        weights = result.params["w"][k : k + 1]
+        writer.write_chunk(
+            models=np.array([k]), steps=np.arange(1, done + 1),
+            train={"loss": result.train_loss[:done, k : k + 1],
+                   "accuracy": result.train_accuracy[:done, k : k + 1]},
+            eval_steps=result.eval_steps[evals], evaluations={"validation": validation},
+            histograms=None, weights=weights, diverged_at=result.diverged_at[k : k + 1],
+        )  # fmt: skip

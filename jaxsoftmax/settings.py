@@ -4,7 +4,7 @@ from the checkpoint of the run it resumes."""
 import argparse
 import dataclasses
 
-from jaxsoftmax import data, grid, logdirs
+from jaxsoftmax import data, grid, logdirs, search
 from jaxsoftmax.config import DEFAULT_CHUNK_STEPS, DEFAULT_LEARNING_RATES, SweepConfig
 from jaxsoftmax.errors import CheckpointError, ConfigError
 
@@ -21,6 +21,9 @@ class Settings:
       summaries: whether TensorBoard events are written.
       checkpoint_every: save a checkpoint after about every this many steps.
       resumes: how many times the run has been resumed.
+      strategy: `halving` or `random` for a search, else None; eta, min_steps: halving's.
+      auto: for the retraining of an `--auto` run, what its search found (see
+        `launch.auto_search`), else None.
     """
 
     run_names: tuple[str, ...]
@@ -31,6 +34,18 @@ class Settings:
     summaries: bool
     checkpoint_every: int
     resumes: int = 0
+    strategy: str | None = None
+    eta: int = 3
+    min_steps: int | None = None
+    auto: dict | None = None
+
+    def halving(self):
+        """The halving rule of a halving search (else None)."""
+        if self.strategy != "halving":
+            return None
+        from jaxsoftmax.search import Halving
+
+        return Halving(eta=self.eta, min_steps=self.min_steps)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self) | {"run_names": list(self.run_names)}
@@ -47,7 +62,8 @@ class Settings:
         kinds = {
             "run_names": list, "dataset": str, "source": str, "data_dir": (str, type(None)),
             "num_classes": (int, type(None)), "summaries": bool, "checkpoint_every": int,
-            "resumes": int,
+            "resumes": int, "strategy": (str, type(None)), "eta": int,
+            "min_steps": (int, type(None)), "auto": (dict, type(None)),
         }  # fmt: skip
         if set(extra) != set(kinds):
             raise CheckpointError(
@@ -60,13 +76,64 @@ class Settings:
             or extra["source"] not in data.SOURCES
             or extra["checkpoint_every"] < 1
             or extra["resumes"] < 0
+            or extra["strategy"] not in (None, "halving", "random")
         ):
             raise CheckpointError(f"checkpoint {path} is damaged (its command-line settings)")
         values = extra | {"run_names": tuple(extra["run_names"]), "resumes": extra["resumes"] + 1}
         return cls(**values)
 
 
-def settings_from_flags(args: argparse.Namespace) -> tuple[SweepConfig, Settings, None]:
+def settings_from_flags(args: argparse.Namespace) -> tuple[SweepConfig | None, Settings, None]:
+    """The config and settings the flags ask for: a grid, or a search (`--search`); for
+    `--auto`, no config (its search makes one: see `launch.auto_search`)."""
+    if args.auto:
+        return None, Settings(
+            run_names=(), dataset=args.dataset or _default_dataset(args), source=args.source,
+            data_dir=None, num_classes=args.num_classes, summaries=not args.no_summaries,
+            checkpoint_every=args.checkpoint_every,
+        ), None  # fmt: skip
+    searching = args.search is not None
+    settings = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "eval_every": args.eval_every,
+        "loss_scale": args.loss_scale,
+        "init_scale": args.init_scale,
+        "schedule": args.schedule or ("cosine" if searching else "constant"),
+        "chunk_steps": min(DEFAULT_CHUNK_STEPS, args.checkpoint_every),
+        "validation": args.validation if args.validation is not None else 10_000 * searching,
+    }
+    if searching:
+        if args.grid is not None or args.learning_rates is not None:
+            raise ConfigError("give --search or a grid (--grid, --learning-rates), not both")
+        config = search.search_config(
+            args.search, args.trials, seed=args.seed, evaluate_test=False, **settings
+        )
+        labels = None
+    else:
+        config, labels = _grid_config(args, settings)
+    min_steps = None
+    if searching and args.strategy == "halving":
+        min_steps = args.min_steps or search.default_min_steps(
+            config.steps, config.eval_every, args.eta
+        )
+        search.Halving(eta=args.eta, min_steps=min_steps).check(config)
+    named = Settings(
+        run_names=tuple(grid.run_names(config, labels)),
+        dataset=args.dataset or _default_dataset(args),
+        source=args.source,
+        data_dir=None,
+        num_classes=args.num_classes,
+        summaries=not args.no_summaries,
+        checkpoint_every=args.checkpoint_every,
+        strategy=args.strategy if searching else None,
+        eta=args.eta,
+        min_steps=min_steps,
+    )
+    return config, named, None
+
+
+def _grid_config(args: argparse.Namespace, settings: dict) -> tuple[SweepConfig, dict]:
     labels = dict(args.grid or {})
     if args.learning_rates is not None:
         if "learning_rate" in labels:
@@ -75,28 +142,8 @@ def settings_from_flags(args: argparse.Namespace) -> tuple[SweepConfig, Settings
     labels.setdefault("learning_rate", tuple(map(str, DEFAULT_LEARNING_RATES)))
     if "seed" in labels and args.seed != SweepConfig().seed:
         raise ConfigError("give the seed with --grid or --seed, not both")
-    config = SweepConfig.from_grid(
-        grid.grid_values(labels),
-        steps=args.steps,
-        batch_size=args.batch_size,
-        eval_every=args.eval_every,
-        loss_scale=args.loss_scale,
-        seed=args.seed if "seed" not in labels else 0,
-        init_scale=args.init_scale,
-        schedule=args.schedule,
-        chunk_steps=min(DEFAULT_CHUNK_STEPS, args.checkpoint_every),
-        validation=args.validation,
-    )
-    settings = Settings(
-        run_names=tuple(grid.run_names(config, labels)),
-        dataset=args.dataset or _default_dataset(args),
-        source=args.source,
-        data_dir=None,
-        num_classes=args.num_classes,
-        summaries=not args.no_summaries,
-        checkpoint_every=args.checkpoint_every,
-    )
-    return config, settings, None
+    seed = args.seed if "seed" not in labels else 0
+    return SweepConfig.from_grid(grid.grid_values(labels), seed=seed, **settings), labels
 
 
 def settings_from_checkpoint(args: argparse.Namespace):
@@ -111,12 +158,18 @@ def settings_from_checkpoint(args: argparse.Namespace):
             f"no checkpoint in {args.resume}; --resume takes the --logdir of a stopped run"
         )
     checkpoint, extra = checkpoints.load(path)
-    settings = Settings.from_checkpoint(extra, checkpoint.config.num_models, path)
+    config = checkpoint.config
+    if isinstance(extra.get("search"), dict):  # a halving search: its own config
+        try:
+            config = SweepConfig.from_dict(extra["search"]["config"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"checkpoint {path} is damaged (its search: {error})") from None
+    settings = Settings.from_checkpoint(extra, config.num_models, path)
     if checkpoint.slice_index == checkpoint.plan.num_slices and logdirs.holds_finished_run(
         args.resume
     ):
         raise ConfigError(f"the run in {args.resume} has finished; there is nothing to resume")
-    return checkpoint.config, settings, checkpoint
+    return config, settings, (checkpoint, extra)
 
 
 def _default_dataset(args: argparse.Namespace) -> str:

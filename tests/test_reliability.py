@@ -430,14 +430,12 @@ def test_sigint_and_sigterm_at_random_points_then_resume_bitwise(small_dir, cli_
             assert "diverged/text_summary" not in notes
 
 
-def test_other_image_sizes_and_class_counts_train_from_the_command_line(
-    tmp_path, capsys, monkeypatch
-):
+def write_rows_dataset(folder):
+    """IDX files of 6x5 images in 3 classes (class c lights up row c): 600 to train, 100 to test."""
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 3, size=700).astype(np.uint8)
     images = (rng.random((700, 6, 5)) * 60).astype(np.uint8)
-    images[np.arange(700), labels, :] = 255  # class c lights up row c
-    folder = tmp_path / "rows"
+    images[np.arange(700), labels, :] = 255
     folder.mkdir()
     for name, array in {
         catalog.TRAIN_IMAGES: images[:600],
@@ -446,6 +444,13 @@ def test_other_image_sizes_and_class_counts_train_from_the_command_line(
         catalog.TEST_LABELS: labels[600:],
     }.items():
         (folder / name).write_bytes(idx_bytes(array))
+    return folder
+
+
+def test_other_image_sizes_and_class_counts_train_from_the_command_line(
+    tmp_path, capsys, monkeypatch
+):
+    folder = write_rows_dataset(tmp_path / "rows")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     logdir = tmp_path / "run"
     argv = ["--dataset", "rows", "--data-dir", str(folder), "--learning-rates", "0.05"]

@@ -1,0 +1,221 @@
+"""Searching from the command line: results.json, TensorBoard, resume, --auto, mistakes.
+
+Oracles: the trained run reloaded and evaluated in NumPy, TensorBoard's own reader, and
+an uninterrupted search.
+"""
+
+import json
+import random
+import re
+import signal
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import jaxsoftmax as js
+from jaxsoftmax import checkpoint, cli
+from jaxsoftmax.data import load_idx_folder
+from tests.test_cli import run_main
+from tests.test_reliability import (
+    QUICK,
+    interrupt_after_a_checkpoint,
+    small_dir,
+    start_training,
+    write_rows_dataset,
+)
+
+__all__ = ["small_dir"]  # a fixture: 2,000 training and 1,000 test images as IDX files
+
+SEARCH = ["--search", "learning_rate=log:1e-3:1e-1 momentum=0:0.9", "--trials", "27"]
+SEARCH += ["--steps", "36", "--eval-every", "4", "--min-steps", "4", "--validation", "500"]
+
+
+def events(folder):
+    accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def numpy_accuracy(model, dataset):
+    images = dataset.test_images.reshape(len(dataset.test_images), -1) / 255.0
+    logits = images @ np.float64(model.w) + np.float64(model.b)
+    return (logits.argmax(axis=1) == dataset.test_labels).mean()
+
+
+@pytest.fixture(scope="module")
+def searched(small_dir, tmp_path_factory):
+    """A halving search of 27 trials on 2,000 images: (logdir, results.json, stdout)."""
+    logdir = tmp_path_factory.mktemp("search") / "run"
+    argv = [
+        *SEARCH,
+        "--data-dir",
+        str(small_dir),
+        "--no-compilation-cache",
+        "--logdir",
+        str(logdir),
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        import io
+        import sys
+
+        out = io.StringIO()
+        patch.setattr(sys, "stdout", out)
+        assert cli.main(argv) == 0
+    return logdir, json.loads((logdir / "results.json").read_text()), out.getvalue()
+
+
+def test_a_halving_search_records_every_trial_and_tests_the_chosen_one_alone(searched, small_dir):
+    logdir, document, out = searched
+    record = document["search"]
+    assert record | {"chosen": None} == {
+        "strategy": "halving",
+        "trials": 27,
+        "chosen": None,
+        "eta": 3,
+        "min_steps": 4,
+        "rungs": [4, 12, 36],
+    }
+    runs = {run["name"]: run for run in document["runs"]}
+    assert len(runs) == 27 and all(run["validation_accuracy"] is not None for run in runs.values())
+    assert sorted(run["steps"] for run in runs.values()) == [4] * 18 + [12] * 6 + [36] * 3
+    for run in runs.values():  # validation accuracy at each rung reached, None after
+        rungs = run["rung_validation_accuracy"]
+        reached = [4, 12, 36].index(run["steps"]) + 1
+        assert all(v is not None for v in rungs[:reached]) and rungs[reached:] == [None] * (
+            3 - reached
+        )
+        assert rungs[reached - 1] == pytest.approx(run["validation_accuracy"], abs=1e-6)
+    finalists = [run for run in runs.values() if run["steps"] == 36]
+    chosen = runs[record["chosen"]]
+    assert chosen["validation_accuracy"] == max(run["validation_accuracy"] for run in finalists)
+    assert [name for name, run in runs.items() if run["test_accuracy"] is not None] == [
+        record["chosen"]
+    ]
+    trained = js.load_run(logdir)
+    assert trained.best().name == record["chosen"]
+    accuracy = numpy_accuracy(trained[record["chosen"]], load_idx_folder(small_dir))
+    assert chosen["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert "stopped after 4 of 36 steps" in out and f"{record['chosen']} " in out
+
+
+def test_tensorboard_shows_every_trial_in_hparams_and_the_finalists_curves(searched):
+    logdir, document, _ = searched
+    for run in document["runs"]:
+        accumulator = events(logdir / run["name"])
+        steps = accumulator.Scalars("hparams/steps_trained")[-1].value
+        assert steps == run["steps"]
+        assert "_hparams_/session_start_info" in accumulator.PluginTagToContent("hparams")
+        validation = logdir / run["name"] / "validation"
+        if run["steps"] == 36:
+            curve = events(validation).Scalars("validation/accuracy")
+            assert [e.step for e in curve] == list(range(4, 37, 4))
+            assert curve[-1].value == pytest.approx(run["validation_accuracy"], abs=1e-7)
+        else:
+            assert not validation.exists()
+
+
+def test_a_search_stopped_by_a_signal_resumes_to_the_same_results(small_dir, cli_env, tmp_path):
+    seed = random.randrange(10**6)
+    argv = [*SEARCH[:-6], "--steps", "900", "--eval-every", "20", "--min-steps", "100"]
+    argv += ["--validation", "500", "--checkpoint-every", "50", "--data-dir", str(small_dir)]
+    reference = tmp_path / "reference"
+    assert cli.main([*argv, *QUICK, "--logdir", str(reference)]) == 0
+    logdir = tmp_path / "stopped"
+    process = start_training([*argv, "--logdir", str(logdir)], cli_env | {"PYTHONUNBUFFERED": "1"})
+    err = interrupt_after_a_checkpoint(
+        process, logdir / checkpoint.CHECKPOINT_FILE, signal.SIGINT, random.Random(seed)
+    )
+    assert process.returncode == 130, f"seed {seed}: {err}"
+    assert re.search(r"interrupted after \d+ of 900 steps", err), err
+    assert cli.main(["--resume", str(logdir), *QUICK]) == 0
+    got, expected = (json.loads((f / "results.json").read_text()) for f in (logdir, reference))
+    assert got["runs"] == expected["runs"], f"seed {seed}"
+    assert got["search"] == expected["search"]
+    finished = np.load(logdir / checkpoint.CHECKPOINT_FILE)
+    wanted = np.load(reference / checkpoint.CHECKPOINT_FILE)
+    for name in ("extra_params_w", "extra_params_b", "extra_rung_accuracy"):
+        np.testing.assert_array_equal(finished[name], wanted[name], err_msg=f"seed {seed}")
+
+
+def test_a_random_search_trains_every_trial_to_the_end(small_dir, tmp_path, capsys):
+    logdir = tmp_path / "random"
+    argv = [*SEARCH[:4], "--trials", "6", "--strategy", "random", "--steps", "20"]
+    argv += ["--eval-every", "10", "--validation", "400", "--data-dir", str(small_dir), *QUICK]
+    assert run_main([*argv, "--logdir", str(logdir)], capsys)[0] == 0
+    document = json.loads((logdir / "results.json").read_text())
+    assert document["search"]["strategy"] == "random"
+    assert [run["steps"] for run in document["runs"]] == [20] * 6
+    best = max(run["validation_accuracy"] for run in document["runs"])
+    chosen = next(run for run in document["runs"] if run["name"] == document["search"]["chosen"])
+    assert chosen["validation_accuracy"] == best and chosen["test_accuracy"] is not None
+
+
+def test_auto_chooses_on_validation_retrains_and_says_so(small_dir, tmp_path, capsys):
+    logdir = tmp_path / "auto"
+    argv = ["--auto", "--time-budget", "1", "--data-dir", str(small_dir), *QUICK]
+    status, out, err = run_main([*argv, "--logdir", str(logdir)], capsys)
+    assert status == 0, err
+    document = json.loads((logdir / "results.json").read_text())
+    found = document["auto"]
+    assert found["validation"] == 2000 // 6 and found["retrain"]["training_images"] == 2000
+    assert found["validation_accuracy"] == found["finalists"][0]["validation_accuracy"]
+    assert found["chosen"] == found["finalists"][0]["name"]
+    (run,) = document["runs"]
+    assert run["name"] == found["chosen"] and run["steps"] == found["retrain"]["steps"]
+    last = out.strip().splitlines()[-1]
+    assert last == (
+        f"chosen {found['chosen']}: validation accuracy {found['validation_accuracy']:.2%} "
+        f"(search of {found['trials']} settings), test accuracy {run['test_accuracy']:.2%} "
+        "(retrained on all 2000 training images)"
+    )
+    model = js.load_run(logdir)[found["chosen"]]
+    accuracy = numpy_accuracy(model, load_idx_folder(small_dir))
+    assert run["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+
+
+def test_auto_works_for_other_image_sizes_and_class_counts(tmp_path, capsys):
+    folder = write_rows_dataset(tmp_path / "rows")
+    logdir = tmp_path / "auto"
+    argv = ["--auto", "--time-budget", "1", "--data-dir", str(folder), *QUICK]
+    status, out, err = run_main([*argv, "--logdir", str(logdir)], capsys)
+    assert status == 0, err
+    (run,) = json.loads((logdir / "results.json").read_text())["runs"]
+    assert run["test_accuracy"] > 0.95 and "test accuracy" in out.splitlines()[-1]
+    model = js.load_run(logdir)[run["name"]]
+    assert model.image_shape == (6, 5) and model.w.shape == (30, 3)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--trials", "5"], "--trials is for --search"),
+        (["--eta", "2"], "--eta is for --strategy halving"),
+        (["--time-budget", "5"], "--time-budget is for --auto"),
+        (["--auto", "--steps", "10"], "--auto chooses --steps itself"),
+        (["--auto", "--validation", "100"], "--auto chooses --validation itself"),
+        (["--auto", "--learning-rates", "0.1"], "--auto chooses --learning-rates itself"),
+        (["--auto", "--time-budget", "0"], "--time-budget"),
+        ([*SEARCH[:2], "--strategy", "random", "--min-steps", "4"], "--min-steps is for --strat"),
+        ([*SEARCH[:2], "--grid", "momentum=0,0.9"], "not both"),
+        ([*SEARCH[:2], "--learning-rates", "0.1"], "not both"),
+        ([*SEARCH[:2], "--steps", "30", "--eval-every", "4", "--min-steps", "6"], "multiple of"),
+        ([*SEARCH[:2], "--min-steps", "1000"], "leaves no rung"),
+        ([*SEARCH[:2], "--validation", "0"], "validation split"),
+        (["--search", "learning_rate=log:1e-3:1 seed=0,1"], "one seed"),
+        (["--search", "learning_rate=log:1e-3:1", "--trials", "0"], "--trials"),
+        (["--search", "learning_rate=0.1,0.2", "--trials", "3"], "fewer than 3 distinct"),
+        (["--search", "momentum=0:0.9"], "needs a learning_rate axis"),
+    ],
+)
+def test_search_mistakes_are_one_line(argv, message, capsys, tmp_path):
+    status, _, err = run_main([*argv, "--logdir", str(tmp_path / "run"), *QUICK], capsys)
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_validation_split_larger_than_the_data_is_one_line(small_dir, capsys, tmp_path):
+    argv = [*SEARCH, "--validation", "2000", "--data-dir", str(small_dir), *QUICK]
+    status, _, err = run_main([*argv, "--logdir", str(tmp_path / "run")], capsys)
+    assert status == 2 and "leaves no training examples" in err, err
+    assert len(err.strip().splitlines()) == 1
