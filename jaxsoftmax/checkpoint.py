@@ -26,6 +26,7 @@ renamed over it: a reader finds the previous checkpoint or the new one, whole.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -161,32 +162,11 @@ def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
     Raises:
       CheckpointError: the file is missing, damaged, or not such a checkpoint.
     """
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        # Opened here, so that the file is closed however np.load fails.
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            meta = json.loads(archive["meta"].tobytes().decode())
-            _check_format(path, meta)
-            checkpoint = _from_archive(meta, archive)
-            extra = dict(meta["extra"])
-            if meta.get("extra_arrays"):
-                extra["arrays"] = {name: archive[f"extra_{name}"] for name in meta["extra_arrays"]}
-    except (
-        AttributeError,  # a part of the wrong kind, e.g. a list where a mapping belongs
-        OSError,
-        EOFError,
-        ValueError,  # includes ConfigError and JSON errors
-        KeyError,
-        TypeError,
-        zipfile.BadZipFile,
-        UnicodeDecodeError,
-    ) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        if isinstance(error, ConfigError):
-            reason = f"bad settings: {reason}"
-        raise CheckpointError(f"checkpoint {path} is damaged ({reason})") from None
+    with _opened(path) as (meta, archive):
+        checkpoint = _from_archive(meta, archive)
+        extra = dict(meta["extra"])
+        if meta.get("extra_arrays"):
+            extra["arrays"] = {name: archive[f"extra_{name}"] for name in meta["extra_arrays"]}
     wrong = checkpoint.inconsistencies()
     if wrong:
         raise CheckpointError(
@@ -251,18 +231,38 @@ def read_final_params(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarr
     Raises:
       CheckpointError: the file is missing, damaged, or not such a checkpoint.
     """
+    with _opened(path) as (meta, archive):
+        if "params_w" in meta.get("extra_arrays", []):  # a search's: every trial's
+            return meta, {name: archive[f"extra_params_{name}"] for name in ("w", "b")}
+        if not meta["has_params"]:
+            return meta, None
+        return meta, {name: archive[f"params_{name}"] for name in ("w", "b")}
+
+
+@contextlib.contextmanager
+def _opened(path: str | os.PathLike):
+    """(meta, archive) of a checkpoint file, its format checked; whatever goes wrong
+    reading it, inside the block too, is a CheckpointError naming the file."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
+        # Opened here, so that the file is closed however np.load fails.
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             meta = json.loads(archive["meta"].tobytes().decode())
             _check_format(path, meta)
-            if "params_w" in meta.get("extra_arrays", []):  # a search's: every trial's
-                return meta, {name: archive[f"extra_params_{name}"] for name in ("w", "b")}
-            if not meta["has_params"]:
-                return meta, None
-            return meta, {name: archive[f"params_{name}"] for name in ("w", "b")}
-    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+            yield meta, archive
+    except (
+        AttributeError,  # a part of the wrong kind, e.g. a list where a mapping belongs
+        OSError,
+        EOFError,
+        ValueError,  # includes ConfigError and JSON errors
+        KeyError,
+        TypeError,
+        zipfile.BadZipFile,
+        UnicodeDecodeError,
+    ) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if isinstance(error, ConfigError):
+            reason = f"bad settings: {reason}"
         raise CheckpointError(f"checkpoint {path} is damaged ({reason})") from None
