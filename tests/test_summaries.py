@@ -157,7 +157,9 @@ def test_hparams_sessions_hold_settings_and_final_metrics(logged_run):
             "hparams/test_accuracy",
             "hparams/test_loss",
             "hparams/diverged",
+            "hparams/steps_trained",
         }
+        assert accumulator.Scalars("hparams/steps_trained")[-1].value == 20
         final = accumulator.Scalars("hparams/test_accuracy")
         assert final[-1].value == pytest.approx(run["test_accuracy"], abs=1e-7)
         assert accumulator.Scalars("hparams/diverged")[-1].value == 0
