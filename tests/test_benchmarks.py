@@ -55,3 +55,66 @@ def test_shifted_copies_move_every_pixel_and_fill_with_zeros():
                 inside = 0 <= source[0] < 5 and 0 <= source[1] < 4
                 want = images[:, source[0], source[1]] if inside else 0
                 np.testing.assert_array_equal(copy[:, row, column], want)
+
+
+def test_the_optuna_peer_trains_as_sgd_in_numpy_does(small):
+    """The plain JAX + optax trainer Optuna's trials use, against float64 NumPy."""
+    from benchmarks import search
+
+    train_x, train_y, _, _ = search.split(small, 200)
+    steps, lr, decay, momentum = 6, 0.004, 0.01, 0.8
+    optimizer, train, _ = search.plain_trainer(train_x, train_y, steps, steps)
+    import jax.numpy as jnp
+
+    params = {"w": jnp.zeros((784, 10)), "b": jnp.zeros((1, 10))}
+    state = optimizer.init(params)
+    state.hyperparams["weight_decay"] = jnp.asarray(decay)
+    state.hyperparams["momentum"] = jnp.asarray(momentum)
+    indices = np.random.default_rng(0).integers(0, len(train_x), (steps, 100))
+    params, _ = train(params, state, lr, 0, indices)
+
+    w, b = np.zeros((784, 10)), np.zeros(10)
+    trace_w, trace_b = np.zeros_like(w), np.zeros_like(b)
+    for t, batch in enumerate(indices):
+        x, y = np.float64(train_x[batch]), train_y[batch]
+        logits = x @ w + b
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[np.arange(len(y)), y] -= 1
+        grad_w, grad_b = 100 * x.T @ p / len(y) + decay * w, 100 * p.mean(axis=0)
+        trace_w, trace_b = grad_w + momentum * trace_w, grad_b + momentum * trace_b
+        rate = lr * 0.5 * (1 + np.cos(np.pi * t / steps))
+        w, b = w - rate * trace_w, b - rate * trace_b
+    np.testing.assert_allclose(params["w"], w, atol=2e-6)
+    np.testing.assert_allclose(params["b"][0], b, atol=2e-6)
+
+
+def test_search_quick_mode_compares_every_method(tmp_path, capsys):
+    from benchmarks import search
+
+    document = search.main(["--quick", "--datasets", "mnist", "--out", str(tmp_path)])
+    written = json.loads((tmp_path / "search-quick.json").read_text())
+    assert written == json.loads(json.dumps(document))
+    (found,) = written["datasets"]
+    methods = [row["method"] for row in found["rows"]]
+    assert methods == ["ours, random", "ours, halving", "ours, --auto",
+                       "Optuna (TPE + successive halving)",
+                       "scikit-learn LogisticRegression over C"]  # fmt: skip
+    for row in found["rows"]:
+        assert 0.5 < row["best"] <= 1 and row["seconds"] > 0 and row["trials"] >= 2
+        if "curve" in row:  # best so far: never falls, ends at the best
+            best = [value for _, value in row["curve"]]
+            assert best == sorted(best) and best[-1] == row["best"]
+    optuna_row = found["rows"][3]
+    headline = found["headline"]
+    assert headline["optuna_best"] == optuna_row["best"]
+    reached = [t for t, value in optuna_row["curve"] if value >= optuna_row["best"]]
+    assert headline["optuna_time_s"] == reached[0]
+    if headline["ours"] is not None:
+        assert headline["speedup"] == pytest.approx(
+            headline["optuna_time_s"] / headline["ours_time_s"]
+        )
+    assert written["big"]["trials"] == 81 and 0 < written["big"]["peak_rss_gb"] < 4
+    table = (tmp_path / "search-quick.md").read_text()
+    assert table.count("| ours, ") == 3 and "peak memory" in table
+    assert (tmp_path / "search-quick.png").read_bytes()[:4] == b"\x89PNG"
