@@ -29,7 +29,8 @@ EPOCHS = 10
 BATCH_SIZE = 100
 ETA = 3
 RUNGS = 3  # after the first: trials train EPOCHS / ETA**RUNGS epochs, then x ETA each rung
-VALIDATION = 10_000
+VALIDATION = 10_000  # at most; a sixth of the training images for smaller datasets
+MIN_IMAGES = 12  # training images --auto needs: 2 held out, batches of the other 10
 # Model-steps a second the search can count on for MNIST-sized models (784 x 10) on the
 # 2-core CPU, an evaluation of the validation split counted as the steps it costs.
 MODEL_STEPS_PER_S = 30_000
@@ -69,8 +70,14 @@ def plan(dataset: Dataset, time_budget: float = 60.0, seed: int = 0):
     Returns:
       (config, halving): every trial's settings, and the rungs' rule.
     """
+    if len(dataset.train_images) < MIN_IMAGES:
+        raise ConfigError(
+            f"--auto needs at least {MIN_IMAGES} training images to hold some out for "
+            f"validation; {dataset.name} has {len(dataset.train_images)}"
+        )
     validation = min(VALIDATION, len(dataset.train_images) // 6)
-    steps_per_epoch = max(1, (len(dataset.train_images) - validation) // BATCH_SIZE)
+    batch_size = min(BATCH_SIZE, len(dataset.train_images) - validation)
+    steps_per_epoch = max(1, (len(dataset.train_images) - validation) // batch_size)
     min_steps = max(1, round(EPOCHS * steps_per_epoch / ETA**RUNGS))
     steps = min_steps * ETA**RUNGS
     halving = search.Halving(eta=ETA, min_steps=min_steps)
@@ -83,7 +90,7 @@ def plan(dataset: Dataset, time_budget: float = 60.0, seed: int = 0):
     trials = int(min(MAX_TRIALS, max(MIN_TRIALS, affordable)))
     config = search.search_config(
         search.parse_space(DEFAULT_SPACE), trials, seed=seed, steps=steps,
-        batch_size=BATCH_SIZE, eval_every=min_steps, schedule="cosine",
+        batch_size=batch_size, eval_every=min_steps, schedule="cosine",
         validation=validation, evaluate_test=False,
     )  # fmt: skip
     return config, halving
@@ -170,7 +177,8 @@ def record(config: SweepConfig, result: SweepResult, chosen: int, seconds: float
     FINALISTS by validation accuracy."""
     names = grid.run_names(config)
     finals = result.validation_accuracy[-1]
-    finished = np.flatnonzero((result.steps_done == config.steps) & np.isfinite(finals))
+    healthy = np.isfinite(finals) & (result.diverged_at == 0)
+    finished = np.flatnonzero((result.steps_done == config.steps) & healthy)
     best = finished[np.argsort(-finals[finished], kind="stable")][:FINALISTS]
     return {
         "chosen": names[chosen],

@@ -89,16 +89,16 @@ def run_names(config: SweepConfig, labels: Mapping[str, Sequence[str]] | None = 
         significant digits (3 or more) that tell its trials apart.
     """
     labels = labels or {}
-    values = config.grid
+    values, varying, points = config.grid, config.varying, config.points  # each O(models)
     for digits in range(3, 18) if config.trials else [None]:
         names = []
-        for point in config.points:
+        for point in points:
             written = {axis: labels[axis][values[axis].index(point[axis])] for axis in labels}
             if digits is not None:
                 written = {
                     axis: f"{point[axis]:.{digits}g}" for axis in point if axis != "seed"
                 } | written
-            names.append(run_name(point, written, config.varying))
+            names.append(run_name(point, written, varying))
         if len(set(names)) == len(names):
             return names
     raise ConfigError("two grid points would get the same run name")

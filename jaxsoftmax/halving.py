@@ -69,9 +69,10 @@ class HalvingSearch:
     def start(cls, dataset: Dataset, config: SweepConfig, halving: Halving, *,
               histogram_buckets: int = 0, **plan_options) -> "HalvingSearch":  # fmt: skip
         """A new search of `config.trials`; `plan_options` go to `make_plan` per rung."""
-        halving.check(config)
-        if not config.trials or len(config.seed_values) != 1:
-            raise ConfigError("successive halving needs trials (--search) and one seed")
+        halving.check(config)  # one seed, a validation split, rungs that fit
+        config.check_fits(len(dataset.train_images))
+        if not config.trials:
+            raise ConfigError("successive halving needs trials (--search)")
         progress = Progress.start(
             config, dataset.num_features, dataset.num_classes, keep_params=False
         )
@@ -139,7 +140,8 @@ class HalvingSearch:
             self._final_params(run)
             self.rung, self._run, self._last_run = self.rung + 1, None, run
             return
-        score = np.where(np.isfinite(accuracy), accuracy, -1.0)  # validation accuracy alone
+        alive = np.isfinite(accuracy) & (run.progress.diverged_at == 0)
+        score = np.where(alive, accuracy, -1.0)  # validation accuracy alone; diverged last
         keep = np.sort(np.argsort(-score, kind="stable")[: self.halving.survivors(len(score))])
         self.survivors = self.survivors[keep]
         self.rung, self._run = self.rung + 1, None

@@ -97,8 +97,10 @@ def auto_search(args, dataset, settings, stops, *, quiet: bool):
     import tqdm
 
     from jaxsoftmax import autosearch as auto
-    from jaxsoftmax import grid, interrupts
+    from jaxsoftmax import grid, interrupts, parallel
 
+    if args.logdir is not None and parallel.is_main_process():  # before spending the budget
+        logdirs.check_free(args.logdir, overwrite=args.overwrite)
     began = time.perf_counter()
     with tqdm.tqdm(unit="step", desc="--auto: searching", disable=quiet, file=sys.stderr) as bar:
 

@@ -32,19 +32,25 @@ def new_logdir(root: pathlib.Path = DEFAULT_ROOT) -> pathlib.Path:
     raise ConfigError(f"cannot create a new log directory under {root}")
 
 
-def prepare_logdir(path: pathlib.Path, *, overwrite: bool) -> pathlib.Path:
-    """Makes sure `path` can take a new run: refuses to mix two runs unless overwriting."""
+def check_free(path: pathlib.Path, *, overwrite: bool):
+    """Raises ConfigError if `path` cannot take a new run (it holds one and `overwrite`
+    is False, or it is a file); changes nothing. Returns (old run folders, run files)."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--logdir {path} exists and is not a folder")
     old_runs = sorted(path.glob("lr=*")) if path.is_dir() else []
     kept = [path / RESULTS_FILE, path / CHECKPOINT_FILE]
+    if (any(file.exists() for file in kept) or old_runs) and not overwrite:
+        go_on = f", or --resume {path} to go on with it" if kept[1].exists() else ""
+        raise ConfigError(
+            f"--logdir {path} already holds a run; choose another folder or pass --overwrite{go_on}"
+        )
+    return old_runs, kept
+
+
+def prepare_logdir(path: pathlib.Path, *, overwrite: bool) -> pathlib.Path:
+    """Makes sure `path` can take a new run: refuses to mix two runs unless overwriting."""
+    old_runs, kept = check_free(path, overwrite=overwrite)
     if any(file.exists() for file in kept) or old_runs:
-        if not overwrite:
-            go_on = f", or --resume {path} to go on with it" if kept[1].exists() else ""
-            raise ConfigError(
-                f"--logdir {path} already holds a run; choose another folder or pass "
-                f"--overwrite{go_on}"
-            )
         # Everything a run writes: its runs, root events, figures and results.json.
         for old in [*old_runs, path / FIGURES_DIR]:
             shutil.rmtree(old, ignore_errors=True)

@@ -282,7 +282,8 @@ def _write_search(writer, result, chosen: int | None) -> None:
     from jaxsoftmax.runlogs import SHOWN
 
     finals = result.validation_accuracy[-1]
-    ranked = np.argsort(-np.where(np.isfinite(finals), finals, -1.0), kind="stable")
+    healthy = np.isfinite(finals) & (result.diverged_at == 0)
+    ranked = np.argsort(-np.where(healthy, finals, -1.0), kind="stable")
     drawn = set(ranked[:SHOWN].tolist()) | ({chosen} if chosen is not None else set())
     for k in range(result.config.num_models):
         done = int(result.steps_done[k])

@@ -106,7 +106,8 @@ def draw_trials(space: dict[str, Axis], count: int, seed: int) -> tuple[tuple[fl
 
     check_count("trials", count)
     searched = [axis for axis in _SEARCHED if axis in space]
-    sampler = qmc.Sobol(d=len(searched), scramble=True, seed=np.random.default_rng([seed, 3]))
+    generator = np.random.default_rng([seed % 2**32, 3])  # seeds may be negative
+    sampler = qmc.Sobol(d=len(searched), scramble=True, seed=generator)
     points = sampler.random_base2(max(0, math.ceil(math.log2(count))))[:count]
     columns = {axis: space[axis].pick(points[:, i]) for i, axis in enumerate(searched)}
     trials = tuple(
@@ -114,9 +115,12 @@ def draw_trials(space: dict[str, Axis], count: int, seed: int) -> tuple[tuple[fl
         for k in range(count)
     )
     if len(set(trials)) < count:
+        lists = [len(space[axis].values) for axis in searched]
+        size = math.prod(lists) if all(lists) else None
+        held = f"holds only {size} settings" if size and size < count else "repeats a setting"
         raise ConfigError(
-            f"the search space holds fewer than {count} distinct settings; ask for fewer "
-            "--trials, widen a range, or use --grid for lists alone"
+            f"drawing {count} trials from this search space {held}; ask for fewer --trials, "
+            "widen a range, or use --grid for lists alone"
         )
     for trial in trials:
         for axis, value in zip(_SEARCHED, trial, strict=True):
@@ -126,6 +130,8 @@ def draw_trials(space: dict[str, Axis], count: int, seed: int) -> tuple[tuple[fl
 
 def search_config(space: dict[str, Axis], trials: int, **settings) -> SweepConfig:
     """The config of a search over `space`: `trials` drawn by the settings' seed."""
+    if not settings.get("validation"):
+        raise ConfigError("a search chooses on a validation split: give --validation N")
     seeds = space["seed"].values if "seed" in space else ()
     seed = settings.pop("seed", 0)
     drawn = draw_trials(space, trials, seed)
@@ -171,7 +177,10 @@ class Halving:
                 f"{config.eval_every}: every rung ends with an evaluation"
             )
         if self.min_steps >= config.steps:
-            raise ConfigError(f"--min-steps {self.min_steps} leaves no rung below --steps")
+            raise ConfigError(
+                f"halving's first rung ({self.min_steps} steps, --min-steps) is not below "
+                f"--steps {config.steps}: give more --steps or a smaller --min-steps"
+            )
 
     def rung_config(self, config: SweepConfig, trials: np.ndarray, rung: int) -> SweepConfig:
         """The config of `rung`: the `trials` (indices of config.trials) trained to its end,

@@ -30,8 +30,11 @@ def searched(small):
     """A finished halving search of 27 trials, some of which diverge (lr up to 30)."""
     config = search_of()
     run = HalvingSearch.start(small, config, HALVING)
-    for _ in run:
-        pass
+    run.known_diverged = {}  # rung end -> the trials known to have diverged by then
+    for report in run:
+        end = int(report.steps[-1])
+        known = run.known_diverged.setdefault(end, np.zeros(config.num_models, bool))
+        known[report.models] |= report.diverged_at > 0
     return config, run
 
 
@@ -85,8 +88,16 @@ def test_trials_are_seeded_sobol_points_in_their_ranges():
 
 
 def test_a_space_too_small_for_its_trials_says_so():
-    with pytest.raises(ConfigError, match="fewer than 5 distinct settings"):
+    with pytest.raises(ConfigError, match="holds only 2 settings"):
         search.draw_trials(search.parse_space("learning_rate=0.1,0.2"), 5, seed=0)
+    with pytest.raises(ConfigError, match="repeats a setting"):  # 3 values, but drawn at random
+        search.draw_trials(search.parse_space("learning_rate=0.1,0.2,0.3"), 3, seed=0)
+
+
+def test_negative_seeds_draw_trials_too():
+    space = search.parse_space("learning_rate=log:1e-4:1")
+    drawn = search.draw_trials(space, 8, seed=-1)
+    assert len(set(drawn)) == 8 and drawn != search.draw_trials(space, 8, seed=1)
 
 
 # --- the validation split ----------------------------------------------------------------
@@ -131,7 +142,9 @@ def test_halving_keeps_exactly_the_best_third_at_each_rung(searched):
     for rung, end in enumerate(rungs[:-1]):
         ranked = np.flatnonzero(alive[rung])
         score = accuracy[rung, ranked]
-        order = np.lexsort((ranked, -np.where(np.isfinite(score), score, -np.inf)))
+        diverged = run.known_diverged[end][ranked]
+        healthy = np.isfinite(score) & ~diverged  # a diverged trial never goes on
+        order = np.lexsort((ranked, -np.where(healthy, score, -np.inf)))
         expected = np.sort(ranked[order[: len(ranked) // 3]])
         np.testing.assert_array_equal(np.flatnonzero(alive[rung + 1]), expected)
         stopped = ranked[~np.isin(ranked, expected)]
@@ -227,7 +240,7 @@ def test_halving_rules(small):
         HALVING.check(search_of(validation=0))
     with pytest.raises(ConfigError, match="multiple of --eval-every"):
         search.Halving(eta=3, min_steps=6).check(search_of())
-    with pytest.raises(ConfigError, match="leaves no rung"):
+    with pytest.raises(ConfigError, match="is not below --steps"):
         search.Halving(eta=3, min_steps=36).check(search_of())
     with pytest.raises(ConfigError, match="eta"):
         search.Halving(eta=1, min_steps=4)

@@ -8,6 +8,7 @@ import json
 import random
 import re
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -200,11 +201,12 @@ def test_auto_works_for_other_image_sizes_and_class_counts(tmp_path, capsys):
         ([*SEARCH[:2], "--grid", "momentum=0,0.9"], "not both"),
         ([*SEARCH[:2], "--learning-rates", "0.1"], "not both"),
         ([*SEARCH[:2], "--steps", "30", "--eval-every", "4", "--min-steps", "6"], "multiple of"),
-        ([*SEARCH[:2], "--min-steps", "1000"], "leaves no rung"),
+        ([*SEARCH[:2], "--min-steps", "1000"], "is not below --steps"),
         ([*SEARCH[:2], "--validation", "0"], "validation split"),
+        ([*SEARCH[:2], "--strategy", "random", "--validation", "0"], "validation split"),
         (["--search", "learning_rate=log:1e-3:1 seed=0,1"], "one seed"),
         (["--search", "learning_rate=log:1e-3:1", "--trials", "0"], "--trials"),
-        (["--search", "learning_rate=0.1,0.2", "--trials", "3"], "fewer than 3 distinct"),
+        (["--search", "learning_rate=0.1,0.2", "--trials", "3"], "holds only 2 settings"),
         (["--search", "momentum=0:0.9"], "needs a learning_rate axis"),
     ],
 )
@@ -218,4 +220,16 @@ def test_a_validation_split_larger_than_the_data_is_one_line(small_dir, capsys, 
     argv = [*SEARCH, "--validation", "2000", "--data-dir", str(small_dir), *QUICK]
     status, _, err = run_main([*argv, "--logdir", str(tmp_path / "run")], capsys)
     assert status == 2 and "leaves no training examples" in err, err
-    assert len(err.strip().splitlines()) == 1
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_auto_refuses_a_logdir_holding_a_run_before_it_searches(small_dir, capsys, tmp_path):
+    taken = tmp_path / "run"
+    taken.mkdir()
+    (taken / "results.json").write_text("{}")
+    argv = ["--auto", "--data-dir", str(small_dir), "--logdir", str(taken), *QUICK]
+    began = time.perf_counter()
+    status, _, err = run_main(argv, capsys)
+    assert status == 2 and "already holds a run" in err and len(err.strip().splitlines()) == 1
+    assert "searching" not in err and time.perf_counter() - began < 10
+    assert (taken / "results.json").read_text() == "{}"
