@@ -58,7 +58,8 @@ class Settings:
             raise CheckpointError(
                 f"{path} was not written by the command line; resume it in Python"
             )
-        extra = extra["settings"]
+        # Checkpoints from before searches (05a549c) hold no search fields: not a search.
+        extra = {"strategy": None, "eta": 3, "min_steps": None, "auto": None} | extra["settings"]
         kinds = {
             "run_names": list, "dataset": str, "source": str, "data_dir": (str, type(None)),
             "num_classes": (int, type(None)), "summaries": bool, "checkpoint_every": int,

@@ -233,3 +233,17 @@ def test_auto_refuses_a_logdir_holding_a_run_before_it_searches(small_dir, capsy
     assert status == 2 and "already holds a run" in err and len(err.strip().splitlines()) == 1
     assert "searching" not in err and time.perf_counter() - began < 10
     assert (taken / "results.json").read_text() == "{}"
+
+
+def test_checkpoints_from_before_searches_still_resume():
+    """The command line's settings as 05a549c saved them: no search fields."""
+    from jaxsoftmax.settings import Settings
+
+    older = {"run_names": ["lr=0.1"], "dataset": "mnist", "source": "idx", "data_dir": None,
+             "num_classes": None, "summaries": True, "checkpoint_every": 100,
+             "resumes": 0}  # fmt: skip
+    settings = Settings.from_checkpoint({"settings": older}, 1, "checkpoint.npz")
+    assert settings.strategy is None and settings.halving() is None and settings.auto is None
+    assert settings.resumes == 1 and settings.run_names == ("lr=0.1",)
+    with pytest.raises(js.CheckpointError, match="not written by the command line"):
+        Settings.from_checkpoint({"settings": older | {"extra": 1}}, 1, "checkpoint.npz")
