@@ -378,6 +378,8 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
         )
         if settings.auto is not None and not result.interrupted:
             print(launch.auto_outcome(settings.auto, result))
+        elif (extras.get("search") or {}).get("chosen") is not None:
+            print(launch.search_outcome(extras["search"], result, settings.run_names))
     if result.interrupted:  # this process may have been stopped by another's signal
         return interrupts.Interrupted(stops.requested or signal.SIGTERM).exit_status
     return 0

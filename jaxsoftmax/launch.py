@@ -131,3 +131,13 @@ def auto_outcome(found: dict, result) -> str:
         f"(search of {found['trials']} settings), test accuracy {result.test_accuracy[-1, 0]:.2%} "
         f"(retrained on all {found['retrain']['training_images']} training images)"
     )
+
+
+def search_outcome(found: dict, result, names) -> str:
+    """A search's last line: the trial chosen on validation, and its test accuracy."""
+    k = list(names).index(found["chosen"])
+    return (
+        f"chosen {found['chosen']}: validation accuracy "
+        f"{result.validation_accuracy[-1, k]:.2%} (best of {found['trials']} trials), "
+        f"test accuracy {result.test_accuracy[-1, k]:.2%}"
+    )

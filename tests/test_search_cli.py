@@ -98,6 +98,10 @@ def test_a_halving_search_records_every_trial_and_tests_the_chosen_one_alone(sea
     accuracy = numpy_accuracy(trained[record["chosen"]], load_idx_folder(small_dir))
     assert chosen["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
     assert "stopped after 4 of 36 steps" in out and f"{record['chosen']} " in out
+    assert out.splitlines()[-1] == (
+        f"chosen {record['chosen']}: validation accuracy {chosen['validation_accuracy']:.2%} "
+        f"(best of 27 trials), test accuracy {chosen['test_accuracy']:.2%}"
+    )
 
 
 def test_tensorboard_shows_every_trial_in_hparams_and_the_finalists_curves(searched):
