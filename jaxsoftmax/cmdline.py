@@ -6,6 +6,7 @@ signal for an interruption. Anything else is a bug and keeps its traceback.
 """
 
 import argparse
+import pathlib
 import sys
 from collections.abc import Callable
 
@@ -56,6 +57,20 @@ def argument_type(convert: Callable, check: Callable | None = None) -> Callable:
         return value
 
     return parse
+
+
+def add_model_choice(parser: argparse.ArgumentParser) -> None:
+    """LOGDIR and --run NAME | --best: which trained model a command uses (see
+    `trained.choose`)."""
+    parser.add_argument("logdir", type=pathlib.Path, metavar="LOGDIR",
+                        help="a folder written by python -m jaxsoftmax.train")  # fmt: skip
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--run", metavar="NAME",
+                       help="the model's run name, e.g. lr=0.005 (default: the run's only "
+                       "model)")  # fmt: skip
+    which.add_argument("--best", action="store_true",
+                       help="the model with the best validation accuracy (never chosen on "
+                       "the test set)")  # fmt: skip
 
 
 def run_command(work: Callable[[], int]) -> int:

@@ -94,14 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a model a training run left in LOGDIR as ONNX (uint8 images in, "
         "class probabilities out) or as plain NumPy arrays.",
     )
-    parser.add_argument("logdir", type=pathlib.Path, metavar="LOGDIR",
-                        help="a folder written by python -m jaxsoftmax.train")  # fmt: skip
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--run", metavar="NAME",
-                       help="the model's run name, e.g. lr=0.005 (default: the run's only "
-                       "model)")  # fmt: skip
-    which.add_argument("--best", action="store_true",
-                       help="the model with the best validation accuracy")  # fmt: skip
+    cmdline.add_model_choice(parser)
     parser.add_argument("--format", choices=FORMATS, default="onnx", dest="export_format",
                         help="onnx (needs the export extra) or npz")  # fmt: skip
     parser.add_argument("-o", "--output", type=pathlib.Path, required=True, metavar="FILE",

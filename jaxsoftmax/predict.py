@@ -26,17 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
             "images files or .npy arrays of images."
         ),
     )
-    parser.add_argument("logdir", type=pathlib.Path, metavar="LOGDIR",
-                        help="a folder written by python -m jaxsoftmax.train")  # fmt: skip
+    cmdline.add_model_choice(parser)
     parser.add_argument("files", type=pathlib.Path, nargs="+", metavar="FILE",
                         help="pictures, IDX images files or .npy arrays of images")  # fmt: skip
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--run", metavar="NAME",
-                       help="the model's run name, e.g. lr=0.005 (default: the run's only "
-                       "model)")  # fmt: skip
-    which.add_argument("--best", action="store_true",
-                       help="the model with the best validation accuracy (never chosen on "
-                       "the test set)")  # fmt: skip
     parser.add_argument("--invert", action=argparse.BooleanOptionalAction,
                         help="invert pictures (light on dark becomes dark on light); default: "
                         "when their background is not the training images'")  # fmt: skip
