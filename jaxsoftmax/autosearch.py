@@ -138,7 +138,8 @@ def choose(
         if on_chunk is not None:
             best = np.nanmax(report.validation.accuracy[-1], initial=np.nan)
             on_chunk(run.steps_trained, run.total_steps, float(best))
-    result, chosen, _ = search.conclude(run.result(), dataset)
+    result = run.result()
+    chosen = search.choose_trial(result)  # on validation; the test set is not read here
     if chosen is None:
         raise ConfigError("every setting --auto tried diverged; is the data scaled to [0, 1]?")
     return config, result, chosen

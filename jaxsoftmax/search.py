@@ -211,6 +211,21 @@ def default_min_steps(steps: int, eval_every: int, eta: int) -> int:
     return max(eval_every, steps // eta**3 // eval_every * eval_every)
 
 
+def choose_trial(result) -> int | None:
+    """The trial with the best final validation accuracy among those that took every step,
+    did not diverge and kept finite parameters (None if none did): validation alone."""
+    finals = result.validation_accuracy[-1]
+    eligible = (
+        (result.steps_done == result.config.steps)
+        & (result.diverged_at == 0)
+        & np.isfinite(finals)
+        & (np.isfinite(result.params["w"]).all(axis=(1, 2)) if result.params else False)
+    )
+    if not eligible.any():
+        return None
+    return int(np.flatnonzero(eligible)[np.argmax(finals[eligible])])
+
+
 def conclude(result, dataset, *, rung_accuracy: np.ndarray | None = None):
     """The chosen trial of a finished search, and its test metrics.
 
@@ -226,13 +241,7 @@ def conclude(result, dataset, *, rung_accuracy: np.ndarray | None = None):
     """
     from jaxsoftmax.trained import Model
 
-    finals = result.validation_accuracy[-1]
-    eligible = (
-        (result.steps_done == result.config.steps)
-        & (result.diverged_at == 0)
-        & np.isfinite(finals)
-        & (np.isfinite(result.params["w"]).all(axis=(1, 2)) if result.params else False)
-    )
+    chosen = choose_trial(result)
     per_run = {}
     if rung_accuracy is not None:
         per_run = {
@@ -240,9 +249,8 @@ def conclude(result, dataset, *, rung_accuracy: np.ndarray | None = None):
                                              for v in rung_accuracy[:, k]]}
             for k in range(result.config.num_models)
         }  # fmt: skip
-    if not eligible.any():
+    if chosen is None:
         return result, None, per_run
-    chosen = int(np.flatnonzero(eligible)[np.argmax(finals[eligible])])
     model = Model(name="chosen", w=result.params["w"][chosen], b=result.params["b"][chosen],
                   image_shape=dataset.image_shape, class_names=dataset.class_names)  # fmt: skip
     probabilities = model.predict_proba(dataset.test_images)
