@@ -90,14 +90,14 @@ def chosen_models(result: SweepResult, limit: int = ANALYSED) -> list[int]:
 
 def analyse(result: SweepResult, dataset: Dataset, models: list[int]) -> dict[int, Analysis]:
     """Each of `models`' errors on `dataset`'s test set (see `Analysis`)."""
-    images = jnp.asarray(dataset.test_images.reshape(len(dataset.test_images), -1))
-    labels = jnp.asarray(dataset.test_labels)
     if not models:
         return {}
     shown = min(EXAMPLES, len(dataset.test_labels))
+    # Host arrays straight into the compiled call: jnp.asarray would compile a program each.
     outputs = _analyse(
-        jnp.asarray(result.params["w"][models]), jnp.asarray(result.params["b"][models]),
-        images, labels, num_classes=dataset.num_classes, examples=shown,
+        result.params["w"][models], result.params["b"][models],
+        dataset.test_images.reshape(len(dataset.test_images), -1), dataset.test_labels,
+        num_classes=dataset.num_classes, examples=shown,
     )  # fmt: skip
     confusion, where, predicted, confidence = map(np.asarray, outputs)
     analyses = {}

@@ -51,8 +51,12 @@ def epoch_permutation(shuffle_key: jax.Array, epoch: jax.Array, num_examples: in
     A stable sort of random 32-bit keys (`stable_order`): ties are rare and broken
     by position, the same way on every run.
     """
-    bits = jax.random.bits(jax.random.fold_in(shuffle_key, epoch), (num_examples,), jnp.uint32)
-    return stable_order(bits)
+    return stable_order(epoch_keys(shuffle_key, epoch, num_examples))
+
+
+def epoch_keys(shuffle_key: jax.Array, epoch: jax.Array, num_examples: int) -> jax.Array:
+    """The random uint32 keys whose stable order is `epoch_permutation`."""
+    return jax.random.bits(jax.random.fold_in(shuffle_key, epoch), (num_examples,), jnp.uint32)
 
 
 def batch_indices(
@@ -93,10 +97,12 @@ def batch_indices(
 
 def first_batch(seed: int, num_train: int, batch_size: int) -> np.ndarray:
     """Indices of the training examples in the first step's batch of `seed`."""
-    return np.asarray(_first_epoch(shuffle_key(seed), num_train)[:batch_size])
+    # `epoch_permutation`'s stable sort, done by NumPy: only the keys need a program.
+    keys = np.asarray(_first_epoch_keys(np.int32(seed), num_train))
+    return np.argsort(keys, kind="stable")[:batch_size]
 
 
 @functools.partial(jax.jit, static_argnums=1)
-def _first_epoch(key: jax.Array, num_train: int) -> jax.Array:
+def _first_epoch_keys(seed: jax.Array, num_train: int) -> jax.Array:
     # One compiled program, not a dozen operations each compiled on first use.
-    return epoch_permutation(key, 0, num_train)
+    return epoch_keys(shuffle_key(seed), 0, num_train)

@@ -347,10 +347,9 @@ def train_step_graph(
       and `loss_scale`, and outputs `outputs/params/{w,b}`, `outputs/opt_state/...`,
       `outputs/loss` and `outputs/accuracy`.
     """
-    params = model.init_params(num_features, num_classes)
-    state = jax.eval_shape(
+    state = jax.eval_shape(  # shapes only: nothing is computed or compiled
         lambda: engine.init_state(
-            params,
+            model.init_params(num_features, num_classes),
             learning_rate=0.0,
             weight_decay=0.0 if descent.weight_decay else None,
             momentum=0.0 if descent.momentum else None,

@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxsoftmax import engine, parallel, warm
@@ -278,7 +277,7 @@ class SweepRun:
         return jax.tree_util.tree_unflatten(
             treedef,
             [
-                parallel.put(saved, leaf.sharding) if self._spread else jnp.asarray(saved)
+                parallel.put(saved, leaf.sharding) if self._spread else jax.device_put(saved)
                 for saved, leaf in zip(leaves, template_leaves, strict=True)
             ],
         )
@@ -369,12 +368,12 @@ class SweepRun:
 
     def _replicated(self, value: np.ndarray) -> jax.Array:
         if not self._spread:
-            return jnp.asarray(value)
+            return jax.device_put(value)  # a copy, not a compiled program as jnp.asarray
         return parallel.put(value, parallel.sharding(self._mesh, None, np.ndim(value)))
 
     def _sharded(self, value: np.ndarray, split: bool) -> jax.Array:
         if not self._spread:
-            return jnp.asarray(value)
+            return jax.device_put(value)
         return parallel.put(value, parallel.sharding(self._mesh, 0 if split else None, 1))
 
 

@@ -155,5 +155,6 @@ def device_data(dataset: "Dataset", config: "SweepConfig", mesh=None) -> "engine
         dataset.train_labels[validation],
     )
     if mesh is None:
-        return engine.DeviceData(*map(jax.numpy.asarray, arrays))
+        # device_put copies; jnp.asarray would compile a program for each array's shape.
+        return engine.DeviceData(*map(jax.device_put, arrays))
     return engine.DeviceData(*(put(a, sharding(mesh, None, a.ndim)) for a in arrays))

@@ -2,6 +2,7 @@
 matrices, misclassified examples; uint8 RGB arrays drawn with Pillow (which comes with
 TensorBoard), each labelled with the dataset's class names."""
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,29 +43,47 @@ def weight_templates(
     """
     height, width = image_shape
     num_classes = w.shape[1]
-    names = list(class_names) if class_names is not None else list(map(str, range(num_classes)))
+    names = tuple(class_names) if class_names is not None else tuple(map(str, range(num_classes)))
     scale = np.abs(w).max()
-    normalised = w / scale if scale > 0 else w
-    templates = normalised.T.reshape(num_classes, height, width)
-    columns = min(num_classes, TEMPLATES_PER_ROW)
-    rows = -(-num_classes // columns)
-    cell_h, cell_w = height * TEMPLATE_ZOOM, width * TEMPLATE_ZOOM
-    row_h, column_w = cell_h + LABEL_HEIGHT + TEMPLATE_GAP, cell_w + TEMPLATE_GAP
-    canvas = np.ones((rows * row_h - TEMPLATE_GAP, columns * column_w - TEMPLATE_GAP, 3))
-    for index, template in enumerate(templates):
-        zoomed = np.kron(template, np.ones((TEMPLATE_ZOOM, TEMPLATE_ZOOM)))
-        positive, negative = np.clip(zoomed, 0, 1), np.clip(-zoomed, 0, 1)
-        rgb = np.stack([1 - positive, 1 - positive - negative, 1 - negative], axis=-1)
+    normalised = (w / scale if scale > 0 else w).astype(np.float32)
+    zoomed = normalised.T.reshape(num_classes, height, width)
+    zoomed = zoomed.repeat(TEMPLATE_ZOOM, axis=1).repeat(TEMPLATE_ZOOM, axis=2)
+    positive, negative = np.clip(zoomed, 0, 1), np.clip(-zoomed, 0, 1)
+    rgb = np.stack([1 - positive, 1 - positive - negative, 1 - negative], axis=-1)
+    rgb = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+    canvas = _labelled_canvas(names, height, width).copy()  # white, classes named
+    columns, (row_h, column_w) = min(num_classes, TEMPLATES_PER_ROW), _template_cell(height, width)
+    for index in range(num_classes):
         top, left = (index // columns) * row_h, (index % columns) * column_w
-        canvas[top : top + cell_h, left : left + cell_w] = np.clip(rgb, 0, 1)
-    picture = Image.fromarray((canvas * 255).round().astype(np.uint8))
+        canvas[top : top + rgb.shape[1], left : left + rgb.shape[2]] = rgb[index]
+    return canvas
+
+
+def _template_cell(height: int, width: int) -> tuple[int, int]:
+    """The height and width of a template's place, its label and gap included."""
+    row = height * TEMPLATE_ZOOM + LABEL_HEIGHT + TEMPLATE_GAP
+    return row, width * TEMPLATE_ZOOM + TEMPLATE_GAP
+
+
+@functools.lru_cache(maxsize=8)
+def _labelled_canvas(names: tuple[str, ...], height: int, width: int) -> np.ndarray:
+    """The white canvas of `weight_templates` with each class's name drawn under its
+    template's place; drawn once per run, not at every summary."""
+    columns = min(len(names), TEMPLATES_PER_ROW)
+    rows = -(-len(names) // columns)
+    row_h, column_w = _template_cell(height, width)
+    cell_h, cell_w = height * TEMPLATE_ZOOM, width * TEMPLATE_ZOOM
+    size = (columns * column_w - TEMPLATE_GAP, rows * row_h - TEMPLATE_GAP)
+    picture = Image.new("RGB", size, (255, 255, 255))
     draw, font = ImageDraw.Draw(picture), _font(LABEL_HEIGHT - 4)
     for index, name in enumerate(names):
         top, left = (index // columns) * row_h + cell_h, (index % columns) * column_w
         text_width = draw.textlength(name, font=font)
         position = (left + max(0, (cell_w - text_width) / 2), top + 1)
         draw.text(position, name, fill=(0, 0, 0), font=font)
-    return np.asarray(picture)
+    canvas = np.asarray(picture)
+    canvas.flags.writeable = False
+    return canvas
 
 
 def confusion_picture(confusion: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
