@@ -48,9 +48,11 @@ QUICK_MODELS = (1, 3, 30)
 # under about 10 s. Each call of the engine ends with one evaluation of every model
 # on the 10,000 test images, as much work as 50 training steps of each model and
 # not counted as model-steps: 5% extra at 1000 steps, 17% at 300.
-ENGINE_STEPS = {1: 2000, 3: 2000, 10: 2000, 30: 1000, 100: 1000, 300: 1000, 1000: 300}
+ENGINE_STEPS = {1: 2000, 3: 2000, 10: 2000, 30: 1000, 100: 1000, 300: 1000, 1000: 300, 10000: 100}
 LOOP_MODEL_STEPS = 3000
 QUICK_SCALE = 0.1
+VARIANTS = ("engine", "per-step", "sequential", "products", "peers")
+COPY_BYTES = 2**28  # the array copied to measure memory bandwidth: 256 MiB
 
 
 @dataclasses.dataclass
@@ -99,13 +101,29 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def matmul_peak(repeats: int) -> list[float]:
+def matmul_peak(repeats: int, size: int = MATMUL_SIZE) -> list[float]:
     """FLOP/s of a square float32 matrix product, one value per repeat."""
-    a = jax.random.normal(jax.random.key(0), (MATMUL_SIZE, MATMUL_SIZE), jnp.float32)
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
     product = jax.jit(jnp.matmul)
     jax.block_until_ready(product(a, a))
-    flops = 2 * MATMUL_SIZE**3
+    flops = 2 * size**3
     return [flops / min(timed(lambda: product(a, a)) for _ in range(3)) for _ in range(repeats)]
+
+
+def copy_bandwidth(repeats: int, size: int = COPY_BYTES) -> list[float]:
+    """Bytes/s of copying a float32 array of `size` bytes on the device (each byte read
+    once and written once), one value per repeat: the memory roofline's slope."""
+    a = jnp.zeros(size // 4, jnp.float32)
+    copy = jax.jit(lambda x: x + 1.0)  # a copy XLA cannot elide
+    jax.block_until_ready(copy(a))
+    return [2 * size / min(timed(lambda: copy(a)) for _ in range(3)) for _ in range(repeats)]
+
+
+def bytes_per_step(models: int, num_features: int, num_classes: int) -> int:
+    """Memory one training step of K models must move at least: the weights read twice
+    (forward product, weight gradient) and written once, float32, and the batch read
+    (uint8)."""
+    return 3 * 4 * models * num_features * num_classes + BATCH_SIZE * num_features
 
 
 def learning_rates(models: int) -> tuple[float, ...]:
@@ -288,6 +306,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-dir", help="folder of the MNIST IDX files (default: lookup)")
     parser.add_argument("--no-peers", action="store_true", help="skip TensorFlow 1 and PyTorch")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated, of {', '.join(VARIANTS)} (default: all)",
+    )
+    parser.add_argument(
+        "--matmul-size", type=int, default=MATMUL_SIZE, help="side of the peak's square product"
+    )
     args = parser.parse_args(argv)
     models_list = (
         tuple(int(k) for k in args.models.split(","))
@@ -295,6 +321,9 @@ def main(argv: list[str] | None = None) -> dict:
         else (QUICK_MODELS if args.quick else ALL_MODELS)
     )
     repeats = args.repeats or (2 if args.quick else 5)
+    variants = set(args.variants.split(","))
+    if not variants <= set(VARIANTS):
+        parser.error(f"unknown variants {sorted(variants - set(VARIANTS))}; of {VARIANTS}")
     scale = QUICK_SCALE if args.quick else 1.0
 
     dataset = js.load_dataset("mnist", data_dir=args.data_dir)
@@ -303,23 +332,35 @@ def main(argv: list[str] | None = None) -> dict:
         jnp.asarray(dataset.train_labels),
     )
     flops = flops_per_model_step(dataset.num_features, dataset.num_classes)
-    peaks = matmul_peak(repeats)
-    measurements = []
+    peaks = matmul_peak(repeats, args.matmul_size)
+    bandwidths = copy_bandwidth(repeats)
+    measurements, layouts = [], {}
     for models in models_list:
         engine_steps = max(20, int(ENGINE_STEPS.get(models, 200) * scale))
         loop_steps = max(10, int(max(20, LOOP_MODEL_STEPS // models) * scale))
         indices = jnp.asarray(
             batch_indices(len(dataset.train_images), max(engine_steps, loop_steps))
         )
-        measurements.append(engine(dataset, models, engine_steps, repeats))
-        measurements.append(per_step(data, indices, dataset, models, loop_steps, repeats))
-        measurements.append(sequential(data, indices, dataset, models, loop_steps, repeats))
-        measurements.append(products_only(data, indices, dataset, models, engine_steps, repeats))
-        if not args.no_peers and models <= 30:
+        config = js.SweepConfig(learning_rates=learning_rates(models))
+        layouts[models] = js.make_plan(config, dataset).layout  # the probe's, as the engine's
+        if "engine" in variants:
+            measurements.append(engine(dataset, models, engine_steps, repeats))
+        if "per-step" in variants:
+            measurements.append(per_step(data, indices, dataset, models, loop_steps, repeats))
+        if "sequential" in variants:
+            measurements.append(sequential(data, indices, dataset, models, loop_steps, repeats))
+        if "products" in variants:
+            measurements.append(
+                products_only(data, indices, dataset, models, engine_steps, repeats)
+            )
+        if "peers" in variants and not args.no_peers and models <= 30:
             measurements += peer_measurements(dataset, models, loop_steps, repeats)
-        peaks += matmul_peak(1)
+        peaks += matmul_peak(1, args.matmul_size)
+        bandwidths += copy_bandwidth(1)
         print(f"K={models}: done", file=sys.stderr)
     peak = statistics.median(peaks)
+    bandwidth = statistics.median(bandwidths)
+    shape = (dataset.num_features, dataset.num_classes)
 
     document = {
         "machine": {
@@ -338,18 +379,24 @@ def main(argv: list[str] | None = None) -> dict:
         "flops_per_model_step": flops,
         "matmul_peak_flops": peak,
         "matmul_peak_samples": peaks,
+        "copy_bandwidth_bytes_per_s": bandwidth,
+        "copy_bandwidth_samples": bandwidths,
+        "layouts": {str(models): layout for models, layout in layouts.items()},
         "results": [
             dataclasses.asdict(m)
             | {"median_s": m.median_s, "model_steps_per_s": m.model_steps_per_s,
                "examples_per_s": m.model_steps_per_s * BATCH_SIZE,
                "fraction_of_peak": m.model_steps_per_s * flops / peak,
+               "fraction_of_memory_roofline": (
+                   m.model_steps_per_s / m.models * bytes_per_step(m.models, *shape) / bandwidth),
                "fraction_of_peak_all_products": (
                    (m.models * m.steps * flops + m.extra_flops) / m.median_s / peak)}
             for m in measurements
         ],
     }  # fmt: skip
     table = markdown_table(measurements, peak, flops)
-    print(f"matrix-multiply peak: {peak / 1e9:.1f} GFLOP/s (median of {len(peaks)})")
+    print(f"matrix-multiply peak: {peak / 1e9:.1f} GFLOP/s (median of {len(peaks)}); "
+          f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; layouts {document['layouts']}")  # fmt: skip
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "throughput-quick" if args.quick else "throughput"

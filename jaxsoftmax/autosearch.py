@@ -118,13 +118,19 @@ def retrain_config(config: SweepConfig, setting: dict, dataset: Dataset) -> Swee
 
 
 def choose(
-    dataset: Dataset, *, time_budget: float = 60.0, seed: int = 0, on_chunk: Callable | None = None
+    dataset: Dataset,
+    *,
+    time_budget: float = 60.0,
+    seed: int = 0,
+    on_chunk: Callable | None = None,
+    **plan_options,
 ) -> tuple[SweepConfig, SweepResult, int]:
     """Step 1 and 2: the search, and the trial it chooses (see the module's docstring).
 
     Args:
       on_chunk: called with the search's progress after each chunk: (steps a surviving
         trial has taken, steps it will take, the best validation accuracy so far).
+      plan_options: for `make_plan` (e.g. `max_models_per_slice`, `layout`).
 
     Returns:
       The search's config, its result, the chosen trial's index.
@@ -133,7 +139,7 @@ def choose(
       ConfigError: every trial diverged (no setting to choose).
     """
     config, halving = plan(dataset, time_budget, seed)
-    run = HalvingSearch.start(dataset, config, halving)
+    run = HalvingSearch.start(dataset, config, halving, **plan_options)
     for report in run:
         if on_chunk is not None:
             best = np.nanmax(report.validation.accuracy[-1], initial=np.nan)

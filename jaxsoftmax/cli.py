@@ -14,6 +14,7 @@ import sys
 import time
 
 from jaxsoftmax import catalog, cmdline, data, grid, interrupts, search
+from jaxsoftmax import settings as flag_rules
 from jaxsoftmax.config import (
     DEFAULT_LEARNING_RATES,
     SCHEDULES,
@@ -25,36 +26,6 @@ from jaxsoftmax.config import (
 from jaxsoftmax.settings import settings_from_checkpoint, settings_from_flags
 
 DEFAULT_CHECKPOINT_EVERY = 1000
-# The flags that may come with --resume; every other flag is taken from the checkpoint.
-WITH_RESUME = (
-    "resume",
-    "data_dir",
-    "quiet",
-    "no_compilation_cache",
-    "coordinator",
-    "num_processes",
-    "process_id",
-)
-# The flags that may come with --auto; it chooses the training settings itself.
-WITH_AUTO = (
-    "auto",
-    "time_budget",
-    "seed",
-    "dataset",
-    "num_classes",
-    "data_dir",
-    "source",
-    "logdir",
-    "overwrite",
-    "no_summaries",
-    "quiet",
-    "no_compilation_cache",
-    "checkpoint_every",
-    "max_models_per_slice",
-)
-# The flags a search takes, and what they need.
-FOR_SEARCH = {"trials": "--search", "strategy": "--search", "eta": "--strategy halving",
-              "min_steps": "--strategy halving", "time_budget": "--auto"}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
         "at most 1024 per CPU device. Models are sharded over all devices",
     )
     scale.add_argument(
+        "--layout",
+        choices=flag_rules.LAYOUT_CHOICES,
+        default=flag_rules.LAYOUT_CHOICES[0],
+        help="how a sweep holds its weights: class_major ((K*classes, features), fastest on "
+        "CPUs), feature_major ((features, K*classes), plain vmap, fastest on the H100 "
+        "measured), or auto: the faster of the two for the run's shapes on this device, "
+        "measured once and kept in ~/.cache/jaxsoftmax/layouts.json. Results are the same "
+        "either way, to float rounding",
+    )
+    scale.add_argument(
         "--coordinator",
         metavar="HOST:PORT",
         help="join a multi-process run (jax.distributed): the address of process 0; also "
@@ -299,30 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check_together(parser, args)
+    flag_rules.check_together(parser, args)
     with interrupts.StopOnSignal() as stops:
         return cmdline.run_command(lambda: _train(args, start, stops))
-
-
-def _check_together(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Exits with one line where flags given together do not go together."""
-    given = [name for name, value in vars(args).items() if value != parser.get_default(name)]
-    flag = lambda name: "--" + name.replace("_", "-")  # noqa: E731
-    for name in given:
-        if args.resume is not None and name not in WITH_RESUME:
-            parser.error(f"--resume takes {flag(name)} from the checkpoint; leave it out")
-        if args.auto and name not in WITH_AUTO:
-            parser.error(f"--auto chooses {flag(name)} itself; leave it out")
-        needs = FOR_SEARCH.get(name)
-        if (
-            needs
-            and not args.auto
-            and (
-                args.search is None
-                or (needs == "--strategy halving" and args.strategy != "halving")
-            )
-        ):
-            parser.error(f"{flag(name)} is for {needs}; give that too, or leave it out")
 
 
 def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal) -> int:

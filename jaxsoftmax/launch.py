@@ -27,7 +27,8 @@ def sweep_run(args, config, settings, resume, dataset, say):
     cap = None
     if settings.summaries:  # three event files open per model of a slice, resumed ones too
         cap = max(1, (allow_open_files() - FILES_IN_RESERVE) // 3)
-    options = {"max_models_per_slice": args.max_models_per_slice, "models_cap": cap}
+    options = {"max_models_per_slice": args.max_models_per_slice, "models_cap": cap,
+               "layout": args.layout, "report": say}  # fmt: skip
     if resume is not None:
         checkpoint, extra = resume
         if settings.halving() is not None:
@@ -114,8 +115,9 @@ def auto_search(args, dataset, settings, stops, *, quiet: bool):
             bar.set_postfix({"validation_accuracy": f"{best:.2%}"})
 
         config, result, chosen = auto.choose(
-            dataset, time_budget=args.time_budget, seed=args.seed, on_chunk=on_chunk
-        )
+            dataset, time_budget=args.time_budget, seed=args.seed, on_chunk=on_chunk,
+            max_models_per_slice=args.max_models_per_slice, layout=args.layout,
+        )  # fmt: skip
     setting = config.settings[chosen]
     retrain = auto.retrain_config(config, setting, dataset)
     found = auto.record(config, result, chosen, time.perf_counter() - began)

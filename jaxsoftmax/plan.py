@@ -11,7 +11,7 @@ began, and nothing downstream recomputes it.
 import dataclasses
 import itertools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -21,6 +21,8 @@ from jaxsoftmax.config import SweepConfig, check_count
 from jaxsoftmax.data import Dataset
 from jaxsoftmax.errors import ConfigError
 from jaxsoftmax.layouts import CLASS_MAJOR, FEATURE_MAJOR, LAYOUTS
+
+AUTO = "auto"  # the layout measured for the plan (see `make_plan`)
 
 # Models per device in one program when the caller does not say: on a CPU, throughput
 # stops growing near K = 100 to 300, and each model costs about 1.3 MB there.
@@ -261,6 +263,7 @@ def make_plan(
     models_cap: int | None = None,
     devices: Sequence | None = None,
     layout: str | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> SweepPlan:
     """The plan for training `config`; every process of a run must call it at the same point.
 
@@ -272,7 +275,10 @@ def make_plan(
         most 1024 per device).
       models_cap: a further limit on models per slice (e.g. from open files).
       devices: the devices to shard over (default: every device of every process).
-      layout: the weight layout (default: `default_layout(devices)`).
+      layout: the weight layout, or "auto" (the default): the faster for this plan's
+        shapes on `devices`, measured once and cached beside the compilation cache
+        (see `layout_probe`); `default_layout(devices)` for programs too small to probe.
+      report: called with a line saying what a layout probe measured, when one runs.
 
     Returns:
       The plan, the same in every process: free memory differs between hosts, so
@@ -286,11 +292,35 @@ def make_plan(
     if models_cap is not None:
         limit = min(limit, models_cap)
     limit = parallel.smallest_over_processes(limit)
-    return plan_slices(
+    if layout is not None and layout != AUTO and layout not in LAYOUTS:
+        raise ConfigError(f"unknown layout {layout!r}; give auto, {', '.join(LAYOUTS)}")
+    plan = plan_slices(
         len(config.seed_values),
         len(config.settings),
         limit,
         len(devices),
-        layout=layout or default_layout(devices),
+        layout=default_layout(devices) if layout in (None, AUTO) else layout,
         chunks=plan_chunks(config),
     )
+    if layout in (None, AUTO):
+        chosen = measured_layout(plan, config, dataset, devices, report)
+        plan = dataclasses.replace(plan, layout=chosen)
+    return plan
+
+
+def measured_layout(
+    plan: SweepPlan, config: SweepConfig, dataset: Dataset, devices, report=None
+) -> str:
+    """The faster layout for `plan`'s programs on `devices` (see `layout_probe`), the
+    same in every process; the plan's own where its programs are too small to probe."""
+    from jaxsoftmax import layout_probe
+    from jaxsoftmax.data import user_cache_dir
+    from jaxsoftmax.optimizer import GradientDescent
+
+    per_device = plan.models_per_slice // plan.num_devices
+    descent = GradientDescent(config.uses_weight_decay, config.uses_momentum)
+    chosen = layout_probe.choose(
+        devices, per_device, dataset.num_features, dataset.num_classes, config.batch_size,
+        descent, user_cache_dir(), report,
+    ) or plan.layout  # fmt: skip
+    return LAYOUTS[parallel.smallest_over_processes(LAYOUTS.index(chosen))]

@@ -178,3 +178,59 @@ def _default_dataset(args: argparse.Namespace) -> str:
     if args.data_dir is None or args.source == "tfds":  # tfds: --data-dir is tfds's own
         return "mnist"
     return args.data_dir.resolve().name or "data"
+
+
+# The flags that may come with --resume; every other flag is taken from the checkpoint.
+WITH_RESUME = (
+    "resume",
+    "data_dir",
+    "quiet",
+    "no_compilation_cache",
+    "coordinator",
+    "num_processes",
+    "process_id",
+)
+# The flags that may come with --auto; it chooses the training settings itself.
+WITH_AUTO = (
+    "auto",
+    "time_budget",
+    "seed",
+    "dataset",
+    "num_classes",
+    "data_dir",
+    "source",
+    "logdir",
+    "overwrite",
+    "no_summaries",
+    "quiet",
+    "no_compilation_cache",
+    "checkpoint_every",
+    "max_models_per_slice",
+    "layout",
+)
+# plan.AUTO and layouts.LAYOUTS, written out: those modules import JAX, which --help need not.
+LAYOUT_CHOICES = ("auto", "class_major", "feature_major")
+# The flags a search takes, and what they need.
+FOR_SEARCH = {"trials": "--search", "strategy": "--search", "eta": "--strategy halving",
+              "min_steps": "--strategy halving", "time_budget": "--auto"}  # fmt: skip
+
+
+def check_together(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exits with one line where flags given together do not go together."""
+    given = [name for name, value in vars(args).items() if value != parser.get_default(name)]
+    flag = lambda name: "--" + name.replace("_", "-")  # noqa: E731
+    for name in given:
+        if args.resume is not None and name not in WITH_RESUME:
+            parser.error(f"--resume takes {flag(name)} from the checkpoint; leave it out")
+        if args.auto and name not in WITH_AUTO:
+            parser.error(f"--auto chooses {flag(name)} itself; leave it out")
+        needs = FOR_SEARCH.get(name)
+        if (
+            needs
+            and not args.auto
+            and (
+                args.search is None
+                or (needs == "--strategy halving" and args.strategy != "halving")
+            )
+        ):
+            parser.error(f"{flag(name)} is for {needs}; give that too, or leave it out")

@@ -5,12 +5,16 @@ these tests check the output's structure only.
 """
 
 import json
+import os
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from benchmarks import throughput, time_to_accuracy
+
+from .conftest import REPO
 
 
 def test_throughput_quick_mode_reports_every_variant(mnist_dir, tmp_path, capsys):
@@ -118,3 +122,43 @@ def test_search_quick_mode_compares_every_method(tmp_path, capsys):
     table = (tmp_path / "search-quick.md").read_text()
     assert table.count("| ours, ") == 3 and "peak memory" in table
     assert (tmp_path / "search-quick.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_gpu_check_runs_its_steps_on_cpu_in_dry_run_mode(mnist_dir, tmp_path):
+    """benchmarks/gpu_check.sh --dry-run: the GPU check's steps (devices, the GPU-relevant
+    tests, throughput with the layout probe, the one-line summary) on CPU JAX, K <= 30."""
+    from jaxsoftmax.layouts import LAYOUTS
+
+    env = os.environ | {"PYTHON": sys.executable, "JAXSOFTMAX_DATA_DIR": str(mnist_dir.parent),
+                        "XDG_CACHE_HOME": str(tmp_path)}  # fmt: skip
+    script = str(REPO / "benchmarks" / "gpu_check.sh")
+    done = subprocess.run(["bash", script, "--dry-run", str(tmp_path / "out")], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary == json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    assert set(summary["K"]) == {"3", "30"} and summary["device"].startswith("cpu")
+    document = json.loads((tmp_path / "out" / "throughput-quick.json").read_text())
+    bandwidth = document["copy_bandwidth_bytes_per_s"]
+    assert summary["copy_bandwidth_GB_per_s"] == round(bandwidth / 1e9, 1) > 0
+    for k, entry in summary["K"].items():
+        assert entry["layout"] in LAYOUTS
+        engine = next(r for r in document["results"]
+                      if r["models"] == int(k) and r["variant"].startswith("engine"))  # fmt: skip
+        moved = 3 * 4 * int(k) * 784 * 10 + 100 * 784  # weights read twice, written once; batch
+        roofline = engine["model_steps_per_s"] / int(k) * moved / bandwidth
+        assert entry["engine_fraction_of_memory_roofline"] == pytest.approx(roofline, abs=1e-4)
+        assert entry["engine_model_steps_per_s"] == round(engine["model_steps_per_s"]) > 0
+    assert 'failures="0"' in (tmp_path / "out" / "tests.xml").read_text()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [([], "give the folder to write to"), (["--fast", "x"], "unknown option --fast"),
+     (["a", "b"], "give one OUT folder")],
+)  # fmt: skip
+def test_the_gpu_check_refuses_bad_arguments_in_one_line(tmp_path, argv, message):
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), *argv],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 2 and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

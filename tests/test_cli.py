@@ -265,3 +265,25 @@ def test_labels_beyond_the_datasets_classes_are_one_line_and_nothing_is_written(
     status, _, err = run_main([*argv, "--logdir", str(logdir)], capsys)
     assert status == 0, err
     assert json.loads((logdir / "results.json").read_text())["config"]["dataset"] == "mnist"
+
+
+def test_a_forced_layout_is_the_runs_and_gives_the_same_models(env, tmp_path, capsys):
+    from jaxsoftmax import checkpoint
+
+    accuracy = {}
+    for layout in ("class_major", "feature_major"):
+        logdir = tmp_path / layout
+        argv = [*SHORT_RUN, "--quiet", "--no-summaries", "--layout", layout]
+        assert run_main([*argv, "--logdir", str(logdir)], capsys)[0] == 0
+        saved, _ = checkpoint.load(logdir / checkpoint.CHECKPOINT_FILE)
+        assert saved.plan.layout == layout
+        runs = json.loads((logdir / "results.json").read_text())["runs"]
+        accuracy[layout] = np.array([run["test_accuracy"] for run in runs])
+    assert len(accuracy["class_major"]) == 3
+    np.testing.assert_allclose(accuracy["class_major"], accuracy["feature_major"], atol=1e-6)
+
+
+def test_layout_choices_are_the_plans():
+    from jaxsoftmax import plan, settings
+
+    assert (plan.AUTO, *plan.LAYOUTS) == settings.LAYOUT_CHOICES

@@ -8,6 +8,7 @@ import textwrap
 
 import hypothesis
 import hypothesis.strategies as st
+import jax
 import numpy as np
 import pytest
 
@@ -308,6 +309,21 @@ def test_sharded_over_four_cpu_devices_equals_one_device(mnist_dir):
     assert report["tile"] == [2, 4] and report["axis"] == 1
     assert report["devices_holding_state"] == 4
     assert report["params"] < 1e-6 and report["accuracy"] < 1e-3
+
+
+def test_sharded_over_all_local_devices_equals_one_device(small):
+    """On a machine of several accelerators (the GPU check runs this): the models sharded
+    over all of them train as on the first alone."""
+    devices = jax.local_devices()
+    if len(devices) < 2:
+        pytest.skip("one local device: nothing to shard over (the 4-CPU test covers it here)")
+    config = SweepConfig(learning_rates=(0.001, 0.004, 0.01), seeds=(0, 1), steps=30,
+                         eval_every=10, init_scale=0.01)  # fmt: skip
+    one = train_sweep(small, config, devices=devices[:1])
+    every = train_sweep(small, config, devices=devices)
+    for name in ("w", "b"):
+        assert np.abs(one.params[name] - every.params[name]).max() < 1e-5
+    assert np.abs(one.test_accuracy - every.test_accuracy).max() < 1e-3
 
 
 def _free_port() -> int:

@@ -312,6 +312,7 @@ def test_any_mutated_checkpoint_is_the_same_checkpoint_or_a_checkpoint_error(
     [
         (["--steps", "10"], 2, "--resume takes --steps from the checkpoint"),
         (["--grid", "seed=1,2"], 2, "--resume takes --grid from the checkpoint"),
+        (["--layout", "feature_major"], 2, "--resume takes --layout from the checkpoint"),
     ],
 )
 def test_resume_refuses_settings_of_its_own(env, tmp_path, capsys, extra_argv, status, message):

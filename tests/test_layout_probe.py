@@ -1,0 +1,73 @@
+"""The weight layout chosen by measurement: the probe, its cache, the flag."""
+
+import json
+
+import jax
+import pytest
+
+from jaxsoftmax import engine, layout_probe
+from jaxsoftmax.config import SweepConfig
+from jaxsoftmax.optimizer import GradientDescent
+from jaxsoftmax.plan import make_plan
+
+SHAPE = (784, 10, 100, GradientDescent())
+
+
+def test_the_probe_times_both_layouts_of_the_real_step():
+    seconds = layout_probe.measure(8, *SHAPE, jax.devices()[0])
+    assert set(seconds) == set(engine.LAYOUTS)
+    # A step of 8 models on 100 images moves at least 8 * 784 * 10 weights: not free,
+    # and not slower than a second on any device.
+    assert all(1e-7 < value < 1.0 for value in seconds.values())
+
+
+def test_a_probe_runs_once_then_the_cache_answers(tmp_path, monkeypatch):
+    devices = jax.devices()
+    lines = []
+    chosen = layout_probe.choose(devices, 40, *SHAPE, tmp_path, lines.append)
+    assert chosen in engine.LAYOUTS
+    assert len(lines) == 1 and lines[0].startswith(f"layout: {chosen}, measured for 32 models")
+    cached = json.loads((tmp_path / layout_probe.CACHE_FILE).read_text())
+    (entry,) = cached.values()
+    assert entry["layout"] == chosen
+    assert entry["layout"] == min(entry["seconds_per_step"], key=entry["seconds_per_step"].get)
+    (key,) = cached
+    assert jax.__version__ in key and devices[0].device_kind in key and "models 32" in key
+
+    def no_measuring(*args):
+        raise AssertionError("measured again: the cache was not read")
+
+    monkeypatch.setattr(layout_probe, "measure", no_measuring)
+    # 40 and 30 models a device round to the same probe of 32: the cache answers both.
+    assert layout_probe.choose(devices, 30, *SHAPE, tmp_path, lines.append) == chosen
+    assert len(lines) == 1
+    # Another shape is another probe.
+    with pytest.raises(AssertionError, match="measured again"):
+        layout_probe.choose(devices, 30, 784, 10, 50, GradientDescent(), tmp_path)
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", ""])
+def test_a_broken_cache_is_measured_again_and_rewritten(tmp_path, content):
+    (tmp_path / layout_probe.CACHE_FILE).write_text(content)
+    chosen = layout_probe.choose(jax.devices(), 8, *SHAPE, tmp_path)
+    assert chosen in engine.LAYOUTS
+    assert len(json.loads((tmp_path / layout_probe.CACHE_FILE).read_text())) == 1
+
+
+def test_small_programs_are_not_probed_and_keep_the_backends_layout(tmp_path, small):
+    assert layout_probe.choose(jax.devices(), 7, *SHAPE, tmp_path) is None
+    assert not (tmp_path / layout_probe.CACHE_FILE).exists()
+    plan = make_plan(SweepConfig(learning_rates=(0.1, 0.2)), small)  # 2 models
+    assert plan.layout == (engine.CLASS_MAJOR if jax.devices()[0].platform == "cpu"
+                           else engine.FEATURE_MAJOR)  # fmt: skip
+
+
+def test_make_plan_takes_the_probes_choice_and_a_forced_layout(small, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    config = SweepConfig(learning_rates=tuple(0.001 * (k + 1) for k in range(8)))
+    plan = make_plan(config, small)
+    cached = json.loads((tmp_path / "jaxsoftmax" / layout_probe.CACHE_FILE).read_text())
+    (entry,) = cached.values()
+    assert plan.layout == entry["layout"]
+    for layout in engine.LAYOUTS:
+        assert make_plan(config, small, layout=layout).layout == layout
