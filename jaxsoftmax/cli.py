@@ -7,6 +7,7 @@ and a non-zero exit, never a traceback (see `cmdline`).
 """
 
 import argparse
+import concurrent.futures
 import dataclasses
 import pathlib
 import signal
@@ -290,21 +291,12 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
     config, settings, resume = (
         settings_from_checkpoint(args) if args.resume else settings_from_flags(args)
     )
-    from jaxsoftmax import launch, outputs, parallel  # heavy: only once the arguments are good
-
-    imported = time.perf_counter()
-
-    parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
-    stops.install()  # jax.distributed takes SIGTERM for its preemption notifier
-    say = _printer(args.quiet)
-    launch.enable_compilation_cache(args)
     if args.data_dir is not None:  # given again with --resume, say
         settings = dataclasses.replace(settings, data_dir=str(args.data_dir.resolve()))
-    dataset = data.load_dataset(
-        settings.dataset, data_dir=settings.data_dir, source=settings.source, report=say,
-        num_classes=settings.num_classes,
-    )  # fmt: skip
-    times = {"import_s": imported - start, "load_s": time.perf_counter() - imported}
+    dataset, times = _prepare(args, settings, stops, start)
+    from jaxsoftmax import launch, outputs, parallel  # imported by _prepare
+
+    say = _printer(args.quiet)
     say(data.describe(dataset))
     if args.auto:
         config, settings = launch.auto_search(args, dataset, settings, stops, quiet=args.quiet)
@@ -343,6 +335,29 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
     if result.interrupted:  # this process may have been stopped by another's signal
         return interrupts.Interrupted(stops.requested or signal.SIGTERM).exit_status
     return 0
+
+
+def _prepare(args, settings, stops, start: float) -> tuple[data.Dataset, dict[str, float]]:
+    """What comes before training: JAX and the data, loaded together (gunzip lets go of
+    the GIL: about 0.25 s sooner), jax.distributed, the compilation cache.
+
+    Returns:
+      The data, and the seconds the imports took and the data took beyond them.
+    """
+    say = _printer(args.quiet)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        loading = pool.submit(
+            data.load_dataset, settings.dataset, data_dir=settings.data_dir,
+            source=settings.source, report=say, num_classes=settings.num_classes,
+        )  # fmt: skip
+        from jaxsoftmax import launch, parallel  # heavy: only once the arguments are good
+
+        imported = time.perf_counter()
+        parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+        stops.install()  # jax.distributed takes SIGTERM for its preemption notifier
+        launch.enable_compilation_cache(args)
+        dataset = loading.result()
+    return dataset, {"import_s": imported - start, "load_s": time.perf_counter() - imported}
 
 
 def _printer(quiet: bool):
