@@ -33,7 +33,12 @@ def histogram(values: jax.Array, num_buckets: int) -> Histogram:
     # All values equal (e.g. zero-initialised weights): one narrow bucket range around them.
     upper = jnp.maximum(high, low + 1e-6 * (1.0 + jnp.abs(low)))
     edges = jnp.linspace(low, upper, num_buckets + 1)
-    counts, _ = jnp.histogram(values, bins=edges)
+    # jnp.histogram's counts, with its searchsorted comparing each value with every edge
+    # (a few dozen) instead of a binary search in a while loop: the same counts, and the
+    # default run's chunk program compiles in about 0.3 s less.
+    index = jnp.searchsorted(edges, values, side="right", method="compare_all")
+    index = jnp.where(values == edges[-1], num_buckets, index)  # the last bucket is closed
+    counts = jnp.zeros(num_buckets + 1, jnp.float32).at[index].add(1.0)[1:]
     return Histogram(
         min=low,
         max=high,
@@ -41,7 +46,7 @@ def histogram(values: jax.Array, num_buckets: int) -> Histogram:
         sum=values.sum(),
         sum_squares=jnp.square(values).sum(),
         bucket_limits=edges[1:],
-        bucket_counts=counts.astype(jnp.float32),
+        bucket_counts=counts,
     )
 
 
