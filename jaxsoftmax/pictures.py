@@ -45,12 +45,12 @@ def weight_templates(
     num_classes = w.shape[1]
     names = tuple(class_names) if class_names is not None else tuple(map(str, range(num_classes)))
     scale = np.abs(w).max()
-    normalised = (w / scale if scale > 0 else w).astype(np.float32)
-    zoomed = normalised.T.reshape(num_classes, height, width)
-    zoomed = zoomed.repeat(TEMPLATE_ZOOM, axis=1).repeat(TEMPLATE_ZOOM, axis=2)
-    positive, negative = np.clip(zoomed, 0, 1), np.clip(-zoomed, 0, 1)
+    normalised = np.asarray(w / scale if scale > 0 else w, np.float64)
+    templates = normalised.T.reshape(num_classes, height, width)
+    positive, negative = np.clip(templates, 0, 1), np.clip(-templates, 0, 1)
     rgb = np.stack([1 - positive, 1 - positive - negative, 1 - negative], axis=-1)
-    rgb = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+    rgb = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)  # then zoomed: the same pixels
+    rgb = rgb.repeat(TEMPLATE_ZOOM, axis=1).repeat(TEMPLATE_ZOOM, axis=2)
     canvas = _labelled_canvas(names, height, width).copy()  # white, classes named
     columns, (row_h, column_w) = min(num_classes, TEMPLATES_PER_ROW), _template_cell(height, width)
     for index in range(num_classes):

@@ -60,6 +60,28 @@ def test_weight_templates_colour_by_sign_and_name_each_class():
     assert not np.array_equal(unnamed, picture)
 
 
+def test_weight_templates_are_each_weights_colour_zoomed_and_unchanged_by_a_second_call():
+    """Every template pixel against the colour rule in float64 (white at 0, blue where
+    the weight is positive, red where negative, zoomed); and the labels' canvas, drawn
+    once per run, is never drawn on."""
+    rng = np.random.default_rng(0)
+    for trial in range(40):  # with seed 0, trial 9 once rounded differently in float32
+        w = rng.normal(size=(12 * 8, 7)).astype(np.float32)
+        picture = pictures.weight_templates(w, (12, 8))
+        zoom, gap = pictures.TEMPLATE_ZOOM, pictures.TEMPLATE_GAP
+        row, column = 12 * zoom + pictures.LABEL_HEIGHT + gap, 8 * zoom + gap
+        scaled = (w / np.abs(w).max()).astype(np.float64)  # normalised in the weights' dtype
+        for k in range(7):
+            v = np.kron(scaled[:, k].reshape(12, 8), np.ones((zoom, zoom)))
+            blue, red = np.clip(v, 0, 1), np.clip(-v, 0, 1)
+            rgb = np.stack([1 - blue, 1 - blue - red, 1 - red], axis=-1)
+            expected = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+            top, left = (k // 5) * row, (k % 5) * column
+            got = picture[top : top + 12 * zoom, left : left + 8 * zoom]
+            np.testing.assert_array_equal(got, expected, err_msg=f"trial {trial}, class {k}")
+        assert np.array_equal(pictures.weight_templates(w, (12, 8)), picture)
+
+
 def test_runs_and_tags(logged_run):
     logdir, _ = logged_run
     for label in ("0.002", "0.005"):
