@@ -28,7 +28,7 @@ def sweep_run(args, config, settings, resume, dataset, say):
     if settings.summaries:  # three event files open per model of a slice, resumed ones too
         cap = max(1, (allow_open_files() - FILES_IN_RESERVE) // 3)
     options = {"max_models_per_slice": args.max_models_per_slice, "models_cap": cap,
-               "layout": args.layout, "report": say}  # fmt: skip
+               "layout": settings.layout, "report": say}  # fmt: skip
     if resume is not None:
         checkpoint, extra = resume
         if settings.halving() is not None:
@@ -116,7 +116,7 @@ def auto_search(args, dataset, settings, stops, *, quiet: bool):
 
         config, result, chosen = auto.choose(
             dataset, time_budget=args.time_budget, seed=args.seed, on_chunk=on_chunk,
-            max_models_per_slice=args.max_models_per_slice, layout=args.layout,
+            max_models_per_slice=args.max_models_per_slice, layout=settings.layout,
         )  # fmt: skip
     setting = config.settings[chosen]
     retrain = auto.retrain_config(config, setting, dataset)

@@ -83,6 +83,8 @@ class RunOutputs(contextlib.AbstractContextManager):
 
     def record(self, report: ChunkReport) -> None:
         """Writes a chunk's summaries and moves the progress bar."""
+        if self._first_events is not None and self._first_events.done():
+            self._wait_for_first_events()  # a failure stops the run now, not at its end
         if self._writer is not None and self._live:
             self._writer.write_chunk(
                 models=report.models,
@@ -128,7 +130,8 @@ class RunOutputs(contextlib.AbstractContextManager):
         self._wait_for_first_events()
         if self._logdir is None or result.interrupted:
             return result, {}
-        extras, chosen = {}, None
+        plan, chosen = self._run.plan, None  # None: a search past its last rung
+        extras = {"layout": plan.layout} if plan is not None else {}
         if not self._live:
             accuracy = getattr(self._run, "rung_accuracy", None)
             result, chosen, per_run = search.conclude(result, dataset, rung_accuracy=accuracy)
@@ -212,8 +215,11 @@ def _first_events(writer, run: SweepRun, dataset: Dataset) -> None:
     from jaxsoftmax import batches, graph
 
     config = run.config
-    first = batches.first_batch(config.seed_values[0], len(dataset.train_images), config.batch_size)
-    writer.write_inputs(dataset.train_images[first])
+    train = dataset  # the images the first step draws from: without a validation split
+    if config.validation:
+        train = dataset.split_validation(config.validation, config.seed)[0]
+    first = batches.first_batch(config.seed_values[0], len(train.train_images), config.batch_size)
+    writer.write_inputs(train.train_images[first])
     writer.write_layout()
     writer.write_graph(
         graph.train_step_graph(
@@ -232,14 +238,16 @@ def write_results(
     analyses: dict[int, dict] | None = None,
     search: dict | None = None,
     auto: dict | None = None,
+    layout: str | None = None,
 ) -> None:
     """results.json, written atomically; `analyses` and `search` as `RunOutputs.finish`
-    gives them, `auto`: what an --auto run's search found."""
+    gives them, `auto`: what an --auto run's search found, `layout`: the weight layout
+    its (last) plan trained in."""
     document = results.results_document(
         result, dataset=dataset.name, timing=timing, names=names, data=dataset.summary(),
         analyses=analyses,
     )  # fmt: skip
-    for name, record in (("search", search), ("auto", auto)):
+    for name, record in (("search", search), ("auto", auto), ("layout", layout)):
         if record is not None:
             document[name] = record
     results.write_json_atomically(logdir / results.RESULTS_FILE, document)

@@ -319,8 +319,13 @@ def measured_layout(
 
     per_device = plan.models_per_slice // plan.num_devices
     descent = GradientDescent(config.uses_weight_decay, config.uses_momentum)
-    chosen = layout_probe.choose(
-        devices, per_device, dataset.num_features, dataset.num_classes, config.batch_size,
-        descent, user_cache_dir(), report,
-    ) or plan.layout  # fmt: skip
+    try:
+        chosen = layout_probe.choose(
+            devices, per_device, dataset.num_features, dataset.num_classes, config.batch_size,
+            descent, user_cache_dir(), report, default=plan.layout,
+        ) or plan.layout  # fmt: skip
+    except Exception as error:  # any: every process must reach the agreement below
+        chosen = plan.layout
+        if report is not None:
+            report(f"note: the layout probe failed ({error}); using {chosen}")
     return LAYOUTS[parallel.smallest_over_processes(LAYOUTS.index(chosen))]

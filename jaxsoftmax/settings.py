@@ -24,6 +24,8 @@ class Settings:
       strategy: `halving` or `random` for a search, else None; eta, min_steps: halving's.
       auto: for the retraining of an `--auto` run, what its search found (see
         `launch.auto_search`), else None.
+      layout: `--layout`: the weight layout of the plans made for the run (a search
+        plans each rung when it starts it, a resumed one too).
     """
 
     run_names: tuple[str, ...]
@@ -38,6 +40,7 @@ class Settings:
     eta: int = 3
     min_steps: int | None = None
     auto: dict | None = None
+    layout: str = "auto"
 
     def halving(self):
         """The halving rule of a halving search (else None)."""
@@ -59,12 +62,15 @@ class Settings:
                 f"{path} was not written by the command line; resume it in Python"
             )
         # Checkpoints from before searches (05a549c) hold no search fields: not a search.
-        extra = {"strategy": None, "eta": 3, "min_steps": None, "auto": None} | extra["settings"]
+        # Nor (before 03bddc5) a layout: those plans were the backend's default, kept in
+        # the checkpoint; a search's later rungs now measure.
+        extra = {"strategy": None, "eta": 3, "min_steps": None, "auto": None,
+                 "layout": "auto"} | extra["settings"]  # fmt: skip
         kinds = {
             "run_names": list, "dataset": str, "source": str, "data_dir": (str, type(None)),
             "num_classes": (int, type(None)), "summaries": bool, "checkpoint_every": int,
             "resumes": int, "strategy": (str, type(None)), "eta": int,
-            "min_steps": (int, type(None)), "auto": (dict, type(None)),
+            "min_steps": (int, type(None)), "auto": (dict, type(None)), "layout": str,
         }  # fmt: skip
         if set(extra) != set(kinds):
             raise CheckpointError(
@@ -78,6 +84,7 @@ class Settings:
             or extra["checkpoint_every"] < 1
             or extra["resumes"] < 0
             or extra["strategy"] not in (None, "halving", "random")
+            or extra["layout"] not in LAYOUT_CHOICES
         ):
             raise CheckpointError(f"checkpoint {path} is damaged (its command-line settings)")
         values = extra | {"run_names": tuple(extra["run_names"]), "resumes": extra["resumes"] + 1}
@@ -91,7 +98,7 @@ def settings_from_flags(args: argparse.Namespace) -> tuple[SweepConfig | None, S
         return None, Settings(
             run_names=(), dataset=args.dataset or _default_dataset(args), source=args.source,
             data_dir=None, num_classes=args.num_classes, summaries=not args.no_summaries,
-            checkpoint_every=args.checkpoint_every,
+            checkpoint_every=args.checkpoint_every, layout=args.layout,
         ), None  # fmt: skip
     searching = args.search is not None
     settings = {
@@ -130,6 +137,7 @@ def settings_from_flags(args: argparse.Namespace) -> tuple[SweepConfig | None, S
         strategy=args.strategy if searching else None,
         eta=args.eta,
         min_steps=min_steps,
+        layout=args.layout,
     )
     return config, named, None
 

@@ -21,6 +21,15 @@ def shared_datasets_dir() -> pathlib.Path:
     return pathlib.Path(configured) if configured else REPO.parent / "shared" / "datasets"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_user_cache(tmp_path_factory):
+    """No test writes the user's own cache (~/.cache/jaxsoftmax: the layout probe's
+    answers, compiled programs, downloads); tests that need their own set it again."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> pathlib.Path:
     folder = shared_datasets_dir() / "mnist"

@@ -270,16 +270,19 @@ def test_labels_beyond_the_datasets_classes_are_one_line_and_nothing_is_written(
 def test_a_forced_layout_is_the_runs_and_gives_the_same_models(env, tmp_path, capsys):
     from jaxsoftmax import checkpoint
 
-    accuracy = {}
+    accuracy, weights = {}, {}
     for layout in ("class_major", "feature_major"):
         logdir = tmp_path / layout
         argv = [*SHORT_RUN, "--quiet", "--no-summaries", "--layout", layout]
         assert run_main([*argv, "--logdir", str(logdir)], capsys)[0] == 0
         saved, _ = checkpoint.load(logdir / checkpoint.CHECKPOINT_FILE)
         assert saved.plan.layout == layout
-        runs = json.loads((logdir / "results.json").read_text())["runs"]
-        accuracy[layout] = np.array([run["test_accuracy"] for run in runs])
+        weights[layout] = saved.progress.params["w"]  # models-first in either layout
+        document = json.loads((logdir / "results.json").read_text())
+        assert document["layout"] == layout
+        accuracy[layout] = np.array([run["test_accuracy"] for run in document["runs"]])
     assert len(accuracy["class_major"]) == 3
+    np.testing.assert_allclose(weights["class_major"], weights["feature_major"], atol=1e-6)
     np.testing.assert_allclose(accuracy["class_major"], accuracy["feature_major"], atol=1e-6)
 
 

@@ -239,3 +239,20 @@ def test_importing_the_summaries_does_not_import_pytorch():
     code = "import sys, jaxsoftmax.summaries, jaxsoftmax.graph; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_input_images_are_the_first_batch_the_models_train_on(mnist_dir, mnist, tmp_path):
+    """With a validation split the first batch comes from the images left for training."""
+    from jaxsoftmax import batches, cli
+
+    logdir = tmp_path / "run"
+    argv = ["--steps", "2", "--validation", "1000", "--seed", "3", "--data-dir", str(mnist_dir)]
+    assert cli.main([*argv, "--quiet", "--no-compilation-cache", "--logdir", str(logdir)]) == 0
+    (image,) = events(logdir).Images("input")
+    shown = np.asarray(Image.open(io.BytesIO(image.encoded_image_string)))
+    shown = shown if shown.ndim == 2 else shown[..., 0]
+    train, _ = mnist.split_validation(1000, 3)
+    # The engine's own minibatch rule (a compiled sort), not the summary's NumPy argsort.
+    first = np.asarray(batches.batch_indices(batches.shuffle_key(3), 0, 1, 59_000, 100))[0]
+    expected = np.concatenate(list(train.train_images[first[: summaries.INPUT_IMAGES]]), axis=1)
+    np.testing.assert_array_equal(shown, expected)
