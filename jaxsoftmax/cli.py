@@ -24,6 +24,7 @@ from jaxsoftmax.config import (
     check_positive,
     check_setting,
 )
+from jaxsoftmax.errors import DataError
 from jaxsoftmax.settings import settings_from_checkpoint, settings_from_flags
 
 DEFAULT_CHECKPOINT_EVERY = 1000
@@ -338,25 +339,31 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
 
 
 def _prepare(args, settings, stops, start: float) -> tuple[data.Dataset, dict[str, float]]:
-    """What comes before training: JAX and the data, loaded together (gunzip lets go of
-    the GIL: about 0.25 s sooner), jax.distributed, the compilation cache.
+    """What comes before training: JAX and the data, read together from local IDX files
+    (gunzip lets go of the GIL: about 0.25 s sooner), jax.distributed, the compilation
+    cache. A download or TFDS runs after the imports, where Ctrl-C stops it at once.
 
     Returns:
       The data, and the seconds the imports took and the data took beyond them.
     """
     say = _printer(args.quiet)
+    options = {"data_dir": settings.data_dir, "num_classes": settings.num_classes}
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        loading = pool.submit(
-            data.load_dataset, settings.dataset, data_dir=settings.data_dir,
-            source=settings.source, report=say, num_classes=settings.num_classes,
-        )  # fmt: skip
+        reading = None
+        if settings.source == "idx":
+            reading = pool.submit(data.load_dataset, settings.dataset, download=False, **options)
         from jaxsoftmax import launch, parallel  # heavy: only once the arguments are good
 
         imported = time.perf_counter()
         parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
         stops.install()  # jax.distributed takes SIGTERM for its preemption notifier
         launch.enable_compilation_cache(args)
-        dataset = loading.result()
+        try:
+            dataset = reading.result() if reading is not None else None
+        except DataError:  # not on disk, or invalid: the main thread fetches it, or says why
+            dataset = None
+    if dataset is None:
+        dataset = data.load_dataset(settings.dataset, source=settings.source, report=say, **options)
     return dataset, {"import_s": imported - start, "load_s": time.perf_counter() - imported}
 
 
