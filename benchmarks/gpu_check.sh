@@ -28,8 +28,9 @@ out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) dry_run=1 ;;
-    --wheels) wheels="${2:?--wheels needs a folder}"; shift ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --wheels) [ $# -ge 2 ] || { echo "gpu_check.sh: error: --wheels needs a folder" >&2; exit 2; }
+              wheels="$2"; shift ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "gpu_check.sh: error: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) [ -z "$out" ] || { echo "gpu_check.sh: error: give one OUT folder" >&2; exit 2; }
        out="$1" ;;
@@ -48,25 +49,32 @@ if [ "$dry_run" = 1 ]; then
   python="${PYTHON:-python3}"
   models="3,30"
   platform="cpu"
-  throughput_flags=(--quick --repeats 2 --matmul-size 512)
+  throughput_flags=(--quick --repeats 2 --matmul-size 512 --copy-bytes $((2**26)))
+  summary_file="throughput-quick.json"
   export JAX_PLATFORMS=cpu
   step "dry run: the current Python's CPU JAX ($python); installing nothing"
 else
   venv="${GPU_CHECK_VENV:-$project/../jaxsoftmax-gpu-venv}"
   step "1. a fresh virtual environment in $venv"
+  if [ -e "$venv" ] && [ ! -e "$venv/.made-by-gpu-check" ]; then
+    echo "gpu_check.sh: error: $venv exists and was not made by this script; remove it or set GPU_CHECK_VENV" >&2
+    exit 2
+  fi
   rm -rf "$venv"
   python3 -m venv "$venv"
+  touch "$venv/.made-by-gpu-check"
   python="$venv/bin/python"
   jax_version="$("${PYTHON:-python3}" -c 'import jax; print(jax.__version__)' 2>/dev/null || true)"
   jax_cuda="jax[cuda12]${jax_version:+==$jax_version}"
-  if [ -n "$wheels" ]; then
-    "$python" -m pip install -q --no-index --find-links "$wheels" -e "$project[dev]" "$jax_cuda" >>"$log" 2>&1
-  else
-    "$python" -m pip install -q -e "$project[dev]" "$jax_cuda" >>"$log" 2>&1
-  fi
+  index=()
+  [ -z "$wheels" ] || index=(--no-index --find-links "$wheels")
+  "$python" -m pip install -q "${index[@]}" -e "$project[dev]" "$jax_cuda" >>"$log" 2>&1 \
+    || { step "installing failed: see $log"; tail -20 "$log" >&2; exit 1; }
   models="3,30,300,1000,10000"
   platform="gpu"
-  throughput_flags=(--repeats 3 --matmul-size 8192)
+  # 1000 steps at every K: the test evaluation that ends each timing stays a small part.
+  throughput_flags=(--repeats 3 --matmul-size 8192 --copy-bytes $((2**31)) --engine-steps 1000)
+  summary_file="throughput.json"
 fi
 
 step "2. the devices"
@@ -92,16 +100,16 @@ fi
 step "   passed: $(grep -o -m1 'errors="[0-9]*" failures="[0-9]*" skipped="[0-9]*" tests="[0-9]*"' "$out/tests.xml")"
 
 step "4. throughput at K = $models"
-"$python" benchmarks/throughput.py --models "$models" --variants engine,products --no-peers \
+# A cache of its own: the layout probe measures now, on this device, with this code.
+XDG_CACHE_HOME="$out/cache" "$python" benchmarks/throughput.py --models "$models" --variants engine,products --no-peers \
   "${throughput_flags[@]}" --out "$out" >>"$log" 2>&1 \
   || { step "the benchmark failed: see $log"; tail -20 "$log" >&2; exit 1; }
 
 step "5. summary ($out/gpu_check.json)"
-"$python" - "$out" <<'EOF'
+"$python" - "$out" "$summary_file" <<'EOF'
 import json, pathlib, subprocess, sys
 out = pathlib.Path(sys.argv[1])
-name = "throughput-quick.json" if (out / "throughput-quick.json").exists() else "throughput.json"
-document = json.loads((out / name).read_text())
+document = json.loads((out / sys.argv[2]).read_text())
 try:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, check=True).stdout.strip()

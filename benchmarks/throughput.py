@@ -314,6 +314,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--matmul-size", type=int, default=MATMUL_SIZE, help="side of the peak's square product"
     )
+    parser.add_argument(
+        "--copy-bytes", type=int, default=COPY_BYTES, help="size of the bandwidth's copied array"
+    )
+    parser.add_argument(
+        "--engine-steps", type=int, help="steps of each engine timing at every K (default: by K)"
+    )
     args = parser.parse_args(argv)
     models_list = (
         tuple(int(k) for k in args.models.split(","))
@@ -333,10 +339,10 @@ def main(argv: list[str] | None = None) -> dict:
     )
     flops = flops_per_model_step(dataset.num_features, dataset.num_classes)
     peaks = matmul_peak(repeats, args.matmul_size)
-    bandwidths = copy_bandwidth(repeats)
+    bandwidths = copy_bandwidth(repeats, args.copy_bytes)
     measurements, layouts = [], {}
     for models in models_list:
-        engine_steps = max(20, int(ENGINE_STEPS.get(models, 200) * scale))
+        engine_steps = args.engine_steps or max(20, int(ENGINE_STEPS.get(models, 200) * scale))
         loop_steps = max(10, int(max(20, LOOP_MODEL_STEPS // models) * scale))
         indices = jnp.asarray(
             batch_indices(len(dataset.train_images), max(engine_steps, loop_steps))
@@ -356,7 +362,7 @@ def main(argv: list[str] | None = None) -> dict:
         if "peers" in variants and not args.no_peers and models <= 30:
             measurements += peer_measurements(dataset, models, loop_steps, repeats)
         peaks += matmul_peak(1, args.matmul_size)
-        bandwidths += copy_bandwidth(1)
+        bandwidths += copy_bandwidth(1, args.copy_bytes)
         print(f"K={models}: done", file=sys.stderr)
     peak = statistics.median(peaks)
     bandwidth = statistics.median(bandwidths)
