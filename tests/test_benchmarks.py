@@ -162,3 +162,16 @@ def test_the_gpu_check_refuses_bad_arguments_in_one_line(tmp_path, argv, message
                           cwd=tmp_path, capture_output=True, text=True, timeout=30)  # fmt: skip
     assert done.returncode == 2 and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_startup_times_the_default_run_and_the_floor_in_fresh_processes(mnist_dir, tmp_path):
+    from benchmarks import startup
+
+    result = startup.main(["--repeats", "1", "--data-dir", str(mnist_dir), "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "startup.json").read_text()) == json.loads(json.dumps(result))
+    walls = result["median_wall_s"]
+    assert set(walls) == {"jaxsoftmax cold", "jaxsoftmax warm", "floor cold", "floor warm"}
+    for name in ("jaxsoftmax cold", "jaxsoftmax warm"):
+        timing = result["jaxsoftmax_timing_medians"][name]
+        # The run's own stages fit inside the wall time of its process.
+        assert 0 < timing["import_s"] + timing["compile_s"] + timing["train_s"] < walls[name]

@@ -1,0 +1,132 @@
+"""Start-up: the default run from fresh processes, against the floor of a hand-written one.
+
+Each repeat starts a new Python process for each of:
+
+- `python -m jaxsoftmax.train` (the tutorial's job: 3 learning rates, 1000 steps, the test
+  set every 10 steps, TensorBoard summaries, a checkpoint, results.json), with the
+  compilation cache empty (`--no-compilation-cache`: cold) and filled (warm);
+- the floor: the same training written as plainly as JAX allows (`FLOOR`: MNIST read with
+  gzip, `optax.sgd` in a vmapped `lax.scan`, one test evaluation at the end, nothing
+  written), cold and warm, so that what JAX itself costs on this machine (importing it,
+  compiling) is measured in the same run.
+
+Variants take turns within each repeat; wall times are medians. The run's own timing
+(results.json) splits jaxsoftmax's time into imports, data, compile and train.
+
+    python benchmarks/startup.py                 # 5 repeats, about a minute
+    python benchmarks/startup.py --repeats 1     # a smoke test
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+FLOOR = r"""
+import gzip, pathlib, sys
+import numpy as np, jax, jax.numpy as jnp, optax
+if sys.argv[2] == "warm":
+    jax.config.update("jax_compilation_cache_dir", sys.argv[3])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+folder = pathlib.Path(sys.argv[1])
+def idx(name, offset):
+    return np.frombuffer(gzip.open(folder / name).read(), np.uint8, offset=offset)
+x = idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 784)
+y = idx("train-labels-idx1-ubyte.gz", 8)
+xt = idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 784)
+yt = idx("t10k-labels-idx1-ubyte.gz", 8)
+def loss(p, inputs, labels):
+    logits = inputs @ p["w"] + p["b"]
+    picked = jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1)
+    return -100.0 * picked.mean()
+@jax.jit
+def train(rates, x, y, xt, yt):
+    order = jax.random.permutation(jax.random.key(0), 60000).reshape(600, 100)
+    batches = jnp.concatenate([order, order[:400]])
+    def one(rate):
+        sgd = optax.sgd(rate)
+        p = {"w": jnp.zeros((784, 10)), "b": jnp.zeros(10)}
+        def step(carry, batch):
+            p, s = carry
+            g = jax.grad(loss)(p, x[batch].astype(jnp.float32) / 255, y[batch].astype(jnp.int32))
+            u, s = sgd.update(g, s, p)
+            return (optax.apply_updates(p, u), s), None
+        (p, _), _ = jax.lax.scan(step, (p, sgd.init(p)), batches)
+        return jnp.mean(jnp.argmax(xt.astype(jnp.float32) / 255 @ p["w"] + p["b"], 1) == yt)
+    return jax.vmap(one)(rates)
+print(np.asarray(train(jnp.array([0.002, 0.005, 0.008]), x, y, xt, yt)))
+"""
+
+
+def wall(argv: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="fresh processes per variant")
+    parser.add_argument("--data-dir", type=pathlib.Path, help="folder of the MNIST IDX files")
+    parser.add_argument("--out", type=pathlib.Path, help="write startup.json here")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    from jaxsoftmax import data
+
+    found = [d for d in data.candidate_dirs("mnist") if data.find_idx_files(d) is not None]
+    folder = args.data_dir or (found[0] if found else None)
+    if folder is None:
+        parser.error("MNIST's IDX files not found; pass --data-dir DIR")
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = pathlib.Path(scratch)
+        env = os.environ | {"XDG_CACHE_HOME": str(scratch / "cache")}
+        logdir = scratch / "run"
+        train = [sys.executable, "-m", "jaxsoftmax.train", "--quiet", "--overwrite",
+                 "--data-dir", str(folder), "--logdir", str(logdir)]  # fmt: skip
+        floor = [sys.executable, "-c", FLOOR, str(folder)]
+        variants = {
+            "jaxsoftmax cold": [*train, "--no-compilation-cache"],
+            "jaxsoftmax warm": train,
+            "floor cold": [*floor, "cold", ""],
+            "floor warm": [*floor, "warm", str(scratch / "floor-cache")],
+        }
+        for name in ("jaxsoftmax warm", "floor warm"):  # fill the caches
+            wall(variants[name], env)
+        seconds = {name: [] for name in variants}
+        timing = {"jaxsoftmax cold": [], "jaxsoftmax warm": []}
+        for _ in range(args.repeats):
+            for name, command in variants.items():
+                seconds[name].append(wall(command, env))
+                if name in timing:
+                    document = json.loads((logdir / "results.json").read_text())
+                    timing[name].append(document["timing"])
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "repeats": args.repeats,
+        "median_wall_s": {name: statistics.median(values) for name, values in seconds.items()},
+        "wall_s": seconds,
+        "jaxsoftmax_timing_medians": {
+            name: {key: statistics.median(t[key] for t in runs) for key in runs[0]}
+            for name, runs in timing.items()
+        },
+    }
+    print("| variant | median wall s | range |")
+    print("|---|---:|---:|")
+    for name, values in seconds.items():
+        print(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f}-{max(values):.2f} |")
+    for name, medians in result["jaxsoftmax_timing_medians"].items():
+        print(f"{name}: " + ", ".join(f"{key} {value:.2f}" for key, value in medians.items()))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "startup.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
