@@ -7,6 +7,7 @@ carries progress, notes, warnings and errors. Only process 0 writes files.
 
 import concurrent.futures
 import contextlib
+import functools
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -56,7 +57,7 @@ class RunOutputs(contextlib.AbstractContextManager):
         # it goes: thousands of trials' events would cost more than their training.
         self._live = not run.config.trials
         self._stack = contextlib.ExitStack()
-        self._writer, self._first_events = None, None
+        self._writer, self._first_events, self._write_first = None, None, None
         with contextlib.ExitStack() as opened:
             opened.push(self)  # closes what is open if the rest fails
             if summaries and logdir is not None:
@@ -64,11 +65,13 @@ class RunOutputs(contextlib.AbstractContextManager):
                     _summaries(logdir, run, dataset, self._names, resumes)
                 )
             if self._writer is not None and not resumes:
-                # Not needed before training: written by a thread while the first chunk
-                # compiles and runs (compiling lets go of the GIL), about 0.2 s sooner.
+                # Not needed before training: written by a thread once the first chunk has
+                # compiled (tracing the graph alongside would slow the compilation down).
                 pool = concurrent.futures.ThreadPoolExecutor(1)
                 self._stack.callback(pool.shutdown)  # before the writer closes
-                self._first_events = pool.submit(_first_events, self._writer, run, dataset)
+                self._write_first = functools.partial(
+                    pool.submit, _first_events, self._writer, run, dataset
+                )
             self._bar = self._stack.enter_context(
                 tqdm.tqdm(
                     total=run.total_steps,
@@ -83,7 +86,9 @@ class RunOutputs(contextlib.AbstractContextManager):
 
     def record(self, report: ChunkReport) -> None:
         """Writes a chunk's summaries and moves the progress bar."""
-        if self._first_events is not None and self._first_events.done():
+        if self._write_first is not None:
+            self._first_events, self._write_first = self._write_first(), None
+        elif self._first_events is not None and self._first_events.done():
             self._wait_for_first_events()  # a failure stops the run now, not at its end
         if self._writer is not None and self._live:
             self._writer.write_chunk(
@@ -172,7 +177,10 @@ class RunOutputs(contextlib.AbstractContextManager):
         self._bar.write(message, file=sys.stderr)
 
     def _wait_for_first_events(self) -> None:
-        """Waits for the input images, layout and graph; raises what writing them raised."""
+        """Waits for the input images, layout and graph (writing them now if no chunk was
+        recorded); raises what writing them raised."""
+        if self._write_first is not None:
+            self._first_events, self._write_first = self._write_first(), None
         if self._first_events is not None:
             future, self._first_events = self._first_events, None
             future.result()
