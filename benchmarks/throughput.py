@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxsoftmax as js
+from jaxsoftmax import layout_probe
 
 BATCH_SIZE = 100
 MATMUL_SIZE = 2048
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> dict:
     document = {
         "machine": {
             "platform": platform.platform(),
-            "processor": _cpu_model(),
+            "processor": layout_probe.cpu_model(),
             "cores": __import__("os").cpu_count(),
             "device": str(jax.devices()[0]),
         },
@@ -413,16 +414,6 @@ def main(argv: list[str] | None = None) -> dict:
     except ImportError:
         print("matplotlib not installed: no plot (pip install 'jaxsoftmax[plot]')", file=sys.stderr)
     return document
-
-
-def _cpu_model() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -34,8 +34,8 @@ def histogram(values: jax.Array, num_buckets: int) -> Histogram:
     upper = jnp.maximum(high, low + 1e-6 * (1.0 + jnp.abs(low)))
     edges = jnp.linspace(low, upper, num_buckets + 1)
     # jnp.histogram's counts, with its searchsorted comparing each value with every edge
-    # (a few dozen) instead of a binary search in a while loop: the same counts, and the
-    # default run's chunk program compiles in about 0.3 s less.
+    # (a few dozen) instead of a binary search in a while loop: the same counts, compiled
+    # in 0.19 s instead of 0.46 s on the 2-core CPU (K=3, alone).
     index = jnp.searchsorted(edges, values, side="right", method="compare_all")
     index = jnp.where(values == edges[-1], num_buckets, index)  # the last bucket is closed
     counts = jnp.zeros(num_buckets + 1, jnp.float32).at[index].add(1.0)[1:]

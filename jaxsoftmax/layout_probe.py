@@ -54,7 +54,7 @@ def cache_key(
     where = f"{device.platform}:{device.device_kind} x{len(devices)}"
     if device.platform == "cpu":  # "cpu" says nothing of the processor
         flags = os.environ.get("XLA_FLAGS", "")
-        where += f" ({_cpu_model()}, {os.cpu_count()} cores{flags and ', ' + flags})"
+        where += f" ({cpu_model()}, {os.cpu_count()} cores{flags and ', ' + flags})"
     return (
         f"{where} jax {jax.__version__} jaxsoftmax {__version__} models {models} "
         f"shape {num_features}x{num_classes} batch {batch_size} "
@@ -62,7 +62,8 @@ def cache_key(
     )
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The processor's name (Linux's /proc/cpuinfo; else what `platform` says)."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
