@@ -23,7 +23,7 @@ from jaxsoftmax.config import SweepConfig
 from jaxsoftmax.data import Dataset
 from jaxsoftmax.errors import CheckpointError, ConfigError
 from jaxsoftmax.optimizer import GradientDescent
-from jaxsoftmax.plan import SweepPlan, make_plan
+from jaxsoftmax.plan import SweepPlan, compiler_options, make_plan
 from jaxsoftmax.progress import ChunkReport, Progress, chunk_report
 from jaxsoftmax.results import SweepResult
 from jaxsoftmax.warm import WarmStart
@@ -285,14 +285,22 @@ class SweepRun:
     def _compile(self, state, seed_array) -> None:
         """Compiles each chunk shape of the plan once (every slice shares the programs)."""
         start = time.perf_counter()
+        options = compiler_options(self.plan, self._mesh.devices.flat[0].platform)
         for num_windows, window_steps in dict.fromkeys(self.plan.chunks):
             if (num_windows, window_steps) not in self._programs:
-                self._programs[num_windows, window_steps] = engine.run_chunk.lower(
+                lowered = engine.run_chunk.lower(
                     state, self._replicated(np.int32(0)), self._data, seed_array,
                     self._loss_scale, num_windows=num_windows, window_steps=window_steps,
                     batch_size=self.config.batch_size, descent=self.descent,
                     layout=self.plan.layout, histogram_buckets=self._histogram_buckets,
-                ).compile()  # fmt: skip
+                )  # fmt: skip
+                try:
+                    program = lowered.compile(compiler_options=options)
+                except jax.errors.JaxRuntimeError as error:  # an XLA without the option
+                    if not options or "compile option" not in str(error):
+                        raise
+                    options, program = {}, lowered.compile()
+                self._programs[num_windows, window_steps] = program
         self.progress.compile_s += time.perf_counter() - start
 
     def _record(self, index, models, valid, steps, window_steps, state, outputs) -> ChunkReport:

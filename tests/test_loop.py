@@ -8,6 +8,7 @@ import pytest
 import jaxsoftmax as js
 from jaxsoftmax import checkpoint, data, engine
 from jaxsoftmax.errors import CheckpointError
+from jaxsoftmax.plan import SMALL_PROGRAM_OPTIONS, compiler_options
 
 
 def train_to_the_end(run: js.SweepRun) -> js.SweepResult:
@@ -169,3 +170,25 @@ def test_a_hand_cut_plan_is_refused_before_training(small):
     odd = dataclasses.replace(plan, settings_per_slice=2, slice_settings=2)  # not make_plan's
     with pytest.raises(js.ConfigError, match="do not follow from its numbers"):
         js.SweepRun.start(small, config, odd)
+
+
+def test_small_programs_compile_with_older_cpu_emitters_and_train_the_same(small, monkeypatch):
+    config = js.SweepConfig(learning_rates=(0.002, 0.008), steps=30, eval_every=10)
+    run = js.SweepRun.start(small, config)
+    assert compiler_options(run.plan, "cpu") == SMALL_PROGRAM_OPTIONS
+    assert compiler_options(run.plan, "gpu") == {}
+    wide = dataclasses.replace(run.plan, slice_settings=8)
+    assert wide.models_per_slice // wide.num_devices >= 8
+    assert compiler_options(wide, "cpu") == {}
+    older = train_to_the_end(run)
+    monkeypatch.setattr("jaxsoftmax.plan.SMALL_PROGRAM_OPTIONS", {})
+    default = js.train_sweep(small, config)
+    for name in ("w", "b"):  # the same models, to float rounding
+        np.testing.assert_allclose(older.params[name], default.params[name], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(older.test_loss, default.test_loss, rtol=1e-6)
+    np.testing.assert_allclose(older.test_accuracy, default.test_accuracy, rtol=0, atol=1e-4)
+    # An XLA without the option (a later version may drop it) compiles without it.
+    monkeypatch.setattr("jaxsoftmax.plan.SMALL_PROGRAM_OPTIONS", {"xla_cpu_no_such_option": False})
+    without = js.train_sweep(small, config)
+    for name in ("w", "b"):
+        np.testing.assert_array_equal(without.params[name], default.params[name])
