@@ -6,14 +6,16 @@ Each repeat starts a new Python process for each of:
   set every 10 steps, TensorBoard summaries, a checkpoint, results.json), with the
   compilation cache empty (`--no-compilation-cache`: cold) and filled (warm);
 - the floor: the same training written as plainly as JAX allows (`FLOOR`: MNIST read with
-  gzip, `optax.sgd` in a vmapped `lax.scan`, one test evaluation at the end, nothing
+  gzip, `optax.sgd` in a vmapped `lax.scan`, train loss and accuracy at every step, nothing
   written), cold and warm, so that what JAX itself costs on this machine (importing it,
-  compiling) is measured in the same run.
+  compiling) is measured in the same run: once with one test evaluation at the end
+  ("floor"), once with the tutorial's evaluation of the whole test set every 10 steps
+  ("floor + evaluations": the numbers the run's test curves are drawn from).
 
 Variants take turns within each repeat; wall times are medians. The run's own timing
 (results.json) splits jaxsoftmax's time into imports, data, compile and train.
 
-    python benchmarks/startup.py                 # 5 repeats, about a minute
+    python benchmarks/startup.py                 # 5 repeats, about 90 s
     python benchmarks/startup.py --repeats 1     # a smoke test
 """
 
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 
+EVAL_EVERY = 10  # the default run's (SweepConfig.eval_every)
 FLOOR = r"""
 import gzip, pathlib, sys
 import numpy as np, jax, jax.numpy as jnp, optax
@@ -34,7 +37,7 @@ if sys.argv[2] == "warm":
     jax.config.update("jax_compilation_cache_dir", sys.argv[3])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-folder = pathlib.Path(sys.argv[1])
+folder, every = pathlib.Path(sys.argv[1]), int(sys.argv[4])
 def idx(name, offset):
     return np.frombuffer(gzip.open(folder / name).read(), np.uint8, offset=offset)
 x = idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 784)
@@ -44,23 +47,28 @@ yt = idx("t10k-labels-idx1-ubyte.gz", 8)
 def loss(p, inputs, labels):
     logits = inputs @ p["w"] + p["b"]
     picked = jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1)
-    return -100.0 * picked.mean()
+    return -100.0 * picked.mean(), jnp.mean(jnp.argmax(logits, 1) == labels)
 @jax.jit
 def train(rates, x, y, xt, yt):
     order = jax.random.permutation(jax.random.key(0), 60000).reshape(600, 100)
-    batches = jnp.concatenate([order, order[:400]])
+    batches = jnp.concatenate([order, order[:400]]).reshape(-1, every, 100)
+    test = xt.astype(jnp.float32) / 255
     def one(rate):
         sgd = optax.sgd(rate)
         p = {"w": jnp.zeros((784, 10)), "b": jnp.zeros(10)}
         def step(carry, batch):
             p, s = carry
-            g = jax.grad(loss)(p, x[batch].astype(jnp.float32) / 255, y[batch].astype(jnp.int32))
+            inputs, labels = x[batch].astype(jnp.float32) / 255, y[batch].astype(jnp.int32)
+            value, g = jax.value_and_grad(loss, has_aux=True)(p, inputs, labels)
             u, s = sgd.update(g, s, p)
-            return (optax.apply_updates(p, u), s), None
-        (p, _), _ = jax.lax.scan(step, (p, sgd.init(p)), batches)
-        return jnp.mean(jnp.argmax(xt.astype(jnp.float32) / 255 @ p["w"] + p["b"], 1) == yt)
+            return (optax.apply_updates(p, u), s), value
+        def window(carry, steps):
+            carry, values = jax.lax.scan(step, carry, steps)
+            return carry, (values, loss(carry[0], test, yt))
+        return jax.lax.scan(window, (p, sgd.init(p)), batches)[1]
     return jax.vmap(one)(rates)
-print(np.asarray(train(jnp.array([0.002, 0.005, 0.008]), x, y, xt, yt)))
+metrics = jax.device_get(train(jnp.array([0.002, 0.005, 0.008]), x, y, xt, yt))
+print(metrics[1][1][:, -1])  # each model's last test accuracy
 """
 
 
@@ -90,13 +98,16 @@ def main(argv: list[str] | None = None) -> dict:
         train = [sys.executable, "-m", "jaxsoftmax.train", "--quiet", "--overwrite",
                  "--data-dir", str(folder), "--logdir", str(logdir)]  # fmt: skip
         floor = [sys.executable, "-c", FLOOR, str(folder)]
+        floor_cache = str(scratch / "floor-cache")
         variants = {
             "jaxsoftmax cold": [*train, "--no-compilation-cache"],
             "jaxsoftmax warm": train,
-            "floor cold": [*floor, "cold", ""],
-            "floor warm": [*floor, "warm", str(scratch / "floor-cache")],
+            "floor cold": [*floor, "cold", "", "1000"],
+            "floor warm": [*floor, "warm", floor_cache, "1000"],
+            "floor + evaluations cold": [*floor, "cold", "", str(EVAL_EVERY)],
+            "floor + evaluations warm": [*floor, "warm", floor_cache, str(EVAL_EVERY)],
         }
-        for name in ("jaxsoftmax warm", "floor warm"):  # fill the caches
+        for name in ("jaxsoftmax warm", "floor warm", "floor + evaluations warm"):  # fill caches
             wall(variants[name], env)
         seconds = {name: [] for name in variants}
         timing = {"jaxsoftmax cold": [], "jaxsoftmax warm": []}

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from benchmarks import throughput, time_to_accuracy
+from jaxsoftmax.config import SweepConfig
 
 from .conftest import REPO
 
@@ -170,7 +171,10 @@ def test_startup_times_the_default_run_and_the_floor_in_fresh_processes(mnist_di
     result = startup.main(["--repeats", "1", "--data-dir", str(mnist_dir), "--out", str(tmp_path)])
     assert json.loads((tmp_path / "startup.json").read_text()) == json.loads(json.dumps(result))
     walls = result["median_wall_s"]
-    assert set(walls) == {"jaxsoftmax cold", "jaxsoftmax warm", "floor cold", "floor warm"}
+    kinds = ("floor", "floor + evaluations")
+    floors = {f"{kind} {cache}" for kind in kinds for cache in ("cold", "warm")}
+    assert set(walls) == {"jaxsoftmax cold", "jaxsoftmax warm", *floors}
+    assert SweepConfig().eval_every == startup.EVAL_EVERY  # the floor evaluates as the run does
     for name in ("jaxsoftmax cold", "jaxsoftmax warm"):
         timing = result["jaxsoftmax_timing_medians"][name]
         # The run's own stages fit inside the wall time of its process.
