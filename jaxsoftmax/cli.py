@@ -351,7 +351,7 @@ def _prepare(args, settings, stops, start: float) -> tuple[data.Dataset, dict[st
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         reading = None
         if settings.source == "idx":
-            reading = pool.submit(data.load_dataset, settings.dataset, download=False, **options)
+            reading = pool.submit(_read_local, settings.dataset, options)
         from jaxsoftmax import launch, parallel  # heavy: only once the arguments are good
 
         imported = time.perf_counter()
@@ -365,6 +365,14 @@ def _prepare(args, settings, stops, start: float) -> tuple[data.Dataset, dict[st
     if dataset is None:
         dataset = data.load_dataset(settings.dataset, source=settings.source, report=say, **options)
     return dataset, {"import_s": imported - start, "load_s": time.perf_counter() - imported}
+
+
+def _read_local(name: str, options: dict) -> data.Dataset:
+    """A dataset from local IDX files, its fingerprint (the checkpoint's) hashed too:
+    hashlib also lets go of the GIL."""
+    dataset = data.load_dataset(name, download=False, **options)
+    dataset.fingerprint()
+    return dataset
 
 
 def _printer(quiet: bool):

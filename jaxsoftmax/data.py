@@ -114,13 +114,16 @@ class Dataset:
         return rest, held_out
 
     def fingerprint(self) -> str:
-        """A SHA-256 of the arrays (shapes and contents): equal data, equal fingerprint."""
-        digest = hashlib.sha256()
-        for array in (self.train_images, self.train_labels, self.test_images, self.test_labels):
-            array = np.ascontiguousarray(array)
-            digest.update(f"{array.dtype.str}{array.shape}".encode())
-            digest.update(array.data)
-        return digest.hexdigest()
+        """A SHA-256 of the arrays (shapes and contents): equal data, equal fingerprint.
+        Hashed once (the arrays are not changed in place)."""
+        if "_fingerprint" not in self.__dict__:
+            digest = hashlib.sha256()
+            for array in (self.train_images, self.train_labels, self.test_images, self.test_labels):
+                array = np.ascontiguousarray(array)
+                digest.update(f"{array.dtype.str}{array.shape}".encode())
+                digest.update(array.data)
+            object.__setattr__(self, "_fingerprint", digest.hexdigest())  # frozen otherwise
+        return self.__dict__["_fingerprint"]
 
 
 def default_class_names(name: str, num_classes: int) -> tuple[str, ...]:

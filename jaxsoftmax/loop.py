@@ -79,7 +79,6 @@ class SweepRun:
         self._state = None  # the device state at `_position`, once training has run
         self._programs = {}
         self._checkpointed_at = self._total_steps(self._position)
-        self._fingerprint = None
         self._times_before = (progress.compile_s, progress.train_s)
 
     @classmethod
@@ -325,8 +324,6 @@ class SweepRun:
 
     def checkpoint(self) -> SweepCheckpoint:
         """A snapshot of the sweep as of the last report handled, for `restore`."""
-        if self._fingerprint is None:
-            self._fingerprint = self._dataset.fingerprint()
         state = self._state
         if state is None and self._saved_state is not None:  # restored, not yet trained
             leaves = self._saved_state
@@ -338,7 +335,7 @@ class SweepRun:
         return SweepCheckpoint(
             config=self.config,
             plan=self.plan,
-            data_fingerprint=self._fingerprint,
+            data_fingerprint=self._dataset.fingerprint(),
             slice_index=self._position[0],
             step=self._position[1],
             state=leaves,

@@ -117,6 +117,19 @@ def test_a_checkpoint_past_its_last_slice_is_refused_not_resumed_into_nothing(sm
             js.SweepRun.restore(small, wrong)
 
 
+def test_a_checkpoint_of_other_data_is_refused(small):
+    config = js.SweepConfig(learning_rates=(0.002,), steps=20, eval_every=10, chunk_steps=10)
+    states = []
+    js.train_sweep(small, config, checkpoint_every=10, on_checkpoint=states.append)
+    images = small.train_images.copy()
+    images[0, 0] ^= 1  # one pixel of one image
+    other = dataclasses.replace(small, train_images=images)
+    assert other.fingerprint() != small.fingerprint() == dataclasses.replace(small).fingerprint()
+    with pytest.raises(CheckpointError, match="other data"):
+        js.SweepRun.restore(other, states[0])
+    js.SweepRun.restore(dataclasses.replace(small), states[0])  # equal data, a new object
+
+
 def test_a_plan_for_another_sweep_is_refused(small):
     config = js.SweepConfig(learning_rates=(0.002,), steps=20)
     plan = js.make_plan(js.SweepConfig(learning_rates=(0.1, 0.2), steps=20), small)
