@@ -310,10 +310,13 @@ def make_plan(
 
 # XLA's CPU fusion emitters (its default) run the steps of wide programs 10-15% faster
 # (K=30: 30,166 against 26,701 model-steps/s; K=100: 39,916 against 33,812), but take
-# about 0.3 s longer to compile the chunk program (0.97 against 0.66 s). Programs of a
-# few models a device, the tutorial's among them, run as fast either way (K=3: 13,844
-# against 14,869), so there the older emitters are used.
+# about 0.3 s longer to compile the chunk program (1.0 against 0.7 s). With a few models
+# a device the steps run about as fast either way (K=3, 5 alternating pairs: 0.95 of the
+# default's speed, median), so short runs of small programs, the tutorial's among them,
+# are compiled with the older emitters: up to SHORT_STEPS steps, the 0.3 s saved is more
+# than the steps lose.
 SMALL_PROGRAM_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+SHORT_STEPS = 10_000
 
 
 def compiler_options(plan: SweepPlan, platform: str) -> dict:
@@ -321,7 +324,8 @@ def compiler_options(plan: SweepPlan, platform: str) -> dict:
     from jaxsoftmax.layout_probe import MIN_MODELS
 
     small = plan.models_per_slice // plan.num_devices < MIN_MODELS
-    return dict(SMALL_PROGRAM_OPTIONS) if platform == "cpu" and small else {}
+    short = plan.steps <= SHORT_STEPS
+    return dict(SMALL_PROGRAM_OPTIONS) if platform == "cpu" and small and short else {}
 
 
 def measured_layout(

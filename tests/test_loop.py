@@ -8,7 +8,7 @@ import pytest
 import jaxsoftmax as js
 from jaxsoftmax import checkpoint, data, engine
 from jaxsoftmax.errors import CheckpointError
-from jaxsoftmax.plan import SMALL_PROGRAM_OPTIONS, compiler_options
+from jaxsoftmax.plan import SHORT_STEPS, SMALL_PROGRAM_OPTIONS, compiler_options
 
 
 def train_to_the_end(run: js.SweepRun) -> js.SweepResult:
@@ -193,6 +193,8 @@ def test_small_programs_compile_with_older_cpu_emitters_and_train_the_same(small
     wide = dataclasses.replace(run.plan, slice_settings=8)
     assert wide.models_per_slice // wide.num_devices >= 8
     assert compiler_options(wide, "cpu") == {}
+    long = dataclasses.replace(run.plan, chunks=((SHORT_STEPS // 10 + 1, 10),))
+    assert compiler_options(long, "cpu") == {}
     older = train_to_the_end(run)
     monkeypatch.setattr("jaxsoftmax.plan.SMALL_PROGRAM_OPTIONS", {})
     default = js.train_sweep(small, config)
