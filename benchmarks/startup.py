@@ -38,6 +38,7 @@ if sys.argv[2] == "warm":
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 folder, every = pathlib.Path(sys.argv[1]), int(sys.argv[4])
+assert 1000 % every == 0, "1000 steps in windows of `every`"
 def idx(name, offset):
     return np.frombuffer(gzip.open(folder / name).read(), np.uint8, offset=offset)
 x = idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 784)

@@ -41,6 +41,9 @@ class Dataset:
       num_classes: number of classes.
       origin: where the data came from (a folder, or `tfds`), for messages.
       class_names: what each label means (`0`, `1`, ... where the data does not say).
+
+    The arrays are not to be changed in place: `fingerprint()` is hashed once, and
+    `dataclasses.replace` makes a changed dataset.
     """
 
     name: str

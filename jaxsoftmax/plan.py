@@ -311,21 +311,26 @@ def make_plan(
 # XLA's CPU fusion emitters (its default) run the steps of wide programs 10-15% faster
 # (K=30: 30,166 against 26,701 model-steps/s; K=100: 39,916 against 33,812), but take
 # about 0.3 s longer to compile the chunk program (1.0 against 0.7 s). With a few models
-# a device the steps run about as fast either way (K=3, 5 alternating pairs: 0.95 of the
-# default's speed, median), so short runs of small programs, the tutorial's among them,
-# are compiled with the older emitters: up to SHORT_STEPS steps, the 0.3 s saved is more
-# than the steps lose.
+# a device the steps run about as fast either way (median speed against the default's
+# over alternating pairs: K=3 0.95, K=7 0.99), so short runs of small programs, the
+# tutorial's among them, compile with the older emitters: up to SHORT_STEPS steps in all
+# (every slice's), the 0.3 s saved is more than the steps lose. An XLA_FLAGS that sets
+# the emitters itself is left to decide.
 SMALL_PROGRAM_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 SHORT_STEPS = 10_000
 
 
 def compiler_options(plan: SweepPlan, platform: str) -> dict:
-    """XLA options for compiling `plan`'s chunk programs on `platform`."""
+    """XLA options for compiling `plan`'s chunk programs on `platform`; they depend on the
+    plan (and XLA_FLAGS) alone, so every process and every resumption compiles the same."""
     from jaxsoftmax.layout_probe import MIN_MODELS
 
+    flags = os.environ.get("XLA_FLAGS", "")
+    if platform != "cpu" or any(name in flags for name in SMALL_PROGRAM_OPTIONS):
+        return {}
     small = plan.models_per_slice // plan.num_devices < MIN_MODELS
-    short = plan.steps <= SHORT_STEPS
-    return dict(SMALL_PROGRAM_OPTIONS) if platform == "cpu" and small and short else {}
+    short = plan.num_slices * plan.steps <= SHORT_STEPS
+    return dict(SMALL_PROGRAM_OPTIONS) if small and short else {}
 
 
 def measured_layout(

@@ -174,7 +174,8 @@ def test_startup_times_the_default_run_and_the_floor_in_fresh_processes(mnist_di
     kinds = ("floor", "floor + evaluations")
     floors = {f"{kind} {cache}" for kind in kinds for cache in ("cold", "warm")}
     assert set(walls) == {"jaxsoftmax cold", "jaxsoftmax warm", *floors}
-    assert SweepConfig().eval_every == startup.EVAL_EVERY  # the floor evaluates as the run does
+    # The floor trains and evaluates as the default run does: 1000 steps, test every 10.
+    assert (SweepConfig().steps, SweepConfig().eval_every) == (1000, startup.EVAL_EVERY)
     for name in ("jaxsoftmax cold", "jaxsoftmax warm"):
         timing = result["jaxsoftmax_timing_medians"][name]
         # The run's own stages fit inside the wall time of its process.

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import jax
 import numpy as np
 import pytest
 
@@ -122,7 +123,7 @@ def test_a_checkpoint_of_other_data_is_refused(small):
     states = []
     js.train_sweep(small, config, checkpoint_every=10, on_checkpoint=states.append)
     images = small.train_images.copy()
-    images[0, 0] ^= 1  # one pixel of one image
+    images[(0,) * images.ndim] ^= 1  # one pixel of one image
     other = dataclasses.replace(small, train_images=images)
     assert other.fingerprint() != small.fingerprint() == dataclasses.replace(small).fingerprint()
     with pytest.raises(CheckpointError, match="other data"):
@@ -190,20 +191,43 @@ def test_small_programs_compile_with_older_cpu_emitters_and_train_the_same(small
     run = js.SweepRun.start(small, config)
     assert compiler_options(run.plan, "cpu") == SMALL_PROGRAM_OPTIONS
     assert compiler_options(run.plan, "gpu") == {}
-    wide = dataclasses.replace(run.plan, slice_settings=8)
-    assert wide.models_per_slice // wide.num_devices >= 8
-    assert compiler_options(wide, "cpu") == {}
-    long = dataclasses.replace(run.plan, chunks=((SHORT_STEPS // 10 + 1, 10),))
+    one = dataclasses.replace(run.plan, num_devices=1, slice_seeds=1)
+    assert compiler_options(dataclasses.replace(one, slice_settings=8), "cpu") == {}
+    spread = dataclasses.replace(one, num_devices=4, slice_settings=16)  # 4 a device
+    assert compiler_options(spread, "cpu") == SMALL_PROGRAM_OPTIONS
+    long = dataclasses.replace(one, chunks=((SHORT_STEPS // 10 + 1, 10),))
     assert compiler_options(long, "cpu") == {}
+    slices = dataclasses.replace(one, chunks=((SHORT_STEPS // 40, 10),))  # a quarter each
+    assert compiler_options(slices, "cpu") == SMALL_PROGRAM_OPTIONS
+    four = dataclasses.replace(slices, num_settings=8, settings_per_slice=2, slice_settings=2)
+    assert four.num_slices == 4 and compiler_options(four, "cpu") == SMALL_PROGRAM_OPTIONS
+    five = dataclasses.replace(four, num_settings=10)
+    assert five.num_slices == 5 and compiler_options(five, "cpu") == {}
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true")
+    assert compiler_options(run.plan, "cpu") == {}  # the user's choice stands
+    monkeypatch.delenv("XLA_FLAGS")
+
+    asked = []  # what reaches XLA
+    compile_program = jax.stages.Lowered.compile
+
+    def recorded(self, compiler_options=None, **kwargs):
+        asked.append(compiler_options)
+        return compile_program(self, compiler_options, **kwargs)
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", recorded)
     older = train_to_the_end(run)
+    assert asked == [SMALL_PROGRAM_OPTIONS]
     monkeypatch.setattr("jaxsoftmax.plan.SMALL_PROGRAM_OPTIONS", {})
     default = js.train_sweep(small, config)
+    assert asked[1:] == [{}]
     for name in ("w", "b"):  # the same models, to float rounding
         np.testing.assert_allclose(older.params[name], default.params[name], rtol=0, atol=1e-6)
     np.testing.assert_allclose(older.test_loss, default.test_loss, rtol=1e-6)
     np.testing.assert_allclose(older.test_accuracy, default.test_accuracy, rtol=0, atol=1e-4)
     # An XLA without the option (a later version may drop it) compiles without it.
-    monkeypatch.setattr("jaxsoftmax.plan.SMALL_PROGRAM_OPTIONS", {"xla_cpu_no_such_option": False})
+    unknown = {"xla_cpu_no_such_option": False}
+    monkeypatch.setattr("jaxsoftmax.plan.SMALL_PROGRAM_OPTIONS", unknown)
     without = js.train_sweep(small, config)
+    assert asked[2:] == [unknown, None]
     for name in ("w", "b"):
         np.testing.assert_array_equal(without.params[name], default.params[name])
