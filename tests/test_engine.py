@@ -1,4 +1,4 @@
-"""The engine against independent oracles: per-model loops, un-jitted code, reruns."""
+"""The engine against independent oracles: float64 NumPy SGD per model, un-jitted code, reruns."""
 
 import dataclasses
 import functools
@@ -18,34 +18,50 @@ from jaxsoftmax.sweep import train_sweep
 DESCENT = optimizer.GradientDescent().transformation()
 
 
-def train_alone(dataset, config, learning_rate):
-    """Oracle: one model, a Python loop over steps calling the un-vmapped jitted step."""
+def train_alone(dataset, config, learning_rate, multiplier=lambda step: 1.0):
+    """Oracle: one model trained by plain SGD in float64 NumPy on the sweep's minibatches
+    (`batches.epoch_permutation`, whose own oracle is NumPy's stable argsort below), the
+    step size `learning_rate * multiplier(step)`.
+
+    Returns its final parameters, and the loss and accuracy of each step's batch before
+    the step.
+    """
     shuffle_key = jax.random.fold_in(jax.random.key(config.seed), 0)
     steps_per_epoch = len(dataset.train_images) // config.batch_size
     images = dataset.train_images.reshape(len(dataset.train_images), -1)
-    state = engine.init_state(
-        model.init_params(dataset.num_features, dataset.num_classes), learning_rate
-    )
-    step_fn = jax.jit(functools.partial(engine.train_step, optimizer=DESCENT))
-    losses = []
+    w = np.zeros((dataset.num_features, dataset.num_classes))
+    b = np.zeros(dataset.num_classes)
+    losses, accuracies = [], []
     for step in range(config.steps):
         epoch, position = divmod(step, steps_per_epoch)
         order = np.asarray(batches.epoch_permutation(shuffle_key, epoch, len(images)))
         batch = order[position * config.batch_size : (position + 1) * config.batch_size]
-        inputs = images[batch].astype(np.float32) / 255.0
-        state, metrics = step_fn(state, inputs, dataset.train_labels[batch], config.loss_scale)
-        losses.append(float(metrics.loss))
-    return state.params, np.array(losses)
+        inputs, labels = images[batch] / 255.0, dataset.train_labels[batch]
+        logits = inputs @ w + b
+        accuracies.append(np.mean(logits.argmax(axis=1) == labels))
+        logits -= logits.max(axis=1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        losses.append(-config.loss_scale * log_p[np.arange(len(batch)), labels].mean())
+        d_logits = np.exp(log_p)
+        d_logits[np.arange(len(batch)), labels] -= 1
+        d_logits *= config.loss_scale / len(batch)
+        size = learning_rate * multiplier(step)
+        w -= size * inputs.T @ d_logits
+        b -= size * d_logits.sum(axis=0)
+    return {"w": w, "b": b}, np.array(losses), np.array(accuracies)
 
 
 def test_sweep_equals_training_each_learning_rate_alone(small):
     config = SweepConfig(learning_rates=(0.002, 0.005, 0.008), steps=25, eval_every=10)
     result = train_sweep(small, config)
     for k, rate in enumerate(config.learning_rates):
-        params, losses = train_alone(small, config, rate)
+        params, losses, accuracies = train_alone(small, config, rate)
         for name in ("w", "b"):
             assert np.abs(result.params[name][k] - params[name]).max() < 1e-5
         np.testing.assert_allclose(result.train_loss[:, k], losses, rtol=1e-5)
+        np.testing.assert_allclose(result.train_accuracy[:, k], accuracies, atol=1e-6)
+    # The rates moved the models apart: a model trained with another's rate would show.
+    assert np.abs(result.params["w"][0] - result.params["w"][2]).max() > 1e-3
 
 
 def test_jitted_step_equals_unjitted(small):
@@ -209,19 +225,13 @@ def test_cosine_sweep_equals_per_model_loop_with_decayed_steps(small):
     """The schedule against an oracle: plain SGD whose step size follows the cosine by hand."""
     config = SweepConfig(learning_rates=(0.004, 0.008), steps=15, schedule="cosine")
     result = train_sweep(small, config)
-    shuffle_key = jax.random.fold_in(jax.random.key(config.seed), 0)
-    images = small.train_images.reshape(len(small.train_images), -1)
     for k, rate in enumerate(config.learning_rates):
-        params = model.init_params(small.num_features, small.num_classes)
-        grad = jax.jit(jax.grad(lambda p, x, y: model.objective(p, x, y, 100.0)[0]))
-        for step in range(config.steps):
-            epoch, position = divmod(step, 10)
-            order = np.asarray(batches.epoch_permutation(shuffle_key, epoch, 1000))
-            batch = order[position * 100 : (position + 1) * 100]
-            g = grad(params, images[batch] / 255.0, small.train_labels[batch])
-            size = rate * 0.5 * (1 + np.cos(np.pi * step / config.steps))
-            params = jax.tree.map(lambda p, d, size=size: p - size * d, params, g)
+        params, losses, _ = train_alone(
+            small, config, rate, lambda step: 0.5 * (1 + np.cos(np.pi * step / config.steps))
+        )
         assert np.abs(result.params["w"][k] - params["w"]).max() < 1e-5
+        assert np.abs(result.params["b"][k] - params["b"]).max() < 1e-5
+        np.testing.assert_allclose(result.train_loss[:, k], losses, rtol=1e-5)
     constant = train_sweep(small, dataclasses.replace(config, schedule="constant"))
     assert not np.allclose(constant.params["w"], result.params["w"])
 
@@ -239,7 +249,7 @@ def test_both_weight_layouts_train_the_same_models(small, grid):
         assert trained.params["w"].shape == (config.num_models, 784, 10)  # models-first, always
         if not grid:  # the oracle holds in each layout: every model as if trained alone
             for k, rate in enumerate(config.learning_rates):
-                params, losses = train_alone(small, config, rate)
+                params, losses, _ = train_alone(small, config, rate)
                 assert np.abs(trained.params["w"][k] - params["w"]).max() < 1e-5
                 np.testing.assert_allclose(trained.train_loss[:, k], losses, rtol=1e-5)
     class_major, feature_major = runs[engine.CLASS_MAJOR], runs[engine.FEATURE_MAJOR]

@@ -20,6 +20,31 @@ def test_the_probe_times_both_layouts_of_the_real_step():
     # A step of 8 models on 100 images moves at least 8 * 784 * 10 weights: not free,
     # and not slower than a second on any device.
     assert all(1e-7 < value < 1.0 for value in seconds.values())
+    # Seconds per step of the step itself: 8 times the models is over twice the time
+    # (the products grow 8x; a probe that timed calls, not steps, or the wrong program
+    # would not scale so), in each layout.
+    bigger = layout_probe.measure(64, *SHAPE, jax.devices()[0])
+    assert all(bigger[layout] > 2 * seconds[layout] for layout in engine.LAYOUTS)
+
+
+@pytest.mark.parametrize(
+    "default_s, other_s, chooses_other",
+    [(1.06, 1.0, True), (1.04, 1.0, False), (1.0, 1.2, False), (3.0, 1.0, True)],
+)
+def test_the_other_layout_wins_only_when_over_5_percent_faster(
+    tmp_path, monkeypatch, default_s, other_s, chooses_other
+):
+    """The rule alone, on given timings: `measure` is replaced (a real probe's outcome
+    cannot be set), and the answer and what is cached follow the 5% margin."""
+    other = next(layout for layout in engine.LAYOUTS if layout != DEFAULT)
+    timings = {DEFAULT: default_s * 1e-3, other: other_s * 1e-3}
+    monkeypatch.setattr(layout_probe, "measure", lambda *args: dict(timings))
+    lines = []
+    chosen = layout_probe.choose(jax.devices(), 8, *SHAPE, tmp_path, lines.append, default=DEFAULT)
+    assert chosen == (other if chooses_other else DEFAULT)
+    (entry,) = json.loads((tmp_path / layout_probe.CACHE_FILE).read_text()).values()
+    assert entry == {"layout": chosen, "seconds_per_step": timings, "date": entry["date"]}
+    assert f"{DEFAULT} {default_s:.3g} ms" in lines[0] and f"{other} {other_s:.3g} ms" in lines[0]
 
 
 def test_a_probe_runs_once_then_the_cache_answers(tmp_path, monkeypatch):

@@ -25,17 +25,27 @@ def search_of(trials=27, steps=36, space=SPACE, **settings):
     return search.search_config(search.parse_space(space), trials, steps=steps, **settings)
 
 
-@pytest.fixture(scope="module")
-def searched(small):
-    """A finished halving search of 27 trials, some of which diverge (lr up to 30)."""
-    config = search_of()
-    run = HalvingSearch.start(small, config, HALVING)
+def run_search(dataset, trials):
+    config = search_of(trials)
+    run = HalvingSearch.start(dataset, config, HALVING)
     run.known_diverged = {}  # rung end -> the trials known to have diverged by then
     for report in run:
         end = int(report.steps[-1])
         known = run.known_diverged.setdefault(end, np.zeros(config.num_models, bool))
         known[report.models] |= report.diverged_at > 0
     return config, run
+
+
+@pytest.fixture(scope="module")
+def searched(small):
+    """A finished halving search of 27 trials, some of which diverge (lr up to 30)."""
+    return run_search(small, 27)
+
+
+@pytest.fixture(scope="module")
+def searched_unevenly(small):
+    """20 trials: no rung's count divides by eta (20 -> 7 -> 3, rounding up)."""
+    return run_search(small, 20)
 
 
 # --- spaces and trials -------------------------------------------------------------------
@@ -131,13 +141,16 @@ def test_validation_examples_never_appear_in_a_training_batch(small):
 # --- successive halving ------------------------------------------------------------------
 
 
-def test_halving_keeps_exactly_the_best_third_at_each_rung(searched):
-    config, run = searched
+@pytest.mark.parametrize("fixture, counts", [("searched", [27, 9, 3]),
+                                             ("searched_unevenly", [20, 7, 3])])  # fmt: skip
+def test_halving_keeps_exactly_the_best_third_at_each_rung(request, fixture, counts):
+    config, run = request.getfixturevalue(fixture)
     result, accuracy = run.result(), run.rung_accuracy
     rungs = HALVING.rungs(config.steps)
     assert rungs == [4, 12, 36]
     alive = np.isfinite(accuracy)
-    assert alive[0].all() and alive.sum(axis=1).tolist() == [27, 9, 3]
+    # The oracle's counts, written out: the best ceil(n / 3) of n go on.
+    assert alive[0].all() and alive.sum(axis=1).tolist() == counts
     assert (result.diverged_at > 0).any()
     for rung, end in enumerate(rungs[:-1]):
         ranked = np.flatnonzero(alive[rung])
@@ -145,7 +158,7 @@ def test_halving_keeps_exactly_the_best_third_at_each_rung(searched):
         diverged = run.known_diverged[end][ranked]
         healthy = np.isfinite(score) & ~diverged  # a diverged trial never goes on
         order = np.lexsort((ranked, -np.where(healthy, score, -np.inf)))
-        expected = np.sort(ranked[order[: len(ranked) // 3]])
+        expected = np.sort(ranked[order[: counts[rung + 1]]])
         np.testing.assert_array_equal(np.flatnonzero(alive[rung + 1]), expected)
         stopped = ranked[~np.isin(ranked, expected)]
         assert (result.steps_done[stopped] == end).all()
