@@ -10,7 +10,10 @@ parameters, so that tests can hold every peer against a float64 NumPy oracle.
   placeholders fed by `feed_dict` every step, `GradientDescentOptimizer`, one graph and one
   session per learning rate, run one after another.
 - `torch_sequential`: PyTorch eager, one model at a time, `torch.optim.SGD`.
-- `torch_stacked`: PyTorch eager, all K models in one (K, 784, 10) tensor, one step for all.
+- `torch_compiled`: PyTorch, one model at a time, the whole step one `torch.compile` graph.
+- `torch_stacked`: PyTorch eager, all K models in one (784, K * 10) weight matrix: one wide
+  product a step for the logits and one for the gradient, as jaxsoftmax's layout does.
+- `torch_stacked_compiled`: the same step as one `torch.compile` graph.
 
 TensorFlow and PyTorch are optional (`pip install torch==2.13.0 tensorflow-cpu>=2.21`): this
 module imports without them, `available(name)` says whether a peer can run, and a peer
@@ -39,6 +42,7 @@ cores, and a median over few repeats does not hide that.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import statistics
 import time
@@ -348,12 +352,20 @@ def _torch_sequential_peer(
 
 
 def _torch_stacked_peer(
-    train_images: np.ndarray, train_labels: np.ndarray, learning_rates: Sequence[float]
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    learning_rates: Sequence[float],
+    *,
+    compiled: bool = False,
 ) -> _Peer:
-    """PyTorch eager, all K models stacked: weights (K, features, classes), biases (K, classes).
+    """PyTorch, all K models in one weight matrix (features, K * classes): one GEMM a step.
 
-    One step trains all K on the same batch; the update is a manual SGD with a (K, 1, 1)
-    learning-rate tensor.
+    As a PyTorch user who knows the trick writes it: the logits of every model come from
+    one wide product (batch, features) x (features, K * classes), the loss is the sum
+    over models of each one's mean cross-entropy (so model k's gradient is its own), the
+    gradient is `torch.func.grad` of it (again one wide product), and each model's SGD
+    update uses its own learning rate. With `compiled`, the whole step, gradient and
+    update included, is one `torch.compile(fullgraph=True)` graph (TorchInductor).
     """
     torch = _import_torch()
     functional = torch.nn.functional
@@ -361,39 +373,45 @@ def _torch_stacked_peer(
     num_features = train_images.shape[1]
     num_classes = int(train_labels.max()) + 1
     num_models = len(learning_rates)
+    # Model k's learning rate for each of its columns of the wide matrix.
+    rates = torch.tensor(learning_rates, dtype=torch.float32).repeat_interleave(num_classes)
+
+    def loss(weights, biases, inputs, batch_labels):
+        logits = (inputs @ weights + biases).view(-1, num_models, num_classes)
+        # cross_entropy over (batch, classes, models) averages over batch and models.
+        mean = functional.cross_entropy(
+            logits.transpose(1, 2), batch_labels[:, None].expand(-1, num_models)
+        )
+        return mean * num_models * TUTORIAL_LOSS_SCALE
+
+    gradient = torch.func.grad(loss, argnums=(0, 1))
+
+    def step(weights, biases, batch):
+        inputs = images[batch].to(torch.float32).div(_PIXEL_SCALE)
+        weight_gradient, bias_gradient = gradient(weights, biases, inputs, labels[batch])
+        weights.sub_(rates * weight_gradient)
+        biases.sub_(rates * bias_gradient)
+
+    if compiled:
+        step = torch.compile(step, fullgraph=True)
 
     def make_unit() -> _Unit:
-        weights = torch.zeros(num_models, num_features, num_classes, requires_grad=True)
-        biases = torch.zeros(num_models, num_classes, requires_grad=True)
-        rates = torch.tensor(learning_rates, dtype=torch.float32)
-        weight_rates, bias_rates = rates[:, None, None], rates[:, None]
+        weights = torch.zeros(num_features, num_models * num_classes)
+        biases = torch.zeros(num_models * num_classes)
 
         def train(batches: Sequence[Any]) -> None:
-            for batch in batches:
-                inputs = images[batch].to(torch.float32).div_(_PIXEL_SCALE)
-                # (batch, features) @ (models, features, classes) -> (models, batch, classes)
-                logits = torch.matmul(inputs, weights) + biases[:, None, :]
-                batch_labels = labels[batch]
-                per_example = functional.cross_entropy(
-                    logits.reshape(-1, num_classes),
-                    batch_labels.repeat(num_models),
-                    reduction="none",
-                )
-                # The sum over models of each one's loss: model k's gradient is its own.
-                loss = per_example.view(num_models, -1).mean(dim=1).sum() * TUTORIAL_LOSS_SCALE
-                weights.grad = biases.grad = None
-                loss.backward()
-                with torch.no_grad():
-                    weights.addcmul_(weight_rates, weights.grad, value=-1.0)
-                    biases.addcmul_(bias_rates, biases.grad, value=-1.0)
+            with torch.no_grad():
+                for batch in batches:
+                    step(weights, biases, batch)
 
         def params() -> tuple[np.ndarray, np.ndarray]:
-            return weights.detach().numpy().copy(), biases.detach().numpy().copy()
+            stacked = weights.numpy().reshape(num_features, num_models, num_classes)
+            return stacked.transpose(1, 0, 2).copy(), biases.numpy().reshape(num_models, -1).copy()
 
         return _Unit(train=train, params=params)
 
     return _Peer(
-        name="torch_stacked",
+        name="torch_stacked_compiled" if compiled else "torch_stacked",
         num_examples=len(train_images),
         num_models=num_models,
         convert=convert,
@@ -401,11 +419,63 @@ def _torch_stacked_peer(
     )
 
 
+def _torch_compiled_peer(
+    train_images: np.ndarray, train_labels: np.ndarray, learning_rates: Sequence[float]
+) -> _Peer:
+    """PyTorch with `torch.compile`, one model at a time: the step (forward, gradient by
+    `torch.func.grad`, SGD update) is one compiled graph, compiled once and reused by
+    every model (its learning rate is an argument)."""
+    torch = _import_torch()
+    functional = torch.nn.functional
+    images, labels, convert = _torch_data(train_images, train_labels)
+    num_features = train_images.shape[1]
+    num_classes = int(train_labels.max()) + 1
+
+    def loss(weights, biases, inputs, batch_labels):
+        return functional.cross_entropy(inputs @ weights + biases, batch_labels) * (
+            TUTORIAL_LOSS_SCALE
+        )
+
+    gradient = torch.func.grad(loss, argnums=(0, 1))
+
+    @torch.compile(fullgraph=True)
+    def step(weights, biases, batch, rate):
+        inputs = images[batch].to(torch.float32).div(_PIXEL_SCALE)
+        weight_gradient, bias_gradient = gradient(weights, biases, inputs, labels[batch])
+        weights.sub_(rate * weight_gradient)
+        biases.sub_(rate * bias_gradient)
+
+    def make_unit(learning_rate: float) -> _Unit:
+        weights = torch.zeros(num_features, num_classes)
+        biases = torch.zeros(num_classes)
+        rate = torch.tensor(learning_rate, dtype=torch.float32)
+
+        def train(batches: Sequence[Any]) -> None:
+            with torch.no_grad():
+                for batch in batches:
+                    step(weights, biases, batch, rate)
+
+        def params() -> tuple[np.ndarray, np.ndarray]:
+            return weights.numpy()[None].copy(), biases.numpy()[None].copy()
+
+        return _Unit(train=train, params=params)
+
+    return _Peer(
+        name="torch_compiled",
+        num_examples=len(train_images),
+        num_models=len(learning_rates),
+        convert=convert,
+        factories=[lambda rate=rate: make_unit(rate) for rate in learning_rates],
+    )
+
+
 # name -> (builds the peer from the data and learning rates, whether its library is installed)
 _PEERS: dict[str, tuple[Callable[..., _Peer], Callable[[], bool]]] = {
     "tf1_original": (_tf1_peer, has_tensorflow),
     "torch_sequential": (_torch_sequential_peer, has_torch),
+    "torch_compiled": (_torch_compiled_peer, has_torch),
     "torch_stacked": (_torch_stacked_peer, has_torch),
+    "torch_stacked_compiled": (functools.partial(_torch_stacked_peer, compiled=True), has_torch),
 }
 PEERS = tuple(_PEERS)
 

@@ -12,11 +12,17 @@ Each repeat starts a new Python process for each of:
   ("floor"), once with the tutorial's evaluation of the whole test set every 10 steps
   ("floor + evaluations": the numbers the run's test curves are drawn from).
 
-Variants take turns within each repeat; wall times are medians. The run's own timing
-(results.json) splits jaxsoftmax's time into imports, data, compile and train.
+And, like for like with the tutorial itself, which evaluated the test set after every
+step: `python -m jaxsoftmax.train --eval-every 1` (cold) against `tf1_tutorial.py`, the
+TensorFlow 1.4 program as a whole (TensorBoard summaries every step, the test set every
+step), --tutorial-repeats times (about a minute each).
 
-    python benchmarks/startup.py                 # 5 repeats, about 90 s
-    python benchmarks/startup.py --repeats 1     # a smoke test
+Variants take turns within each repeat; wall times are medians, from the process's start
+to its end. The run's own timing (results.json) splits jaxsoftmax's time into imports,
+data, compile and train.
+
+    python benchmarks/startup.py                 # 5 repeats (the tutorial 3): about 5 min
+    python benchmarks/startup.py --repeats 1 --tutorial-repeats 0    # a smoke test
 """
 
 import argparse
@@ -27,8 +33,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import provenance
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+TUTORIAL = "TF1 tutorial (test set every step)"
 EVAL_EVERY = 10  # the default run's (SweepConfig.eval_every)
 FLOOR = r"""
 import gzip, pathlib, sys
@@ -73,17 +83,45 @@ print(metrics[1][1][:, -1])  # each model's last test accuracy
 """
 
 
-def wall(argv: list[str], env: dict) -> float:
-    start = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return time.perf_counter() - start
+# Starts one program and reports its wall time and peak memory. A process's peak resident
+# set size (ru_maxrss) includes that of the process it was forked from (Linux carries the
+# old memory's high-water mark across exec), so the program is forked from this small
+# interpreter, not from the benchmark's process, and timed here from fork to exit.
+LAUNCHER = r"""
+import json, os, sys, time
+argv = json.loads(sys.argv[1])
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    os.execvp(argv[0], argv)
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mb": usage.ru_maxrss / 1024,
+                  "exit": os.waitstatus_to_exitcode(status)}))
+"""
+
+
+def wall(argv: list[str], env: dict, peaks: list | None = None) -> float:
+    """Seconds from the program's start to its end; its peak resident memory (MB) is
+    appended to `peaks`."""
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, json.dumps(argv)], env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    if measured["exit"]:
+        raise RuntimeError(f"{argv[:3]} failed ({measured['exit']}): {done.stderr[-2000:]}")
+    if peaks is not None:
+        peaks.append(measured["peak_rss_mb"])
+    return measured["seconds"]
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per variant")
     parser.add_argument("--data-dir", type=pathlib.Path, help="folder of the MNIST IDX files")
-    parser.add_argument("--out", type=pathlib.Path, help="write startup.json here")
+    parser.add_argument("--tutorial-repeats", type=int, default=3,
+                        help="runs of the TF1 tutorial program (default 3; 0: none)")  # fmt: skip
+    parser.add_argument("--out", type=pathlib.Path, default=RESULTS,
+                        help="write startup.json here (default benchmarks/results)")  # fmt: skip
     args = parser.parse_args(argv)
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
     from jaxsoftmax import data
@@ -107,22 +145,34 @@ def main(argv: list[str] | None = None) -> dict:
             "floor warm": [*floor, "warm", floor_cache, "1000"],
             "floor + evaluations cold": [*floor, "cold", "", str(EVAL_EVERY)],
             "floor + evaluations warm": [*floor, "warm", floor_cache, str(EVAL_EVERY)],
-        }
+            "jaxsoftmax --eval-every 1 cold": [*train, "--no-compilation-cache",
+                                               "--eval-every", "1"],
+        }  # fmt: skip
+        tutorial = [sys.executable, str(pathlib.Path(__file__).parent / "tf1_tutorial.py"),
+                    str(folder), str(scratch / "tutorial")]  # fmt: skip
         for name in ("jaxsoftmax warm", "floor warm", "floor + evaluations warm"):  # fill caches
             wall(variants[name], env)
+        if args.tutorial_repeats:
+            variants[TUTORIAL] = tutorial
         seconds = {name: [] for name in variants}
+        peaks = {name: [] for name in variants}
         timing = {"jaxsoftmax cold": [], "jaxsoftmax warm": []}
-        for _ in range(args.repeats):
+        for repeat in range(max(args.repeats, args.tutorial_repeats)):
             for name, command in variants.items():
-                seconds[name].append(wall(command, env))
+                if repeat >= (args.tutorial_repeats if name == TUTORIAL else args.repeats):
+                    continue
+                seconds[name].append(wall(command, env, peaks[name]))
                 if name in timing:
                     document = json.loads((logdir / "results.json").read_text())
                     timing[name].append(document["timing"])
     result = {
-        "date": time.strftime("%Y-%m-%d"),
+        "provenance": provenance.provenance(),
         "repeats": args.repeats,
+        "tutorial_repeats": args.tutorial_repeats,
         "median_wall_s": {name: statistics.median(values) for name, values in seconds.items()},
         "wall_s": seconds,
+        "median_peak_rss_mb": {name: statistics.median(values) for name, values in peaks.items()},
+        "peak_rss_mb": peaks,
         "jaxsoftmax_timing_medians": {
             name: {key: statistics.median(t[key] for t in runs) for key in runs[0]}
             for name, runs in timing.items()
@@ -134,9 +184,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f}-{max(values):.2f} |")
     for name, medians in result["jaxsoftmax_timing_medians"].items():
         print(f"{name}: " + ", ".join(f"{key} {value:.2f}" for key, value in medians.items()))
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "startup.json").write_text(json.dumps(result, indent=2) + "\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "startup.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 

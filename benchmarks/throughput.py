@@ -8,7 +8,9 @@ Variants, all in one process so that their ratios hold on a noisy machine:
 - engine: `jaxsoftmax.train_sweep`, the vmapped step fused with `lax.scan`
   (it also evaluates the full test set once, at the end: counted in its time);
 - peers, when installed (`pip install -e '.[bench]'`): the original TensorFlow 1
-  program, and PyTorch eager one model at a time and all models stacked;
+  program; PyTorch one model at a time, eager and under `torch.compile` (up to K=30);
+  PyTorch with all models stacked in one weight matrix (one GEMM a step), eager and
+  under `torch.compile` (every K): see `peers.py`;
 - the machine's limit: a 2048 x 2048 float32 matrix product, measured in every
   repeat, against which each variant's FLOP/s is given (2 * batch * features *
   classes for the forward product and as much for the weight gradient, per
@@ -40,6 +42,9 @@ import numpy as np
 
 import jaxsoftmax as js
 from jaxsoftmax import layout_probe
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import provenance
 
 BATCH_SIZE = 100
 MATMUL_SIZE = 2048
@@ -235,20 +240,33 @@ def products_only(data, indices, dataset, models: int, steps: int, repeats: int)
     return Measurement("products only (bound)", models, steps, compile_s, seconds)
 
 
-def peer_measurements(dataset, models: int, steps: int, repeats: int) -> list[Measurement]:
-    """The TensorFlow 1 original and PyTorch eager, where installed."""
+# Peers and their labels; those that train one model at a time run only up to this K.
+PEER_LABELS = {
+    "tf1_original": "TF1 original (feed_dict)",
+    "torch_sequential": "PyTorch eager, one at a time",
+    "torch_compiled": "PyTorch torch.compile, one at a time",
+    "torch_stacked": "PyTorch eager, stacked (one GEMM)",
+    "torch_stacked_compiled": "PyTorch torch.compile, stacked (one GEMM)",
+}
+ONE_AT_A_TIME_MAX_K = 30
+
+
+def peer_measurements(
+    dataset, models: int, steps: int, repeats: int, names=tuple(PEER_LABELS)
+) -> list[Measurement]:
+    """The TensorFlow 1 original and the PyTorch peers among `names`, where installed
+    (see peers.py)."""
     sys.path.insert(0, str(pathlib.Path(__file__).parent))
     import peers
 
     images = dataset.train_images.reshape(len(dataset.train_images), -1)
     rates = learning_rates(models)
     results = []
-    for peer, label in (
-        ("tf1_original", "TF1 original (feed_dict)"),
-        ("torch_sequential", "PyTorch eager, one at a time"),
-        ("torch_stacked", "PyTorch eager, stacked"),
-    ):
-        if not peers.available(peer):
+    for peer, label in PEER_LABELS.items():
+        if peer not in names:
+            continue
+        stacked = peer.startswith("torch_stacked")
+        if not peers.available(peer) or (not stacked and models > ONE_AT_A_TIME_MAX_K):
             continue
         timing = peers.time_peer(
             peer, images, dataset.train_labels, rates, steps, BATCH_SIZE, repeats=repeats
@@ -306,6 +324,10 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--data-dir", help="folder of the MNIST IDX files (default: lookup)")
     parser.add_argument("--no-peers", action="store_true", help="skip TensorFlow 1 and PyTorch")
+    parser.add_argument(
+        "--peers", default=",".join(PEER_LABELS),
+        help=f"comma-separated, of {', '.join(PEER_LABELS)} (default: all)",
+    )  # fmt: skip
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
     parser.add_argument(
         "--variants",
@@ -331,6 +353,8 @@ def main(argv: list[str] | None = None) -> dict:
     variants = set(args.variants.split(","))
     if not variants <= set(VARIANTS):
         parser.error(f"unknown variants {sorted(variants - set(VARIANTS))}; of {VARIANTS}")
+    if not set(args.peers.split(",")) <= set(PEER_LABELS):
+        parser.error(f"unknown peers in {args.peers}; of {', '.join(PEER_LABELS)}")
     scale = QUICK_SCALE if args.quick else 1.0
 
     dataset = js.load_dataset("mnist", data_dir=args.data_dir)
@@ -360,8 +384,10 @@ def main(argv: list[str] | None = None) -> dict:
             measurements.append(
                 products_only(data, indices, dataset, models, engine_steps, repeats)
             )
-        if "peers" in variants and not args.no_peers and models <= 30:
-            measurements += peer_measurements(dataset, models, loop_steps, repeats)
+        if "peers" in variants and not args.no_peers:
+            measurements += peer_measurements(
+                dataset, models, loop_steps, repeats, args.peers.split(",")
+            )
         peaks += matmul_peak(1, args.matmul_size)
         bandwidths += copy_bandwidth(1, args.copy_bytes)
         print(f"K={models}: done", file=sys.stderr)
@@ -370,6 +396,7 @@ def main(argv: list[str] | None = None) -> dict:
     shape = (dataset.num_features, dataset.num_classes)
 
     document = {
+        "provenance": provenance.provenance(),
         "machine": {
             "platform": platform.platform(),
             "processor": layout_probe.cpu_model(),

@@ -20,7 +20,8 @@ from .conftest import REPO
 
 def test_throughput_quick_mode_reports_every_variant(mnist_dir, tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    argv = ["--quick", "--models", "1,3", "--data-dir", str(mnist_dir), "--out", str(tmp_path)]
+    argv = ["--quick", "--models", "1,3", "--data-dir", str(mnist_dir), "--out", str(tmp_path),
+            "--peers", "tf1_original,torch_stacked"]  # fmt: skip
     document = throughput.main(argv)
     written = json.loads((tmp_path / "throughput-quick.json").read_text())
     assert written["results"] == json.loads(json.dumps(document["results"]))
@@ -32,6 +33,9 @@ def test_throughput_quick_mode_reports_every_variant(mnist_dir, tmp_path, capsys
             assert (variant, models) in variants
     if "tensorflow" in sys.modules or _importable("tensorflow"):
         assert ("TF1 original (feed_dict)", 1) in variants
+    if _importable("torch"):
+        assert ("PyTorch eager, stacked (one GEMM)", 3) in variants
+    assert set(written["provenance"]) >= {"commit", "date", "machine", "versions"}
     for result in written["results"]:
         assert len(result["seconds"]) == 2 and min(result["seconds"]) > 0
         assert result["model_steps_per_s"] == pytest.approx(
@@ -68,7 +72,7 @@ def test_the_optuna_peer_trains_as_sgd_in_numpy_does(small):
 
     train_x, train_y, _, _ = search.split(small, 200)
     steps, lr, decay, momentum = 6, 0.004, 0.01, 0.8
-    optimizer, train, _ = search.plain_trainer(train_x, train_y, steps, steps)
+    optimizer, train, _ = search.plain_trainer(steps)
     import jax.numpy as jnp
 
     params = {"w": jnp.zeros((784, 10)), "b": jnp.zeros((1, 10))}
@@ -76,7 +80,7 @@ def test_the_optuna_peer_trains_as_sgd_in_numpy_does(small):
     state.hyperparams["weight_decay"] = jnp.asarray(decay)
     state.hyperparams["momentum"] = jnp.asarray(momentum)
     indices = np.random.default_rng(0).integers(0, len(train_x), (steps, 100))
-    params, _ = train(params, state, lr, 0, indices)
+    params, _ = train(params, state, lr, 0, indices, train_x, train_y)
 
     w, b = np.zeros((784, 10)), np.zeros(10)
     trace_w, trace_b = np.zeros_like(w), np.zeros_like(b)
@@ -94,35 +98,104 @@ def test_the_optuna_peer_trains_as_sgd_in_numpy_does(small):
     np.testing.assert_allclose(params["b"][0], b, atol=2e-6)
 
 
+def test_the_optuna_peers_program_holds_no_data(mnist):
+    """The training data are arguments of the peer's compiled program, not constants in
+    it: closed over, MNIST's 50,000 float32 images would be 157 MB of program text."""
+    from benchmarks import search
+
+    train_x, train_y, _, _ = search.split(mnist, 10_000)
+    optimizer, train, _ = search.plain_trainer(1800)
+    import jax.numpy as jnp
+
+    params = {"w": jnp.zeros((784, 10)), "b": jnp.zeros((1, 10))}
+    lowered = train.lower(params, optimizer.init(params), 0.01, 0,
+                          np.zeros((200, 100), np.int32), train_x, train_y)  # fmt: skip
+    assert len(lowered.as_text()) < 100_000
+
+
+def test_scikit_learns_warm_started_path_reaches_each_cs_own_optimum(small):
+    """Oracle: a fit from scratch at the last C. The problem is strictly convex, so the
+    warm-started path's last model is the same model (to lbfgs's tolerance)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    from benchmarks import search
+
+    data = search.split(small, 200)
+    row = search.sklearn_search(data, (0.01, 0.001))
+    assert [fit["C"] for fit in row["fits"]] == [0.001, 0.01]  # strong to weak
+    assert all(fit["converged"] for fit in row["fits"])
+    assert row["best"] == max(fit["validation_accuracy"] for fit in row["fits"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cold = LogisticRegression(C=0.01, max_iter=search.SKLEARN_MAX_ITER).fit(*data[:2])
+    assert abs(cold.score(*data[2:]) - row["fits"][-1]["validation_accuracy"]) <= 1 / 200
+
+
 def test_search_quick_mode_compares_every_method(tmp_path, capsys):
     from benchmarks import search
 
     document = search.main(["--quick", "--datasets", "mnist", "--out", str(tmp_path)])
     written = json.loads((tmp_path / "search-quick.json").read_text())
     assert written == json.loads(json.dumps(document))
+    assert set(written["provenance"]) >= {"commit", "date", "machine", "versions"}
     (found,) = written["datasets"]
     methods = [row["method"] for row in found["rows"]]
+    chosen = max(found["optuna_studies"][1:], key=lambda study: study["best"])
     assert methods == ["ours, random", "ours, halving", "ours, --auto",
-                       "Optuna (TPE + successive halving)",
+                       "Optuna, TPE, no pruner", chosen["method"],
                        "scikit-learn LogisticRegression over C"]  # fmt: skip
+    assert [study["pruner"] for study in found["optuna_studies"]] == [None, *search.PRUNERS]
     for row in found["rows"]:
         assert 0.5 < row["best"] <= 1 and row["seconds"] > 0 and row["trials"] >= 2
         if "curve" in row:  # best so far: never falls, ends at the best
             best = [value for _, value in row["curve"]]
             assert best == sorted(best) and best[-1] == row["best"]
-    optuna_row = found["rows"][3]
+    plain = found["optuna_studies"][0]
+    assert plain["pruned"] == 0 and plain["completed"] == plain["trials"]
     headline = found["headline"]
-    assert headline["optuna_best"] == optuna_row["best"]
-    reached = [t for t, value in optuna_row["curve"] if value >= optuna_row["best"]]
-    assert headline["optuna_time_s"] == reached[0]
-    if headline["ours"] is not None:
-        assert headline["speedup"] == pytest.approx(
-            headline["optuna_time_s"] / headline["ours_time_s"]
-        )
+    assert headline["target"] == plain["best"]
+    reached = [t for t, value in plain["curve"] if value >= plain["best"]]
+    assert headline["time_to_target_s"]["Optuna, TPE, no pruner"] == reached[0]
+    auto = found["rows"][2]
+    assert auto["steps_per_trial"] == auto["rungs"][-1] and 0 < auto["test_accuracy"] <= 1
     assert written["big"]["trials"] == 81 and 0 < written["big"]["peak_rss_gb"] < 4
     table = (tmp_path / "search-quick.md").read_text()
     assert table.count("| ours, ") == 3 and "peak memory" in table
     assert (tmp_path / "search-quick.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_time_to_accuracy_quick_mode_chooses_on_validation_and_times_the_choice(
+    mnist_dir, tmp_path
+):
+    """The recipe and C are the validation split's best; the cold process trains the very
+    model the warm run does (the same accuracy after every epoch, bitwise); each time to a
+    target is that of the first epoch (ours) or fit (scikit-learn) that reached it."""
+    document = time_to_accuracy.main(["--quick", "--data-dir", str(mnist_dir),
+                                      "--out", str(tmp_path)])  # fmt: skip
+    written = json.loads((tmp_path / "time_to_accuracy-quick.json").read_text())
+    assert written == json.loads(json.dumps(document))
+    assert set(written["provenance"]) >= {"commit", "date", "machine", "versions"}
+    ours = written["jaxsoftmax"]
+    best = max(ours["candidates"], key=lambda entry: entry["validation_accuracy"])
+    assert ours["recipe"] == {key: best[key] for key in ours["recipe"]}
+    (cold,) = ours["cold_processes"]
+    assert cold["accuracy_by_epoch"] == ours["warm"]["accuracy_by_epoch"]
+    assert cold["compile_s"] > ours["warm"]["compile_s"]
+    for target in written["targets"]:
+        epochs = [a >= target for a in ours["warm"]["accuracy_by_epoch"]]
+        assert (ours["warm"]["time_to_target_s"][str(target)] is None) == (not any(epochs))
+    sklearn = written["scikit_learn"]
+    chosen = max(sklearn["chosen"]["candidates"], key=lambda entry: entry["validation_accuracy"])
+    assert sklearn["validated_c"]["C"] == chosen["C"] and sklearn["default_c"]["C"] == 1.0
+    for run in (sklearn["validated_c"], sklearn["default_c"]):
+        for target, seconds in run["time_to_target_s"].items():
+            reached = [fit for fit in run["fits"] if fit["test_accuracy"] >= float(target)]
+            assert seconds == (reached[0]["fit_s"] if reached else None)
+    for run in written["best"].values():
+        assert run["test_accuracy"] == run["test_accuracy_by_seed"]["0"]
 
 
 def test_the_gpu_check_runs_its_steps_on_cpu_in_dry_run_mode(mnist_dir, tmp_path):
@@ -168,15 +241,27 @@ def test_the_gpu_check_refuses_bad_arguments_in_one_line(tmp_path, argv, message
 def test_startup_times_the_default_run_and_the_floor_in_fresh_processes(mnist_dir, tmp_path):
     from benchmarks import startup
 
-    result = startup.main(["--repeats", "1", "--data-dir", str(mnist_dir), "--out", str(tmp_path)])
+    result = startup.main(["--repeats", "1", "--tutorial-repeats", "0",
+                           "--data-dir", str(mnist_dir), "--out", str(tmp_path)])  # fmt: skip
     assert json.loads((tmp_path / "startup.json").read_text()) == json.loads(json.dumps(result))
+    assert set(result["provenance"]) >= {"commit", "date", "machine", "versions"}
     walls = result["median_wall_s"]
     kinds = ("floor", "floor + evaluations")
     floors = {f"{kind} {cache}" for kind in kinds for cache in ("cold", "warm")}
-    assert set(walls) == {"jaxsoftmax cold", "jaxsoftmax warm", *floors}
+    assert set(walls) == {"jaxsoftmax cold", "jaxsoftmax warm", "jaxsoftmax --eval-every 1 cold",
+                          *floors}  # fmt: skip
     # The floor trains and evaluates as the default run does: 1000 steps, test every 10.
     assert (SweepConfig().steps, SweepConfig().eval_every) == (1000, startup.EVAL_EVERY)
     for name in ("jaxsoftmax cold", "jaxsoftmax warm"):
         timing = result["jaxsoftmax_timing_medians"][name]
         # The run's own stages fit inside the wall time of its process.
         assert 0 < timing["import_s"] + timing["compile_s"] + timing["train_s"] < walls[name]
+    for name, peak in result["median_peak_rss_mb"].items():
+        assert 100 < peak < 4000, name  # JAX alone takes over 100 MB
+    # Each child's peak is its own: a bare interpreter's is far below this process's
+    # (hundreds of MB by now), which a count inherited across the fork would include.
+    import resource
+
+    peaks = []
+    startup.wall([sys.executable, "-c", "pass"], os.environ, peaks)
+    assert peaks[0] < 50 < resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

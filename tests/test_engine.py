@@ -249,12 +249,14 @@ def test_both_weight_layouts_train_the_same_models(small, grid):
         assert trained.params["w"].shape == (config.num_models, 784, 10)  # models-first, always
         if not grid:  # the oracle holds in each layout: every model as if trained alone
             for k, rate in enumerate(config.learning_rates):
-                params, losses, _ = train_alone(small, config, rate)
+                params, losses, accuracies = train_alone(small, config, rate)
                 assert np.abs(trained.params["w"][k] - params["w"]).max() < 1e-5
                 np.testing.assert_allclose(trained.train_loss[:, k], losses, rtol=1e-5)
+                np.testing.assert_allclose(trained.train_accuracy[:, k], accuracies, atol=1e-6)
     class_major, feature_major = runs[engine.CLASS_MAJOR], runs[engine.FEATURE_MAJOR]
     np.testing.assert_allclose(class_major.params["w"], feature_major.params["w"], atol=1e-6)
     np.testing.assert_allclose(class_major.train_loss, feature_major.train_loss, rtol=1e-5)
+    np.testing.assert_allclose(class_major.train_accuracy, feature_major.train_accuracy, atol=1e-6)
     np.testing.assert_allclose(class_major.test_accuracy, feature_major.test_accuracy, atol=1e-6)
 
 

@@ -19,7 +19,8 @@ NUM_EXAMPLES = 2000  # a slice of the training set keeps the peers' data prepara
 # The tutorial's loss, -reduce_mean(y_ * log(y)) * 1000, averages over 10 classes too: it is
 # 100 x the mean cross-entropy. Written here, not taken from the code under test.
 TUTORIAL_LOSS_SCALE = 100.0
-LIBRARY = {"tf1_original": "tensorflow", "torch_sequential": "torch", "torch_stacked": "torch"}
+LIBRARY = {"tf1_original": "tensorflow", "torch_sequential": "torch", "torch_compiled": "torch",
+           "torch_stacked": "torch", "torch_stacked_compiled": "torch"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,8 @@ def test_peer_without_its_library_says_what_to_install(peer_name, train_arrays, 
 
 def test_an_unknown_peer_is_named_with_the_choices():
     images, labels = np.zeros((4, 3), np.uint8), np.arange(4)
-    choices = r"unknown peer 'keras'; choose one of tf1_original, torch_sequential, torch_stacked"
+    choices = (r"unknown peer 'keras'; choose one of tf1_original, torch_sequential, "
+               r"torch_compiled, torch_stacked, torch_stacked_compiled")  # fmt: skip
     with pytest.raises(ValueError, match=choices):
         peers.time_peer("keras", images, labels, LEARNING_RATES, steps=1)
     with pytest.raises(ValueError, match=choices):
@@ -180,3 +182,42 @@ def test_the_original_program_and_ours_reach_the_same_accuracy(mnist):
         config = js.SweepConfig(learning_rates=rates, seed=seed, eval_every=1000)
         ours.append(js.train_sweep(dataset, config).test_accuracy[-1])
     np.testing.assert_allclose(np.mean(ours, axis=0), np.mean(theirs, axis=0), atol=0.005)
+
+
+def test_the_tf1_tutorial_program_trains_like_float64_sgd_and_tests_every_step(
+    mnist, mnist_dir, tmp_path
+):
+    """benchmarks/tf1_tutorial.py, the whole program the README times: its models against
+    float64 NumPy SGD on the same minibatches, its every-step test accuracy against NumPy
+    on the saved parameters, and TensorBoard's reader on its events."""
+    pytest.importorskip("tensorflow")
+    import subprocess
+
+    from tensorboard.backend.event_processing import event_accumulator
+
+    from .conftest import REPO
+
+    steps = 4
+    saved = tmp_path / "params.npz"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "tf1_tutorial.py"), str(mnist_dir),
+                    str(tmp_path / "logs"), "--steps", str(steps), "--save", str(saved)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    found = np.load(saved)
+    images = mnist.train_images.reshape(len(mnist.train_images), -1)
+    rates = (0.002, 0.005, 0.008)
+    order = peers.minibatch_indices(len(images), steps, 100, seed=0)
+    weights, biases = reference_sgd(images, mnist.train_labels, rates, order, num_classes=10)
+    test_inputs = mnist.test_images.reshape(len(mnist.test_images), -1) / 255.0
+    for k, rate in enumerate(rates):
+        np.testing.assert_allclose(found[f"w{rate}"], weights[k], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(found[f"b{rate}"], biases[k], rtol=0, atol=1e-5)
+        logits = test_inputs @ weights[k] + biases[k]
+        accuracy = np.mean(logits.argmax(axis=1) == mnist.test_labels)
+        assert len(found[f"test_accuracy{rate}"]) == steps
+        assert found[f"test_accuracy{rate}"][-1] == pytest.approx(accuracy, abs=2e-4)
+        events = event_accumulator.EventAccumulator(str(tmp_path / "logs" / f"lr={rate}"))
+        events.Reload()
+        test_curve = [event.value for event in events.Scalars("test/accuracy")]
+        np.testing.assert_allclose(test_curve, found[f"test_accuracy{rate}"])
+        assert len(events.Scalars("train/loss")) == steps
+        assert any(tag.startswith("input_reshape/input") for tag in events.Tags()["images"])

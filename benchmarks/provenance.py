@@ -1,0 +1,94 @@
+"""Where a benchmark's numbers come from: the commit, the date, the machine, the versions.
+
+Every benchmark writes `provenance()` into its JSON under "provenance", and
+`benchmarks/tables.py` names it under every table it draws from that JSON.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import pathlib
+import platform
+import subprocess
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# The libraries whose versions a figure may depend on, where installed.
+PACKAGES = ("jax", "jaxlib", "numpy", "optax", "tensorflow", "torch", "scikit-learn", "optuna")
+
+
+def cpu_model() -> str:
+    """The processor's name (Linux's /proc/cpuinfo; else what `platform` says)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown processor"
+
+
+def memory_gib() -> float | None:
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return round(pages * size / 2**30, 1)
+
+
+def commit() -> dict:
+    """HEAD's short hash, and whether the tracked files differ from it (a figure measured
+    on uncommitted code names the commit it started from and says so)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()  # fmt: skip
+
+    try:
+        return {
+            "commit": git("rev-parse", "--short", "HEAD"),
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        }
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown", "dirty": False}
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def provenance(device: str | None = None) -> dict:
+    """The commit, date, machine and versions of a measurement made now.
+
+    Args:
+      device: what ran the measured code where it is not the CPU (e.g. "NVIDIA H100").
+    """
+    machine = {
+        "processor": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": memory_gib(),
+        "platform": platform.platform(),
+    }
+    if device is not None:
+        machine["device"] = device
+    return commit() | {
+        "date": datetime.date.today().isoformat(),
+        "machine": machine,
+        "versions": versions(),
+    }
+
+
+def describe(record: dict) -> str:
+    """One line naming a measurement's commit, date and machine, for under a table."""
+    machine = record["machine"]
+    where = machine.get("device") or f"{machine['cores']} cores of {machine['processor']}"
+    dirty = " (with uncommitted changes)" if record.get("dirty") else ""
+    return f"commit {record['commit']}{dirty}, {record['date']}, {where}"
