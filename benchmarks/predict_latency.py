@@ -5,6 +5,8 @@ command in `--repeats` fresh processes and reports the median and the spread. Th
 (issue 16) is a median of at most 1.0 s on the 2-core machine.
 
     python benchmarks/predict_latency.py [--logdir LOGDIR] [--repeats 5]
+
+Writes results/predict_latency.json (--out to change the folder).
 """
 
 import argparse
@@ -18,12 +20,18 @@ import time
 
 from PIL import Image
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import provenance
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logdir", type=pathlib.Path, help="a finished run (default: train one)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--data-dir", help="folder of the MNIST IDX files (default: lookup)")
+    parser.add_argument("--out", type=pathlib.Path, default=RESULTS, help="folder for the JSON")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as work:
         work = pathlib.Path(work)
@@ -50,6 +58,8 @@ def main(argv: list[str] | None = None) -> dict:
             if done.returncode:
                 raise SystemExit(done.stderr)
     document = {
+        "provenance": provenance.provenance(),
+        "repeats": args.repeats,
         "seconds": [round(s, 4) for s in seconds],
         "median_s": round(statistics.median(seconds), 4),
         "spread_s": [round(min(seconds), 4), round(max(seconds), 4)],
@@ -57,6 +67,8 @@ def main(argv: list[str] | None = None) -> dict:
         "target_s": 1.0,
     }
     print(json.dumps(document, indent=1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "predict_latency.json").write_text(json.dumps(document, indent=1) + "\n")
     return document
 
 

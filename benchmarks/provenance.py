@@ -15,7 +15,17 @@ import subprocess
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # The libraries whose versions a figure may depend on, where installed.
-PACKAGES = ("jax", "jaxlib", "numpy", "optax", "tensorflow", "torch", "scikit-learn", "optuna")
+PACKAGES = (
+    "jax",
+    "jaxlib",
+    "numpy",
+    "optax",
+    "tensorflow",
+    "tensorflow-cpu",
+    "torch",
+    "scikit-learn",
+    "optuna",
+)
 
 
 def cpu_model() -> str:

@@ -29,13 +29,14 @@ import argparse
 import json
 import os
 import pathlib
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import provenance
+from processes import wall
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 TUTORIAL = "TF1 tutorial (test set every step)"
@@ -83,35 +84,8 @@ print(metrics[1][1][:, -1])  # each model's last test accuracy
 """
 
 
-# Starts one program and reports its wall time and peak memory. A process's peak resident
-# set size (ru_maxrss) includes that of the process it was forked from (Linux carries the
-# old memory's high-water mark across exec), so the program is forked from this small
-# interpreter, not from the benchmark's process, and timed here from fork to exit.
-LAUNCHER = r"""
-import json, os, sys, time
-argv = json.loads(sys.argv[1])
-start = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    os.execvp(argv[0], argv)
-_, status, usage = os.wait4(pid, 0)
-print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mb": usage.ru_maxrss / 1024,
-                  "exit": os.waitstatus_to_exitcode(status)}))
-"""
-
-
-def wall(argv: list[str], env: dict, peaks: list | None = None) -> float:
-    """Seconds from the program's start to its end; its peak resident memory (MB) is
-    appended to `peaks`."""
-    done = subprocess.run([sys.executable, "-c", LAUNCHER, json.dumps(argv)], env=env,
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
-    if measured["exit"]:
-        raise RuntimeError(f"{argv[:3]} failed ({measured['exit']}): {done.stderr[-2000:]}")
-    if peaks is not None:
-        peaks.append(measured["peak_rss_mb"])
-    return measured["seconds"]
+def folder_bytes(folder: pathlib.Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -156,12 +130,19 @@ def main(argv: list[str] | None = None) -> dict:
             variants[TUTORIAL] = tutorial
         seconds = {name: [] for name in variants}
         peaks = {name: [] for name in variants}
+        logdir_bytes = {}
         timing = {"jaxsoftmax cold": [], "jaxsoftmax warm": []}
         for repeat in range(max(args.repeats, args.tutorial_repeats)):
             for name, command in variants.items():
                 if repeat >= (args.tutorial_repeats if name == TUTORIAL else args.repeats):
                     continue
+                if name == TUTORIAL:  # its event files, alone
+                    shutil.rmtree(scratch / "tutorial", ignore_errors=True)
                 seconds[name].append(wall(command, env, peaks[name]))
+                if name == TUTORIAL:
+                    logdir_bytes[name] = folder_bytes(scratch / "tutorial")
+                elif name == "jaxsoftmax --eval-every 1 cold":
+                    logdir_bytes[name] = folder_bytes(logdir)
                 if name in timing:
                     document = json.loads((logdir / "results.json").read_text())
                     timing[name].append(document["timing"])
@@ -173,6 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
         "wall_s": seconds,
         "median_peak_rss_mb": {name: statistics.median(values) for name, values in peaks.items()},
         "peak_rss_mb": peaks,
+        "logdir_bytes": logdir_bytes,
         "jaxsoftmax_timing_medians": {
             name: {key: statistics.median(t[key] for t in runs) for key in runs[0]}
             for name, runs in timing.items()

@@ -4,7 +4,9 @@ Runs `python -m jaxsoftmax.train` as fresh processes, alternating the two varian
 that a noisy machine treats both alike, with the compilation cache warm; reports the
 median of each, their ratio and the size of the log directory.
 
-    python benchmarks/summaries_overhead.py [--repeats 5] [-- extra train flags]
+    python benchmarks/summaries_overhead.py [--repeats 9] [-- extra train flags]
+
+Writes results/summaries_overhead.json (--out to change the folder).
 """
 
 import argparse
@@ -15,6 +17,11 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import provenance
+
+RESULTS = pathlib.Path(__file__).parent / "results"
 
 
 def run_once(logdir: pathlib.Path, flags: list[str]) -> float:
@@ -29,12 +36,12 @@ def folder_bytes(folder: pathlib.Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", type=pathlib.Path, help="also write the numbers here")
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--out", type=pathlib.Path, default=RESULTS, help="folder for the JSON")
     parser.add_argument("flags", nargs="*", help="extra flags for jaxsoftmax.train")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = pathlib.Path(scratch)
@@ -53,14 +60,18 @@ def main() -> None:
             f"{name:>14}: median {medians[name]:.2f} s  ({', '.join(f'{v:.2f}' for v in values)})"
         )
     print(f"ratio on/off: {ratio:.2f}x; log directory {log_bytes / 1e6:.2f} MB")
-    if args.json:
-        document = {
-            "seconds": times,
-            "median_s": medians,
-            "ratio": ratio,
-            "logdir_bytes": log_bytes,
-        }
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
+    document = {
+        "provenance": provenance.provenance(),
+        "flags": args.flags,
+        "repeats": args.repeats,
+        "seconds": times,
+        "median_s": medians,
+        "ratio": ratio,
+        "logdir_bytes": log_bytes,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summaries_overhead.json").write_text(json.dumps(document, indent=2) + "\n")
+    return document
 
 
 if __name__ == "__main__":

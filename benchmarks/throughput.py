@@ -46,6 +46,7 @@ from jaxsoftmax import layout_probe
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import provenance
 
+RESULTS = pathlib.Path(__file__).parent / "results"
 BATCH_SIZE = 100
 MATMUL_SIZE = 2048
 ALL_MODELS = (1, 3, 10, 30, 100, 300, 1000)
@@ -328,7 +329,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--peers", default=",".join(PEER_LABELS),
         help=f"comma-separated, of {', '.join(PEER_LABELS)} (default: all)",
     )  # fmt: skip
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
+    parser.add_argument(
+        "--out", type=pathlib.Path, default=pathlib.Path(__file__).parent / "results"
+    )
     parser.add_argument(
         "--variants",
         default=",".join(VARIANTS),

@@ -22,6 +22,11 @@ def init_key(seed: int | jax.Array) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), 1)
 
 
+# A radix pass sorts at least this many bits of the keys; fewer (more than 2**24 keys)
+# would take too many passes, and a key-value sort is used instead.
+MIN_DIGIT_BITS = 8
+
+
 def stable_order(keys: jax.Array) -> jax.Array:
     """The indices that sort uint32 `keys` stably (equal keys keep their order).
 
@@ -34,7 +39,7 @@ def stable_order(keys: jax.Array) -> jax.Array:
     n = keys.shape[0]
     index_bits = max(1, (n - 1).bit_length())
     digit_bits = 32 - index_bits
-    if digit_bits < 8:  # more than 2**24 keys: too many passes
+    if digit_bits < MIN_DIGIT_BITS:  # more than 2**24 keys: too many passes
         return jax.lax.sort_key_val(keys, jnp.arange(n, dtype=jnp.int32))[1]
     positions = jnp.arange(n, dtype=jnp.uint32)
     order = positions

@@ -139,6 +139,16 @@ def test_stable_order_equals_numpys_stable_argsort(size, distinct):
     np.testing.assert_array_equal(got, np.argsort(keys, kind="stable"))
 
 
+@pytest.mark.parametrize("size", [7, 1000, 100_003])
+def test_the_key_value_sort_for_over_2_to_the_24_keys_is_as_stable(size, monkeypatch):
+    """The branch for over 2**24 keys, taken here at any size (sorting 2**24 keys in a
+    test would take half a minute): the same order as NumPy's stable argsort."""
+    monkeypatch.setattr(batches, "MIN_DIGIT_BITS", 33)
+    keys = np.random.default_rng(size).integers(0, 50, size).astype(np.uint32)
+    got = np.asarray(jax.jit(lambda k: batches.stable_order(k))(keys))  # a new trace
+    np.testing.assert_array_equal(got, np.argsort(keys, kind="stable"))
+
+
 def test_plan_chunks_covers_every_step_with_few_shapes():
     cases = [(1000, 10, 200, 5), (25, 10, 200, 2), (7, 10, 200, 1), (97, 1, 10, 10)]
     # A prime number of windows (101) must not fall back to one window per chunk.

@@ -221,3 +221,29 @@ def test_the_tf1_tutorial_program_trains_like_float64_sgd_and_tests_every_step(
         np.testing.assert_allclose(test_curve, found[f"test_accuracy{rate}"])
         assert len(events.Scalars("train/loss")) == steps
         assert any(tag.startswith("input_reshape/input") for tag in events.Tags()["images"])
+
+
+def test_the_accuracy_benchmark_reports_each_programs_own_test_accuracy(mnist, mnist_dir, tmp_path):
+    """benchmarks/accuracy.py on 2 seeds of 30 steps: the original's accuracies against
+    float64 NumPy SGD on the same minibatches, evaluated in NumPy (a float32 run may
+    flip a prediction or two of 10,000), ours against the library's sweep."""
+    pytest.importorskip("tensorflow")
+    import jaxsoftmax as js
+    from benchmarks import accuracy
+
+    document = accuracy.main(["--seeds", "2", "--steps", "30", "--data-dir", str(mnist_dir),
+                              "--out", str(tmp_path)])  # fmt: skip
+    assert document["seeds"] == [0, 1] and set(document["provenance"]) >= {"commit", "date"}
+    images = mnist.train_images.reshape(len(mnist.train_images), -1)
+    test_inputs = mnist.test_images.reshape(len(mnist.test_images), -1) / 255.0
+    rates = accuracy.LEARNING_RATES
+    for seed in (0, 1):
+        order = peers.minibatch_indices(len(images), 30, 100, seed=seed)
+        weights, biases = reference_sgd(images, mnist.train_labels, rates, order, num_classes=10)
+        logits = np.einsum("nf,kfc->knc", test_inputs, weights) + biases[:, None, :]
+        expected = (logits.argmax(-1) == mnist.test_labels).mean(axis=1)
+        np.testing.assert_allclose(document["original"][seed], expected, atol=3e-4)
+        config = js.SweepConfig(learning_rates=rates, steps=30, eval_every=30, seed=seed)
+        ours = js.train_sweep(mnist, config).test_accuracy[-1]
+        np.testing.assert_allclose(document["jaxsoftmax"][seed], ours, atol=1e-7)
+    assert document["jaxsoftmax"][0] != document["jaxsoftmax"][1]  # seeds shuffle apart

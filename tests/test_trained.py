@@ -257,12 +257,12 @@ def test_tensorboard_reads_the_confusion_matrix_and_misclassified_images(run_dir
     np.testing.assert_allclose(found.confidence, top, atol=1e-5)
 
 
-def test_the_latency_benchmark_times_fresh_processes(run_dir, mnist_dir):
+def test_the_latency_benchmark_times_fresh_processes(run_dir, mnist_dir, tmp_path):
     sys.path.insert(0, str(REPO))
     from benchmarks import predict_latency
 
-    document = predict_latency.main(
-        ["--logdir", str(run_dir), "--repeats", "2", "--data-dir", str(mnist_dir)]
-    )
+    argv = ["--logdir", str(run_dir), "--repeats", "2", "--data-dir", str(mnist_dir)]
+    document = predict_latency.main([*argv, "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "predict_latency.json").read_text()) == document
     assert len(document["seconds"]) == 2 and document["median_s"] > 0
     assert document["output"].endswith("%)") and ": 7 (" in document["output"]
