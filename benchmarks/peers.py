@@ -12,7 +12,8 @@ parameters, so that tests can hold every peer against a float64 NumPy oracle.
 - `torch_sequential`: PyTorch eager, one model at a time, `torch.optim.SGD`.
 - `torch_compiled`: PyTorch, one model at a time, the whole step one `torch.compile` graph.
 - `torch_stacked`: PyTorch eager, all K models in one (784, K * 10) weight matrix: one wide
-  product a step for the logits and one for the gradient, as jaxsoftmax's layout does.
+  product a step for the logits and one for the gradient, as jaxsoftmax's layout does, the
+  gradient written out (no autograd) and accumulated into the weights in place.
 - `torch_stacked_compiled`: the same step as one `torch.compile` graph.
 
 TensorFlow and PyTorch are optional (`pip install torch==2.13.0 tensorflow-cpu>=2.21`): this
@@ -351,6 +352,39 @@ def _torch_sequential_peer(
     )
 
 
+def _torch_wide_step(images, labels, num_models: int, num_classes: int):
+    """The SGD step of `num_models` models held in one (features, models * classes) weight
+    matrix, the gradient written out (a linear softmax's is two products): logits from one
+    wide GEMM, the softmax minus the one-hot labels scaled by each column's learning rate,
+    and the update as one more GEMM accumulated into the weights in place (`addmm_`), so
+    no autograd graph and no weight-sized temporary is built."""
+    torch = _import_torch()
+
+    def step(weights, biases, batch, rates):
+        inputs = images[batch].to(torch.float32).div_(_PIXEL_SCALE)  # (batch, features)
+        logits = torch.addmm(biases, inputs, weights).view(-1, num_models, num_classes)
+        error = torch.softmax(logits, dim=-1)
+        error[torch.arange(len(batch)), :, labels[batch]] -= 1.0  # d loss / d logits
+        # Model k's columns scaled by its own rate: 100 x the mean cross-entropy's gradient.
+        error = error.view(-1, num_models * num_classes) * (
+            rates * (TUTORIAL_LOSS_SCALE / len(batch))
+        )
+        weights.addmm_(inputs.T, error, alpha=-1.0)
+        biases.sub_(error.sum(dim=0))
+
+    return step
+
+
+def _compile(step):
+    """`torch.compile` of a step for fixed shapes. Dynamo keys its cache by the function's
+    code, shared by every peer built here: forgetting earlier peers' graphs keeps another
+    K from counting as a recompile (which would turn on dynamic shapes, or past the cache
+    limit fall back to eager)."""
+    torch = _import_torch()
+    torch._dynamo.reset()
+    return torch.compile(step, fullgraph=True, dynamic=False)
+
+
 def _torch_stacked_peer(
     train_images: np.ndarray,
     train_labels: np.ndarray,
@@ -358,42 +392,20 @@ def _torch_stacked_peer(
     *,
     compiled: bool = False,
 ) -> _Peer:
-    """PyTorch, all K models in one weight matrix (features, K * classes): one GEMM a step.
-
-    As a PyTorch user who knows the trick writes it: the logits of every model come from
-    one wide product (batch, features) x (features, K * classes), the loss is the sum
-    over models of each one's mean cross-entropy (so model k's gradient is its own), the
-    gradient is `torch.func.grad` of it (again one wide product), and each model's SGD
-    update uses its own learning rate. With `compiled`, the whole step, gradient and
-    update included, is one `torch.compile(fullgraph=True)` graph (TorchInductor).
+    """PyTorch, all K models in one weight matrix (features, K * classes): one GEMM for the
+    logits and one for the gradient a step, as jaxsoftmax's layout does (`_torch_wide_step`).
+    With `compiled`, the step is one `torch.compile(fullgraph=True)` graph (TorchInductor).
     """
     torch = _import_torch()
-    functional = torch.nn.functional
     images, labels, convert = _torch_data(train_images, train_labels)
     num_features = train_images.shape[1]
     num_classes = int(train_labels.max()) + 1
     num_models = len(learning_rates)
     # Model k's learning rate for each of its columns of the wide matrix.
     rates = torch.tensor(learning_rates, dtype=torch.float32).repeat_interleave(num_classes)
-
-    def loss(weights, biases, inputs, batch_labels):
-        logits = (inputs @ weights + biases).view(-1, num_models, num_classes)
-        # cross_entropy over (batch, classes, models) averages over batch and models.
-        mean = functional.cross_entropy(
-            logits.transpose(1, 2), batch_labels[:, None].expand(-1, num_models)
-        )
-        return mean * num_models * TUTORIAL_LOSS_SCALE
-
-    gradient = torch.func.grad(loss, argnums=(0, 1))
-
-    def step(weights, biases, batch):
-        inputs = images[batch].to(torch.float32).div(_PIXEL_SCALE)
-        weight_gradient, bias_gradient = gradient(weights, biases, inputs, labels[batch])
-        weights.sub_(rates * weight_gradient)
-        biases.sub_(rates * bias_gradient)
-
+    step = _torch_wide_step(images, labels, num_models, num_classes)
     if compiled:
-        step = torch.compile(step, fullgraph=True)
+        step = _compile(step)
 
     def make_unit() -> _Unit:
         weights = torch.zeros(num_features, num_models * num_classes)
@@ -402,7 +414,7 @@ def _torch_stacked_peer(
         def train(batches: Sequence[Any]) -> None:
             with torch.no_grad():
                 for batch in batches:
-                    step(weights, biases, batch)
+                    step(weights, biases, batch, rates)
 
         def params() -> tuple[np.ndarray, np.ndarray]:
             stacked = weights.numpy().reshape(num_features, num_models, num_classes)
@@ -422,38 +434,24 @@ def _torch_stacked_peer(
 def _torch_compiled_peer(
     train_images: np.ndarray, train_labels: np.ndarray, learning_rates: Sequence[float]
 ) -> _Peer:
-    """PyTorch with `torch.compile`, one model at a time: the step (forward, gradient by
-    `torch.func.grad`, SGD update) is one compiled graph, compiled once and reused by
-    every model (its learning rate is an argument)."""
+    """PyTorch with `torch.compile`, one model at a time: `_torch_wide_step` for one model
+    as one compiled graph, compiled once and reused by every model (its learning rate is an
+    argument)."""
     torch = _import_torch()
-    functional = torch.nn.functional
     images, labels, convert = _torch_data(train_images, train_labels)
     num_features = train_images.shape[1]
     num_classes = int(train_labels.max()) + 1
-
-    def loss(weights, biases, inputs, batch_labels):
-        return functional.cross_entropy(inputs @ weights + biases, batch_labels) * (
-            TUTORIAL_LOSS_SCALE
-        )
-
-    gradient = torch.func.grad(loss, argnums=(0, 1))
-
-    @torch.compile(fullgraph=True)
-    def step(weights, biases, batch, rate):
-        inputs = images[batch].to(torch.float32).div(_PIXEL_SCALE)
-        weight_gradient, bias_gradient = gradient(weights, biases, inputs, labels[batch])
-        weights.sub_(rate * weight_gradient)
-        biases.sub_(rate * bias_gradient)
+    step = _compile(_torch_wide_step(images, labels, 1, num_classes))
 
     def make_unit(learning_rate: float) -> _Unit:
         weights = torch.zeros(num_features, num_classes)
         biases = torch.zeros(num_classes)
-        rate = torch.tensor(learning_rate, dtype=torch.float32)
+        rates = torch.full((num_classes,), learning_rate, dtype=torch.float32)
 
         def train(batches: Sequence[Any]) -> None:
             with torch.no_grad():
                 for batch in batches:
-                    step(weights, biases, batch, rate)
+                    step(weights, biases, batch, rates)
 
         def params() -> tuple[np.ndarray, np.ndarray]:
             return weights.numpy()[None].copy(), biases.numpy()[None].copy()

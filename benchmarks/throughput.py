@@ -399,7 +399,9 @@ def main(argv: list[str] | None = None) -> dict:
     shape = (dataset.num_features, dataset.num_classes)
 
     document = {
-        "provenance": provenance.provenance(),
+        "provenance": provenance.provenance(
+            device=None if jax.devices()[0].platform == "cpu" else str(jax.devices()[0].device_kind)
+        ),
         "machine": {
             "platform": platform.platform(),
             "processor": layout_probe.cpu_model(),

@@ -54,10 +54,13 @@ RESULTS = pathlib.Path(__file__).parent / "results"
 TARGETS = (0.92, 0.9225, 0.925)
 EPOCHS = 3
 VALIDATION_IMAGES = 10_000
+# The grid of our recipes: wide enough that the recipe found before this benchmark had a
+# validation split (batch 200, learning rate 0.003, momentum 0.95) is one point of 30, and
+# neither at an edge. The targets and EPOCHS are as that earlier issue set them.
 RECIPES = {
     "batch_size": (100, 200),
-    "learning_rate": (0.001, 0.002, 0.003, 0.005),
-    "momentum": (0.9, 0.95),
+    "learning_rate": (0.001, 0.002, 0.003, 0.005, 0.008),
+    "momentum": (0.0, 0.9, 0.95),
 }
 SKLEARN_C = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 MAX_ITER_STEP, MAX_ITER_LIMIT = 5, 400
@@ -247,9 +250,17 @@ def sklearn_time(dataset: js.Dataset, c: float, setup: Setup) -> dict:
         print(f"  scikit-learn C={c:g} max_iter={max_iter}: {seconds:.1f} s, {accuracy:.2%}")
         if accuracy >= max(setup.targets) or classifier.n_iter_[0] < max_iter:
             break  # every target reached, or converged: more iterations change nothing
+    classifier = LogisticRegression(C=c, max_iter=1000)  # to lbfgs's tolerance
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        classifier.fit(train, dataset.train_labels)
+    converged = {"iterations": int(classifier.n_iter_[0]), "fit_s": time.perf_counter() - start,
+                 "test_accuracy": float(classifier.score(test, dataset.test_labels))}  # fmt: skip
     return {
         "C": c,
         "fits": fits,
+        "converged": converged,
         "time_to_target_s": {
             str(target): next((f["fit_s"] for f in fits if f["test_accuracy"] >= target), None)
             for target in setup.targets

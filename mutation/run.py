@@ -71,18 +71,44 @@ class Target:
     only: tuple[str, ...] = ()
 
 
+ENGINE_ORACLES = (
+    "tests/test_engine.py::test_sweep_equals_training_each_learning_rate_alone",
+    "tests/test_engine.py::test_cosine_sweep_equals_per_model_loop_with_decayed_steps",
+    "tests/test_engine.py::test_both_weight_layouts_train_the_same_models",
+    "tests/test_engine.py::test_jitted_step_equals_unjitted",
+    "tests/test_engine.py::test_the_step_applies_the_optimizer_it_is_given",
+    "tests/test_engine.py::test_first_loss_is_the_tutorials_and_loss_falls",
+    "tests/test_engine.py::test_loss_scale_is_a_learning_rate_multiplier",
+)
+COSINE = "tests/test_engine.py::test_cosine_schedule_decays_each_learning_rate_to_zero"
+LAYOUTS = "tests/test_engine.py::test_both_weight_layouts_train_the_same_models"
+GRID_ORACLE = "tests/test_grid.py::test_every_grid_point_equals_a_float64_numpy_oracle"
+SEARCH_ORACLE = "tests/test_search.py::test_survivors_train_as_if_each_trained_alone"
+
+# The fast subset of the suite each target runs: its module's own tests and the oracles
+# its numbers reach (the first failure kills a mutant, so the quickest and most telling
+# come first).
 TARGETS = (
     Target("model", "jaxsoftmax/model.py",
-           ("tests/test_model.py", "tests/test_engine.py", "tests/test_evaluation.py")),
+           ("tests/test_model.py", "tests/test_evaluation.py", *ENGINE_ORACLES)),
     Target("optimizer", "jaxsoftmax/optimizer.py",
-           ("tests/test_engine.py", "tests/test_grid.py", "tests/test_search.py")),
+           (*ENGINE_ORACLES, COSINE, GRID_ORACLE, SEARCH_ORACLE)),
     Target("batches", "jaxsoftmax/batches.py",
-           ("tests/test_engine.py", "tests/test_search.py", "tests/test_grid.py")),
+           ("tests/test_engine.py::test_stable_order_equals_numpys_stable_argsort",
+            "tests/test_engine.py::test_the_key_value_sort_for_over_2_to_the_24_keys_is_as_stable",
+            *ENGINE_ORACLES, "tests/test_engine.py::test_chunking_does_not_change_results",
+            "tests/test_search.py::test_validation_examples_never_appear_in_a_training_batch",
+            "tests/test_grid.py::test_points_that_share_a_seed_share_batches_and_seeds_differ",
+            "tests/test_summaries.py::test_the_input_images_are_the_first_batch_the_models_train_on",
+            GRID_ORACLE)),
     Target("engine", "jaxsoftmax/engine.py",
-           ("tests/test_engine.py", "tests/test_evaluation.py", "tests/test_grid.py")),
+           ("tests/test_evaluation.py", "tests/test_engine.py", GRID_ORACLE,
+            "tests/test_grid.py::test_slicing_the_grid_gives_the_same_results",
+            "tests/test_grid.py::test_a_grid_point_equals_its_own_single_model_run",
+            "tests/test_summaries.py")),
     Target("evaluation", "jaxsoftmax/evaluation.py", ("tests/test_evaluation.py",)),
     Target("layouts", "jaxsoftmax/layouts.py",
-           ("tests/test_evaluation.py", "tests/test_engine.py")),
+           ("tests/test_evaluation.py", LAYOUTS)),
     Target("sweep", "jaxsoftmax/sweep.py", ("tests/test_engine.py", "tests/test_loop.py")),
     Target("halving rule", "jaxsoftmax/search.py", ("tests/test_search.py",),
            only=("Halving", "choose_trial")),
@@ -133,7 +159,7 @@ def copy_tree(destination: pathlib.Path) -> None:
 
 
 def config_text(target: Target, tree: pathlib.Path, timeout: float) -> str:
-    tests = " ".join(test for test in target.tests if (tree / test).exists())
+    tests = " ".join(test for test in target.tests if (tree / test.split("::")[0]).exists())
     ranges = line_ranges(tree / target.module, target.only)
     excluded = ", ".join(json.dumps(pattern) for pattern in EXCLUDED_OPERATORS)
     return f"""[cosmic-ray]
@@ -167,12 +193,12 @@ def run_target(target: Target, sessions: pathlib.Path, timeout: float) -> pathli
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
     }
+    config = sessions / f"{slug(target)}.toml"
     if not database.exists():
         shutil.rmtree(tree, ignore_errors=True)
         tree.mkdir(parents=True)
         copy_tree(tree)
         shutil.copy2(tree / target.module, pristine)
-        config = sessions / f"{slug(target)}.toml"
         config.write_text(config_text(target, tree, timeout))
         for command in (
             [tool / "cosmic-ray", "init", config, database],
@@ -180,23 +206,27 @@ def run_target(target: Target, sessions: pathlib.Path, timeout: float) -> pathli
             [tool / "cr-filter-lines", "--config", config, database],
         ):
             subprocess.run(command, cwd=tree, check=True, env=environment)
-    config = sessions / f"{slug(target)}.toml"
     # A run stopped while a mutant was applied leaves it in the file: start from the original.
     shutil.copy2(pristine, tree / target.module)
+    config.write_text(config_text(target, tree, timeout))  # the tests TARGETS names now
     subprocess.run([tool / "cosmic-ray", "exec", config, database], cwd=tree, check=True,
                    env=environment)  # fmt: skip
     return database
 
 
 def retest_survivors(target: Target, sessions: pathlib.Path) -> int:
-    """Makes a session's survivors pending again, with the working tree's tests copied
-    over its own (the code under test stays as the session began); returns how many."""
+    """Makes a session's survivors pending again, its copy refreshed from the working tree
+    (new tests, other modules) but for the module under test, which must be unchanged
+    (else the session's mutants no longer fit it: start it again with --fresh)."""
     import sqlite3
 
     database = sessions / f"{slug(target)}.sqlite"
     tree = sessions / slug(target)
-    for test in (REPO / "tests").glob("*.py"):
-        shutil.copy2(test, tree / "tests" / test.name)
+    pristine = sessions / f"{slug(target)}.original.py"
+    if pristine.read_bytes() != (REPO / target.module).read_bytes():
+        raise SystemExit(f"mutation: {target.module} changed since its session began; "
+                         f"run --targets '{target.name}' --fresh")  # fmt: skip
+    copy_tree(tree)
     with sqlite3.connect(database) as connection:
         cleared = connection.execute(
             "DELETE FROM work_results WHERE test_outcome = 'SURVIVED'"

@@ -143,18 +143,25 @@ def test_search_quick_mode_compares_every_method(tmp_path, capsys):
     assert set(written["provenance"]) >= {"commit", "date", "machine", "versions"}
     (found,) = written["datasets"]
     methods = [row["method"] for row in found["rows"]]
-    chosen = max(found["optuna_studies"][1:], key=lambda study: study["best"])
+    studies = found["optuna_studies"]
+    plain = max(studies[:2], key=lambda study: study["best"])
+    chosen = max(studies[2:], key=lambda study: study["best"])
     assert methods == ["ours, random", "ours, halving", "ours, --auto",
                        "Optuna, TPE, no pruner", chosen["method"],
                        "scikit-learn LogisticRegression over C"]  # fmt: skip
-    assert [study["pruner"] for study in found["optuna_studies"]] == [None, *search.PRUNERS]
+    assert found["rows"][3] == plain and found["rows"][4] == chosen
+    assert [(s["pruner"], s["jobs"]) for s in studies] == [
+        (None, 1),
+        (None, search.OPTUNA_JOBS),
+        *((p, search.OPTUNA_JOBS) for p in search.PRUNERS),
+    ]
     for row in found["rows"]:
         assert 0.5 < row["best"] <= 1 and row["seconds"] > 0 and row["trials"] >= 2
         if "curve" in row:  # best so far: never falls, ends at the best
             best = [value for _, value in row["curve"]]
             assert best == sorted(best) and best[-1] == row["best"]
-    plain = found["optuna_studies"][0]
-    assert plain["pruned"] == 0 and plain["completed"] == plain["trials"]
+    for study in studies[:2]:  # without a pruner every trial runs to the end
+        assert study["pruned"] == 0 and study["completed"] == study["trials"]
     headline = found["headline"]
     assert headline["target"] == plain["best"]
     reached = [t for t, value in plain["curve"] if value >= plain["best"]]

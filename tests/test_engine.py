@@ -139,6 +139,15 @@ def test_stable_order_equals_numpys_stable_argsort(size, distinct):
     np.testing.assert_array_equal(got, np.argsort(keys, kind="stable"))
 
 
+def test_initial_weights_and_minibatch_order_come_from_separate_streams():
+    def data(key):
+        return jax.random.key_data(key)
+
+    for seed in (0, 3):
+        assert not np.array_equal(data(batches.init_key(seed)), data(batches.shuffle_key(seed)))
+    assert not np.array_equal(data(batches.init_key(0)), data(batches.init_key(3)))
+
+
 @pytest.mark.parametrize("size", [7, 1000, 100_003])
 def test_the_key_value_sort_for_over_2_to_the_24_keys_is_as_stable(size, monkeypatch):
     """The branch for over 2**24 keys, taken here at any size (sorting 2**24 keys in a
