@@ -61,11 +61,11 @@ OPTUNA_JOBS = 2
 # resource is the step): its default (MedianPruner), successive halving as it comes and
 # with rungs like ours, and Hyperband over our rungs' range.
 PRUNERS = {
-    "median (Optuna's default)": ("MedianPruner", {}),
-    "successive halving (defaults)": ("SuccessiveHalvingPruner", {}),
-    "successive halving (from 600 steps, factor 3)": (
+    "median, Optuna's default": ("MedianPruner", {}),
+    "successive halving as it comes": ("SuccessiveHalvingPruner", {}),
+    "successive halving from 600 steps, factor 3": (
         "SuccessiveHalvingPruner", {"min_resource": 600, "reduction_factor": 3}),
-    "Hyperband (200 to 1,800 steps, factor 3)": (
+    "Hyperband over 200 to 1,800 steps, factor 3": (
         "HyperbandPruner", {"min_resource": 200, "max_resource": 1800, "reduction_factor": 3}),
 }  # fmt: skip
 QUICK = {"steps": 90, "min_steps": 10, "report_every": 30, "validation": 500,
@@ -323,7 +323,7 @@ def optuna_search(data, steps: int, report_every: int, seconds: float,
     curve.sort()  # trials finish out of order with several jobs
     curve = [(t, max(value for _, value in curve[: k + 1])) for k, (t, _) in enumerate(curve)]
     return {
-        "method": "Optuna, TPE" + (f" + {pruner} pruner" if pruner else ", no pruner"),
+        "method": "Optuna, TPE" + (f" + pruner: {pruner}" if pruner else ", no pruner"),
         "pruner": pruner,
         "jobs": jobs,
         "trials": len(study.trials),

@@ -46,8 +46,8 @@ def secs(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f} s"
 
 
-def num(value: float) -> str:
-    return f"{value:,.0f}"
+def num(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
 
 
 def spread(values: list[float], digits: int = 1) -> str:
@@ -722,7 +722,6 @@ def readme_mutation(results: Results) -> str:
              str(row["equivalent"]), str(row["survived"]), score]
         )  # fmt: skip
     header = ["rule", "module", "mutants", "killed", "equivalent", "survived", "score"]
-    dirty = " (with uncommitted changes)" if document.get("dirty") else ""
     survivors = document["survivors"]
     listed = (
         "Every survivor, with its diff, is in `mutation/results.json`."
@@ -731,8 +730,7 @@ def readme_mutation(results: Results) -> str:
     )
     return (
         f"{table(header, rows, 'llrrrrr')}\n\nThe score is the killed share of the mutants not "
-        f"argued equivalent. {listed}\n\n<sub>`python mutation/run.py` · commit "
-        f"{document['commit']}{dirty}, {document['date']}, {document['machine']}</sub>"
+        f"argued equivalent. {listed}\n\n{source(document, 'python mutation/run.py')}"
     )
 
 

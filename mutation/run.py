@@ -24,11 +24,9 @@ import argparse
 import ast
 import concurrent.futures
 import dataclasses
-import datetime
 import json
 import os
 import pathlib
-import platform
 import shutil
 import subprocess
 import sys
@@ -302,22 +300,17 @@ def summarise(targets: tuple[Target, ...], sessions: pathlib.Path) -> dict:
               for key in ("mutants", "killed", "equivalent", "survived", "pending")}  # fmt: skip
     considered = totals["mutants"] - totals["equivalent"] - totals["pending"]
     totals["score"] = totals["killed"] / considered if considered else None
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import provenance
+
     return {
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "provenance": provenance.provenance(),
         "excluded_operators": list(EXCLUDED_OPERATORS),
         "targets": rows,
         "totals": totals,
         "survivors": survivors,
         "equivalent_entries_unmatched": [e for k, e in enumerate(equivalents) if k not in used],
     }
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
 
 
 def table(summary: dict) -> str:
