@@ -1,5 +1,5 @@
-"""Wall time to reach a test accuracy on MNIST, ours against scikit-learn, each set up as
-chosen on a validation split; and the best linear test accuracy found without the test set.
+"""Wall time to reach a test accuracy on MNIST and Fashion-MNIST, ours against scikit-learn,
+each set up on a validation split; and MNIST's best linear test accuracy without the test set.
 
 Everything is chosen on the same split: the first 50,000 training images train, the last
 10,000 validate. Only then does anything see the test set.
@@ -28,7 +28,7 @@ reported, the seeds' spread beside it. Once on the training images as given, onc
 each also shifted by one pixel up, down, left and right (five times the training data;
 the same linear model on raw pixels; the images scored never shifted).
 
-    python benchmarks/time_to_accuracy.py [--out benchmarks/results]
+    python benchmarks/time_to_accuracy.py [--datasets mnist,fashion_mnist] [--out DIR]
     python benchmarks/time_to_accuracy.py --quick     # a smoke test on a slice: seconds
 """
 
@@ -51,7 +51,10 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import provenance
 
 RESULTS = pathlib.Path(__file__).parent / "results"
-TARGETS = (0.92, 0.9225, 0.925)
+# Test accuracies timed. MNIST's end at the 92.5% an earlier issue set; Fashion-MNIST's
+# sit where a linear model lands there (the Fashion-MNIST paper's logistic regression:
+# about 84%).
+TARGETS = {"mnist": (0.92, 0.9225, 0.925), "fashion_mnist": (0.835, 0.84, 0.845)}
 EPOCHS = 3
 VALIDATION_IMAGES = 10_000
 # The grid of our recipes: wide enough that the recipe found before this benchmark had a
@@ -77,7 +80,8 @@ SHIFT_GRID = {
 }
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 CHECK_SEEDS = (0, 1, 2, 3, 4)
-QUICK = {"train": 6000, "test": 2000, "validation": 1000, "targets": (0.8, 0.85),
+QUICK = {"train": 6000, "test": 2000, "validation": 1000,
+         "targets": {"mnist": (0.8, 0.85), "fashion_mnist": (0.7, 0.75)},
          "recipes": {"batch_size": (100,), "learning_rate": (0.002, 0.005), "momentum": (0.9,)},
          "sklearn_c": (0.01, 0.1), "max_iter_step": 10, "max_iter_limit": 60,
          "best_epochs": 2, "plain_grid": {"learning_rate": (0.005,), "weight_decay": (0.0, 1e-3)},
@@ -89,7 +93,7 @@ QUICK = {"train": 6000, "test": 2000, "validation": 1000, "targets": (0.8, 0.85)
 class Setup:
     """What a run measures: the full benchmark's constants, or --quick's."""
 
-    targets: tuple[float, ...] = TARGETS
+    targets: dict = dataclasses.field(default_factory=lambda: TARGETS)
     validation: int = VALIDATION_IMAGES
     recipes: dict = dataclasses.field(default_factory=lambda: RECIPES)
     sklearn_c: tuple[float, ...] = SKLEARN_C
@@ -107,8 +111,9 @@ class Setup:
         return cls(**{key: value for key, value in QUICK.items() if key in names})
 
 
-def load(data_dir: str | None, quick: bool) -> js.Dataset:
-    dataset = js.load_dataset("mnist", data_dir=data_dir)
+def load(name: str, data_dir: str | None, quick: bool) -> js.Dataset:
+    folder = None if data_dir is None else pathlib.Path(data_dir) / name
+    dataset = js.load_dataset(name, data_dir=folder)
     if quick:
         dataset = dataclasses.replace(
             dataset, train_images=dataset.train_images[: QUICK["train"]],
@@ -190,9 +195,9 @@ def jaxsoftmax_time(dataset: js.Dataset, recipe: dict, targets: tuple[float, ...
     }
 
 
-def cold_probe(args, recipe: dict, targets: tuple[float, ...]) -> dict:
+def cold_probe(args, name: str, recipe: dict, targets: tuple[float, ...]) -> dict:
     """One cold run of the recipe in a fresh Python process, without a compilation cache."""
-    command = [sys.executable, __file__, "--probe-cold", json.dumps([recipe, targets])]
+    command = [sys.executable, __file__, "--probe-cold", json.dumps([name, recipe, targets])]
     command += ["--data-dir", args.data_dir] if args.data_dir else []
     command += ["--quick"] if args.quick else []
     environment = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
@@ -229,7 +234,7 @@ def sklearn_choose_c(split: js.Dataset, values: tuple[float, ...]) -> dict:
             "candidates": scored}  # fmt: skip
 
 
-def sklearn_time(dataset: js.Dataset, c: float, setup: Setup) -> dict:
+def sklearn_time(dataset: js.Dataset, c: float, setup: Setup, targets: tuple[float, ...]) -> dict:
     """Fits from scratch with max_iter step, 2 step, ... until every target is reached (or
     the limit): each target's time is the first fit's that reaches it."""
     from sklearn.exceptions import ConvergenceWarning
@@ -248,7 +253,7 @@ def sklearn_time(dataset: js.Dataset, c: float, setup: Setup) -> dict:
         fits.append({"max_iter": max_iter, "iterations": int(classifier.n_iter_[0]),
                      "fit_s": seconds, "test_accuracy": accuracy})  # fmt: skip
         print(f"  scikit-learn C={c:g} max_iter={max_iter}: {seconds:.1f} s, {accuracy:.2%}")
-        if accuracy >= max(setup.targets) or classifier.n_iter_[0] < max_iter:
+        if accuracy >= max(targets) or classifier.n_iter_[0] < max_iter:
             break  # every target reached, or converged: more iterations change nothing
     classifier = LogisticRegression(C=c, max_iter=1000)  # to lbfgs's tolerance
     start = time.perf_counter()
@@ -263,7 +268,7 @@ def sklearn_time(dataset: js.Dataset, c: float, setup: Setup) -> dict:
         "converged": converged,
         "time_to_target_s": {
             str(target): next((f["fit_s"] for f in fits if f["test_accuracy"] >= target), None)
-            for target in setup.targets
+            for target in targets
         },
         "best_test_accuracy": max(fit["test_accuracy"] for fit in fits),
     }
@@ -346,56 +351,71 @@ def best_accuracy(dataset: js.Dataset, grid: dict, shifted: bool, setup: Setup) 
 # --- the run ---------------------------------------------------------------------------------
 
 
+def race(name: str, args, setup: Setup) -> dict:
+    """Ours against scikit-learn on one dataset, each set up on its validation split."""
+    dataset = load(name, args.data_dir, args.quick)
+    targets = setup.targets[name]
+    split = validation_split(dataset, setup.validation)
+    chosen = choose_recipe(split, setup.recipes)
+    print(f"{name}: recipe chosen on validation: {chosen['recipe']} "
+          f"({chosen['validation_accuracy']:.2%})")  # fmt: skip
+    probes = [cold_probe(args, name, chosen["recipe"], targets)
+              for _ in range(setup.cold_processes)]  # fmt: skip
+    jaxsoftmax_time(dataset, chosen["recipe"], targets)  # compiles the program, then:
+    warm = jaxsoftmax_time(dataset, chosen["recipe"], targets)
+    ours = chosen | {"warm": warm, "cold_processes": probes, "median_cold_time_to_target_s": {
+        str(target): _median([probe["time_to_target_s"][str(target)] for probe in probes])
+        for target in targets}}  # fmt: skip
+    for target in targets:
+        cold = ours["median_cold_time_to_target_s"][str(target)]
+        print(f"{name}: jaxsoftmax {target:.2%} cold {_seconds(cold)}, warm "
+              f"{_seconds(warm['time_to_target_s'][str(target)])}")  # fmt: skip
+    c = sklearn_choose_c(split, setup.sklearn_c)
+    print(f"{name}: scikit-learn C chosen on validation: {c['C']} "
+          f"({c['validation_accuracy']:.2%})")  # fmt: skip
+    theirs = {"chosen": c, "validated_c": sklearn_time(dataset, c["C"], setup, targets),
+              "default_c": sklearn_time(dataset, 1.0, setup, targets)}  # fmt: skip
+    found = {"dataset": name, "targets": list(targets), "jaxsoftmax": ours, "scikit_learn": theirs}
+    if name == "mnist":
+        found["best"] = {
+            "plain": best_accuracy(dataset, setup.plain_grid, False, setup),
+            "shifted": best_accuracy(dataset, setup.shift_grid, True, setup),
+        }
+        for kind, run in found["best"].items():
+            print(f"best final test accuracy ({kind} training images) "
+                  f"{run['test_accuracy']:.2%} (chosen on validation: "
+                  f"{run['chosen_on_validation']}; {len(setup.check_seeds)} seeds "
+                  f"{run['test_accuracy_seed_mean']:.2%} +- "
+                  f"{run['test_accuracy_seed_std']:.2%})")  # fmt: skip
+    return found
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", help="folder of the MNIST IDX files (default: lookup)")
+    parser.add_argument("--datasets", default="mnist,fashion_mnist")
+    parser.add_argument(
+        "--data-dir",
+        help="a folder holding <dataset>/ folders of IDX files "
+        "(default: where jaxsoftmax finds them, $JAXSOFTMAX_DATA_DIR first)",
+    )
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS)
-    parser.add_argument("--quick", action="store_true", help="a slice of MNIST, small grids")
+    parser.add_argument("--quick", action="store_true", help="a slice of the data, small grids")
     parser.add_argument("--probe-cold", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     setup = Setup.quick() if args.quick else Setup()
-    dataset = load(args.data_dir, args.quick)
     if args.probe_cold:  # one cold run in this fresh process, as JSON on stdout
-        recipe, targets = json.loads(args.probe_cold)
+        name, recipe, targets = json.loads(args.probe_cold)
+        dataset = load(name, args.data_dir, args.quick)
         print(json.dumps(jaxsoftmax_time(dataset, recipe, tuple(targets))))
         return {}
     record = provenance.provenance()
-    split = validation_split(dataset, setup.validation)
-
-    chosen = choose_recipe(split, setup.recipes)
-    print(f"recipe chosen on validation: {chosen['recipe']} "
-          f"({chosen['validation_accuracy']:.2%})")  # fmt: skip
-    probes = [cold_probe(args, chosen["recipe"], setup.targets)
-              for _ in range(setup.cold_processes)]  # fmt: skip
-    jaxsoftmax_time(dataset, chosen["recipe"], setup.targets)  # compiles the program, then:
-    warm = jaxsoftmax_time(dataset, chosen["recipe"], setup.targets)
-    ours = chosen | {"warm": warm, "cold_processes": probes, "median_cold_time_to_target_s": {
-        str(target): _median([probe["time_to_target_s"][str(target)] for probe in probes])
-        for target in setup.targets}}  # fmt: skip
-    for target in setup.targets:
-        cold = ours["median_cold_time_to_target_s"][str(target)]
-        print(f"jaxsoftmax: {target:.2%} cold {_seconds(cold)}, warm "
-              f"{_seconds(warm['time_to_target_s'][str(target)])}")  # fmt: skip
-
-    c = sklearn_choose_c(split, setup.sklearn_c)
-    print(f"scikit-learn C chosen on validation: {c['C']} ({c['validation_accuracy']:.2%})")
-    theirs = {"chosen": c, "validated_c": sklearn_time(dataset, c["C"], setup),
-              "default_c": sklearn_time(dataset, 1.0, setup)}  # fmt: skip
-    best = {
-        "plain": best_accuracy(dataset, setup.plain_grid, False, setup),
-        "shifted": best_accuracy(dataset, setup.shift_grid, True, setup),
-    }
-    for name, run in best.items():
-        print(f"best final test accuracy ({name} training images) {run['test_accuracy']:.2%} "
-              f"(chosen on validation: {run['chosen_on_validation']}; {len(setup.check_seeds)} "
-              f"seeds {run['test_accuracy_seed_mean']:.2%} +- "
-              f"{run['test_accuracy_seed_std']:.2%})")  # fmt: skip
+    datasets = [race(name, args, setup) for name in args.datasets.split(",")]
     document = {
-        "provenance": record, "quick": args.quick, "targets": list(setup.targets),
-        "epochs": EPOCHS, "validation_images": setup.validation,
+        "provenance": record, "quick": args.quick, "epochs": EPOCHS,
+        "validation_images": setup.validation,
         "timing": "from the data in NumPy arrays and the libraries imported, compilation "
                   "included (cold: a fresh process, no compilation cache)",
-        "jaxsoftmax": ours, "scikit_learn": theirs, "best": best,
+        "datasets": datasets,
     }  # fmt: skip
     stem = "time_to_accuracy-quick" if args.quick else "time_to_accuracy"
     args.out.mkdir(parents=True, exist_ok=True)

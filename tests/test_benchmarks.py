@@ -180,28 +180,30 @@ def test_time_to_accuracy_quick_mode_chooses_on_validation_and_times_the_choice(
     """The recipe and C are the validation split's best; the cold process trains the very
     model the warm run does (the same accuracy after every epoch, bitwise); each time to a
     target is that of the first epoch (ours) or fit (scikit-learn) that reached it."""
-    document = time_to_accuracy.main(["--quick", "--data-dir", str(mnist_dir),
-                                      "--out", str(tmp_path)])  # fmt: skip
+    argv = ["--quick", "--datasets", "mnist", "--data-dir", str(mnist_dir.parent)]
+    document = time_to_accuracy.main([*argv, "--out", str(tmp_path)])
     written = json.loads((tmp_path / "time_to_accuracy-quick.json").read_text())
     assert written == json.loads(json.dumps(document))
     assert set(written["provenance"]) >= {"commit", "date", "machine", "versions"}
-    ours = written["jaxsoftmax"]
+    (found,) = written["datasets"]
+    ours = found["jaxsoftmax"]
     best = max(ours["candidates"], key=lambda entry: entry["validation_accuracy"])
     assert ours["recipe"] == {key: best[key] for key in ours["recipe"]}
     (cold,) = ours["cold_processes"]
     assert cold["accuracy_by_epoch"] == ours["warm"]["accuracy_by_epoch"]
     assert cold["compile_s"] > ours["warm"]["compile_s"]
-    for target in written["targets"]:
+    for target in found["targets"]:
         epochs = [a >= target for a in ours["warm"]["accuracy_by_epoch"]]
         assert (ours["warm"]["time_to_target_s"][str(target)] is None) == (not any(epochs))
-    sklearn = written["scikit_learn"]
+    sklearn = found["scikit_learn"]
     chosen = max(sklearn["chosen"]["candidates"], key=lambda entry: entry["validation_accuracy"])
     assert sklearn["validated_c"]["C"] == chosen["C"] and sklearn["default_c"]["C"] == 1.0
     for run in (sklearn["validated_c"], sklearn["default_c"]):
         for target, seconds in run["time_to_target_s"].items():
             reached = [fit for fit in run["fits"] if fit["test_accuracy"] >= float(target)]
             assert seconds == (reached[0]["fit_s"] if reached else None)
-    for run in written["best"].values():
+        assert run["converged"]["iterations"] >= run["fits"][-1]["iterations"]
+    for run in found["best"].values():
         assert run["test_accuracy"] == run["test_accuracy_by_seed"]["0"]
 
 
