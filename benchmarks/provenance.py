@@ -48,21 +48,41 @@ def memory_gib() -> float | None:
     return round(pages * size / 2**30, 1)
 
 
+# What a measurement depends on: the library, the benchmarks' own code, the dependencies.
+# (The documents, the tests and the tables drawn from the results do not.)
+MEASURED = ("jaxsoftmax/", "benchmarks/", "pyproject.toml")
+NOT_MEASURED = ("benchmarks/results/", "benchmarks/tables.py", "benchmarks/RESULTS.md")
+
+
 def commit() -> dict:
-    """HEAD's short hash, and whether the tracked files differ from it (a figure measured
-    on uncommitted code names the commit it started from and says so)."""
+    """HEAD's short hash, and the tracked files that differ from it (a figure measured on
+    uncommitted code names the commit it started from and what was changed)."""
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()  # fmt: skip
+                              check=True).stdout  # fmt: skip
 
     try:
+        status = git("status", "--porcelain", "--untracked-files=no").splitlines()
         return {
-            "commit": git("rev-parse", "--short", "HEAD"),
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "commit": git("rev-parse", "--short", "HEAD").strip(),
+            "dirty": bool(status),
+            "changed": sorted(line[3:] for line in status),
         }
     except (OSError, subprocess.CalledProcessError):
-        return {"commit": "unknown", "dirty": False}
+        return {"commit": "unknown", "dirty": False, "changed": []}
+
+
+def measured_code_changed(record: dict) -> bool:
+    """Whether a record's uncommitted changes touch what it measured (unknown: yes)."""
+    if not record.get("dirty"):
+        return False
+    if "changed" not in record:
+        return True
+    return any(
+        path.startswith(MEASURED) and not path.startswith(NOT_MEASURED)
+        for path in record["changed"]
+    )
 
 
 def versions() -> dict[str, str]:
@@ -100,5 +120,9 @@ def describe(record: dict) -> str:
     """One line naming a measurement's commit, date and machine, for under a table."""
     machine = record["machine"]
     where = machine.get("device") or f"{machine['cores']} cores of {machine['processor']}"
-    dirty = " (with uncommitted changes)" if record.get("dirty") else ""
+    dirty = ""
+    if measured_code_changed(record):
+        dirty = " (with uncommitted changes to the code measured)"
+    elif record.get("dirty"):
+        dirty = " (the code measured as committed; other files edited)"
     return f"commit {record['commit']}{dirty}, {record['date']}, {where}"

@@ -213,9 +213,9 @@ def run_target(target: Target, sessions: pathlib.Path, timeout: float) -> pathli
 
 
 def retest_survivors(target: Target, sessions: pathlib.Path) -> int:
-    """Makes a session's survivors pending again, its copy refreshed from the working tree
-    (new tests, other modules) but for the module under test, which must be unchanged
-    (else the session's mutants no longer fit it: start it again with --fresh)."""
+    """Makes a session's survivors and timed-out mutants pending again, its copy refreshed
+    from the working tree (new tests, other modules) but for the module under test, which
+    must be unchanged (else the mutants no longer fit it: start it again with --fresh)."""
     import sqlite3
 
     database = sessions / f"{slug(target)}.sqlite"
@@ -226,8 +226,10 @@ def retest_survivors(target: Target, sessions: pathlib.Path) -> int:
                          f"run --targets '{target.name}' --fresh")  # fmt: skip
     copy_tree(tree)
     with sqlite3.connect(database) as connection:
+        # Survivors, and mutants counted killed by a timeout (cosmic-ray's record of it):
+        # a run stopped and resumed has its wall-clock timeout expire while it waits.
         cleared = connection.execute(
-            "DELETE FROM work_results WHERE test_outcome = 'SURVIVED'"
+            "DELETE FROM work_results WHERE test_outcome = 'SURVIVED' OR output = 'timeout'"
         ).rowcount
     return cleared
 

@@ -38,6 +38,11 @@ def test_throughput_quick_mode_reports_every_variant(mnist_dir, tmp_path, capsys
     assert set(written["provenance"]) >= {"commit", "date", "machine", "versions"}
     for result in written["results"]:
         assert len(result["seconds"]) == 2 and min(result["seconds"]) > 0
+        # No variant outruns the machine: its products' FLOP/s stay under the measured
+        # matmul peak (with room for the peak's own noise).
+        assert result["model_steps_per_s"] * written["flops_per_model_step"] < (
+            1.5 * written["matmul_peak_flops"]
+        )
         assert result["model_steps_per_s"] == pytest.approx(
             result["models"] * result["steps"] / result["median_s"]
         )
