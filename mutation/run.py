@@ -255,12 +255,14 @@ def outcomes(database: pathlib.Path) -> list[dict]:
 
 
 def changed_lines(diff: str) -> tuple[str, str]:
-    """The removed and added lines of a one-line mutant's diff, stripped."""
-    removed = [line[1:].strip() for line in diff.splitlines()
-               if line.startswith("-") and not line.startswith("---")]  # fmt: skip
-    added = [line[1:].strip() for line in diff.splitlines()
-             if line.startswith("+") and not line.startswith("+++")]  # fmt: skip
-    return "\n".join(removed), "\n".join(added)
+    """The removed and added lines of a one-line mutant's diff, stripped, blank ones left out."""
+
+    def lines(sign: str) -> str:
+        found = [line[1:].strip() for line in diff.splitlines()
+                 if line.startswith(sign) and not line.startswith(sign * 3)]  # fmt: skip
+        return "\n".join(line for line in found if line)
+
+    return lines("-"), lines("+")
 
 
 def load_equivalents() -> list[dict]:

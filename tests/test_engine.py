@@ -139,6 +139,28 @@ def test_stable_order_equals_numpys_stable_argsort(size, distinct):
     np.testing.assert_array_equal(got, np.argsort(keys, kind="stable"))
 
 
+def test_two_keys_are_ordered_by_their_highest_bit_too():
+    # One radix pass of 31 bits would leave bit 31 unsorted (a mutant did).
+    keys = np.array([2**31, 1, 2**31 + 1], np.uint32)
+    for size in (2, 3):
+        got = np.asarray(jax.jit(batches.stable_order)(keys[:size]))
+        np.testing.assert_array_equal(got, np.argsort(keys[:size], kind="stable"))
+
+
+@pytest.mark.parametrize("start, steps", [(3, 19), (9, 11), (5, 40)])
+def test_any_window_of_steps_takes_its_batches_from_its_epochs_permutations(start, steps):
+    """Oracle: each step's batch cut by hand from its epoch's permutation (10 steps an
+    epoch here), for windows that start mid-epoch and touch up to five epochs."""
+    key, num_examples, batch_size = batches.shuffle_key(4), 1005, 100  # 5 examples left over
+    got = np.asarray(batches.batch_indices(key, start, steps, num_examples, batch_size))
+    orders = np.asarray(jax.jit(jax.vmap(lambda epoch: batches.epoch_permutation(
+        key, epoch, num_examples)))(np.arange(5)))  # fmt: skip
+    for row, step in enumerate(range(start, start + steps)):
+        epoch, position = divmod(step, 10)
+        want = orders[epoch, position * batch_size : (position + 1) * batch_size]
+        np.testing.assert_array_equal(got[row], want, err_msg=f"step {step}")
+
+
 def test_initial_weights_and_minibatch_order_come_from_separate_streams():
     def data(key):
         return jax.random.key_data(key)
