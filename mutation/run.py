@@ -187,6 +187,10 @@ def run_target(target: Target, sessions: pathlib.Path, timeout: float) -> pathli
     # leaves alone are read back instead of compiled (test_engine.py: 50 s -> 17 s).
     environment = os.environ | {
         "PYTHONPATH": str(tree),
+        # The copy's own default (../shared beside it) is not where the data is.
+        "JAXSOFTMAX_DATA_DIR": os.environ.get(
+            "JAXSOFTMAX_DATA_DIR", str(REPO.parent / "shared" / "datasets")
+        ),
         "JAX_COMPILATION_CACHE_DIR": str(sessions / "compilation-cache"),
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
@@ -207,9 +211,28 @@ def run_target(target: Target, sessions: pathlib.Path, timeout: float) -> pathli
     # A run stopped while a mutant was applied leaves it in the file: start from the original.
     shutil.copy2(pristine, tree / target.module)
     config.write_text(config_text(target, tree, timeout))  # the tests TARGETS names now
+    if pending(database):
+        # The unmutated code must pass first: else every mutant would count as killed (a
+        # test name that no longer exists, data not found, a test broken on its own).
+        command = toml.loads(config.read_text())["cosmic-ray"]["test-command"].split()
+        baseline = subprocess.run(command, cwd=tree, env=environment, capture_output=True,
+                                  text=True)  # fmt: skip
+        if baseline.returncode:
+            raise SystemExit(f"mutation: {target.name}'s tests fail on the unmutated code:\n"
+                             f"{baseline.stdout[-3000:]}")  # fmt: skip
     subprocess.run([tool / "cosmic-ray", "exec", config, database], cwd=tree, check=True,
                    env=environment)  # fmt: skip
     return database
+
+
+def pending(database: pathlib.Path) -> int:
+    """Mutants of a session without a result yet."""
+    import sqlite3
+
+    with sqlite3.connect(database) as connection:
+        items = connection.execute("SELECT COUNT(*) FROM work_items").fetchone()[0]
+        done = connection.execute("SELECT COUNT(*) FROM work_results").fetchone()[0]
+    return items - done
 
 
 def retest_survivors(target: Target, sessions: pathlib.Path) -> int:
@@ -249,7 +272,8 @@ def outcomes(database: pathlib.Path) -> list[dict]:
             "operator": mutation["operator_name"],
             "line": mutation["start_pos"][0],
             "diff": result.get("diff") or "",
-            "outcome": result.get("test_outcome") or result.get("worker_outcome"),
+            "outcome": "timeout" if result.get("output") == "timeout"
+            else result.get("test_outcome") or result.get("worker_outcome"),
         })  # fmt: skip
     return mutants
 
@@ -271,16 +295,25 @@ def load_equivalents() -> list[dict]:
 
 def summarise(targets: tuple[Target, ...], sessions: pathlib.Path) -> dict:
     equivalents = load_equivalents()
-    rows, survivors, used = [], [], set()
+    rows, survivors, used, missing, stale = [], [], set(), [], []
     for target in targets:
         database = sessions / f"{slug(target)}.sqlite"
         if not database.exists():
+            missing.append(target.name)
             continue
+        pristine = sessions / f"{slug(target)}.original.py"
+        if pristine.read_bytes() != (REPO / target.module).read_bytes():
+            stale.append(target.name)  # its mutants are of an older version of the module
         mutants = outcomes(database)
         counts = {"mutants": len(mutants), "killed": 0, "equivalent": 0, "survived": 0,
-                  "pending": 0}  # fmt: skip
+                  "pending": 0, "timed_out": 0, "incompetent": 0}  # fmt: skip
         for mutant in mutants:
-            if mutant["outcome"] in ("killed", "timeout", "incompetent"):
+            # A timeout or a mutant that broke the test run itself is not a test catching
+            # it: both are left out of the score (and listed).
+            if mutant["outcome"] in ("timeout", "incompetent"):
+                counts["timed_out" if mutant["outcome"] == "timeout" else "incompetent"] += 1
+                continue
+            if mutant["outcome"] == "killed":
                 counts["killed"] += 1
                 continue
             if mutant["outcome"] != "survived":
@@ -296,13 +329,13 @@ def summarise(targets: tuple[Target, ...], sessions: pathlib.Path) -> dict:
                 continue
             counts["survived"] += 1
             survivors.append({"target": target.name, "module": target.module} | mutant)
-        considered = counts["mutants"] - counts["equivalent"] - counts["pending"]
+        considered = counts["killed"] + counts["survived"]
         counts["score"] = counts["killed"] / considered if considered else None
         rows.append({"target": target.name, "module": target.module,
                      "tests": list(target.tests), "only": list(target.only)} | counts)  # fmt: skip
-    totals = {key: sum(row[key] for row in rows)
-              for key in ("mutants", "killed", "equivalent", "survived", "pending")}  # fmt: skip
-    considered = totals["mutants"] - totals["equivalent"] - totals["pending"]
+    keys = ("mutants", "killed", "equivalent", "survived", "pending", "timed_out", "incompetent")
+    totals = {key: sum(row[key] for row in rows) for key in keys}
+    considered = totals["killed"] + totals["survived"]
     totals["score"] = totals["killed"] / considered if considered else None
     sys.path.insert(0, str(REPO / "benchmarks"))
     import provenance
@@ -313,6 +346,8 @@ def summarise(targets: tuple[Target, ...], sessions: pathlib.Path) -> dict:
         "targets": rows,
         "totals": totals,
         "survivors": survivors,
+        "targets_not_run": missing,
+        "targets_whose_module_changed_since": stale,
         "equivalent_entries_unmatched": [e for k, e in enumerate(equivalents) if k not in used],
     }
 

@@ -260,6 +260,10 @@ def test_cosine_schedule_decays_each_learning_rate_to_zero():
     multiplier = np.asarray(optimizer.cosine_decay(steps, 100))
     np.testing.assert_allclose(multiplier, 0.5 * (1 + np.cos(np.pi * steps / 100)), atol=1e-6)
     assert np.all(np.asarray(optimizer.cosine_decay(steps, 0)) == 1.0)
+    # Past its end the step size stays at 0, and a one-step schedule takes one full step.
+    np.testing.assert_allclose(optimizer.cosine_decay(np.arange(4), 1), [1, 0, 0, 0], atol=1e-7)
+    np.testing.assert_allclose(optimizer.cosine_decay(np.array([150, 1000]), 100), 0, atol=1e-7)
+    np.testing.assert_allclose(optimizer.cosine_decay(np.arange(3), 2), [1, 0.5, 0], atol=1e-7)
 
 
 def test_cosine_sweep_equals_per_model_loop_with_decayed_steps(small):
@@ -326,3 +330,39 @@ def test_the_step_applies_the_optimizer_it_is_given(small):
     moved = np.asarray(new_state.params["w"]) - np.asarray(params["w"])
     np.testing.assert_allclose(moved, expected, atol=1e-6)
     assert metrics.loss == pytest.approx(100 * np.log(10), rel=1e-5)
+
+
+def test_train_sweep_hands_over_checkpoints_only_when_due_and_stops_when_asked(small):
+    config = SweepConfig(learning_rates=(0.005,), steps=40, eval_every=10, chunk_steps=10)
+    saved = []
+    result = train_sweep(small, config, checkpoint_every=20, on_checkpoint=saved.append)
+    # At 20 steps, and at the end (the one slice done: slice 1, step 0).
+    where = [(checkpoint.slice_index, checkpoint.step) for checkpoint in saved]
+    assert where == [(0, 20), (1, 0)] and not result.interrupted
+    # Without a listener nothing is handed over, and nothing fails for want of one.
+    train_sweep(small, config, checkpoint_every=20)
+    asked = []
+    stopped = train_sweep(small, config, should_stop=lambda: asked.append(1) or True,
+                          on_checkpoint=saved.append)  # fmt: skip
+    assert stopped.interrupted and len(asked) == 1  # asked once, after the first chunk
+    np.testing.assert_array_equal(stopped.steps_done, [10])
+    assert (saved[-1].slice_index, saved[-1].step) == (0, 10)
+
+
+def test_a_state_made_with_the_defaults_takes_plain_constant_steps(small):
+    """`init_state(params, rate)` alone: gradient descent with no decay of its step size.
+    Oracle: float64 NumPy SGD, three steps on one batch."""
+    inputs = small.train_images[:100].reshape(100, -1) / 255.0
+    labels = small.train_labels[:100]
+    state = engine.init_state(model.init_params(784, 10), 0.005)
+    step = jax.jit(functools.partial(engine.train_step, optimizer=DESCENT))
+    w, b = np.zeros((784, 10)), np.zeros(10)
+    for _ in range(3):
+        state, _ = step(state, inputs.astype(np.float32), labels, 100.0)
+        logits = inputs @ w + b
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[np.arange(100), labels] -= 1
+        w, b = w - 0.005 * 100 * inputs.T @ p / 100, b - 0.005 * 100 * p.mean(axis=0)
+    np.testing.assert_allclose(state.params["w"], w, atol=1e-6)
+    np.testing.assert_allclose(state.params["b"], b, atol=1e-6)

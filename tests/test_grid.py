@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxsoftmax import batches, cli, cmdline, engine, grid, model
+from jaxsoftmax import batches, cli, cmdline, engine, grid
 from jaxsoftmax.config import SweepConfig
 from jaxsoftmax.errors import ConfigError
 from jaxsoftmax.plan import plan_slices
@@ -26,20 +26,20 @@ def numpy_sgd(dataset, config, point):
 
     The gradient of loss_scale * mean cross-entropy, plus weight_decay * w on the
     weights; a momentum trace t = g + momentum * t; the step -learning_rate * t. The
-    batch order and the initial weights come from the library's keys.
+    batch order and the initial weights come from the seed's documented streams: the
+    minibatch order from `fold_in(key(seed), 0)`, normal initial weights times init_scale
+    from `fold_in(key(seed), 1)`, biases zero.
     """
     images = dataset.train_images.reshape(len(dataset.train_images), -1) / 255.0
     labels = dataset.train_labels
-    initial = model.init_params(
-        dataset.num_features,
-        dataset.num_classes,
-        key=batches.init_key(point["seed"]),
-        scale=config.init_scale,
-    )
-    w, b = (np.asarray(initial[name], np.float64) for name in ("w", "b"))
+    seed_key = jax.random.key(point["seed"])
+    shape = (dataset.num_features, dataset.num_classes)
+    normal = jax.random.normal(jax.random.fold_in(seed_key, 1), shape, np.float32)
+    w = config.init_scale * np.asarray(normal, np.float64)
+    b = np.zeros(dataset.num_classes)
     trace_w, trace_b = np.zeros_like(w), np.zeros_like(b)
     steps_per_epoch = len(images) // config.batch_size
-    key = batches.shuffle_key(point["seed"])
+    key = jax.random.fold_in(seed_key, 0)
     orders = {}
     for step in range(config.steps):
         epoch, position = divmod(step, steps_per_epoch)

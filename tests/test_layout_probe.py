@@ -20,11 +20,12 @@ def test_the_probe_times_both_layouts_of_the_real_step():
     # A step of 8 models on 100 images moves at least 8 * 784 * 10 weights: not free,
     # and not slower than a second on any device.
     assert all(1e-7 < value < 1.0 for value in seconds.values())
-    # Seconds per step of the step itself: 8 times the models is over twice the time
-    # (the products grow 8x; a probe that timed calls, not steps, or the wrong program
-    # would not scale so), in each layout.
-    bigger = layout_probe.measure(64, *SHAPE, jax.devices()[0])
-    assert all(bigger[layout] > 2 * seconds[layout] for layout in engine.LAYOUTS)
+    if jax.devices()[0].platform == "cpu":  # a GPU runs both sizes in launch overhead
+        # Seconds per step of the step itself: 8 times the models is over twice the time
+        # on a CPU (the products grow 8x, about 4x the time measured; a probe that timed
+        # calls, not steps, or the wrong program would not scale so), in each layout.
+        bigger = layout_probe.measure(64, *SHAPE, jax.devices()[0])
+        assert all(bigger[layout] > 2 * seconds[layout] for layout in engine.LAYOUTS)
 
 
 @pytest.mark.parametrize(

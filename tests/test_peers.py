@@ -87,8 +87,8 @@ def test_peer_timing_is_consistent(peer_name, train_arrays):
 
 def test_peer_timing_reads_the_wall_clock_of_its_steps():
     """Oracle: the wall clock. A peer of two units whose construction sleeps 30 ms and whose
-    every step sleeps 4 ms: 10 steps of both take 80 ms (sleeps never return early), and
-    setting up is two constructions and two warm-up steps, 68 ms."""
+    every step sleeps 4 ms: 10 steps of both take at least 80 ms, and setting up (two
+    constructions and two warm-up steps) at least 68 ms."""
     step_s, build_s = 0.004, 0.03
 
     def make_unit():
@@ -104,11 +104,14 @@ def test_peer_timing_reads_the_wall_clock_of_its_steps():
                        factories=[make_unit, make_unit])  # fmt: skip
     timing = peers._measure(peer, steps=10, batch_size=10, repeats=3, seed=0)
     assert (timing.peer, timing.num_models, timing.steps) == ("sleeper", 2, 10)
-    assert len(timing.run_s) == 3 and all(0.080 <= run < 0.3 for run in timing.run_s)
+    # Lower bounds exact (sleeps never return early); upper ones loose (a loaded machine
+    # wakes sleepers late).
+    assert len(timing.run_s) == 3 and all(0.080 <= run < 2.0 for run in timing.run_s)
     assert sorted(timing.run_s)[1] == timing.median_s
-    assert 0.068 <= timing.setup_s < 0.3
-    # 2 models x 10 steps in at least 80 ms: at most 250 model-steps/s.
-    assert 2 * 10 / 0.3 < timing.model_steps_per_s <= 250
+    assert 0.068 <= timing.setup_s < 2.0
+    # Both models' steps count: 2 models x 10 steps over the median run.
+    assert timing.model_steps_per_s == pytest.approx(2 * 10 / timing.median_s)
+    assert timing.model_steps_per_s <= 250
 
 
 def test_tf1_peer_leaves_tensorflow_eager(train_arrays):

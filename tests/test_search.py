@@ -257,3 +257,111 @@ def test_halving_rules(small):
         search.Halving(eta=3, min_steps=36).check(search_of())
     with pytest.raises(ConfigError, match="eta"):
         search.Halving(eta=1, min_steps=4)
+
+
+def test_the_chosen_trial_finished_healthy_and_is_the_best_of_those_on_validation():
+    """The rule alone, on a hand-made result (each trial ruled out one way): the best final
+    validation accuracy among trials that took every step, did not diverge and have
+    finite accuracy and weights; None when none qualifies."""
+    from types import SimpleNamespace
+
+    finals = np.array([0.99, 0.98, 0.97, np.nan, 0.90, 0.95, 0.96])
+    earlier = np.full(7, 0.999)  # a better accuracy before the end counts for nothing
+    w = np.zeros((7, 2, 3))
+    w[2, 0, 0] = np.inf  # trial 2's weights are not finite
+    result = SimpleNamespace(
+        config=SimpleNamespace(steps=10),
+        validation_accuracy=np.stack([earlier, finals]),
+        steps_done=np.array([4, 10, 10, 10, 10, 10, 10]),  # trial 0 stopped early
+        diverged_at=np.array([0, 7, 0, 0, 0, 0, 0]),  # trial 1 diverged
+        params={"w": w},
+    )
+    assert search.choose_trial(result) == 6  # 6 (0.96) over 5 (0.95) and 4 (0.90)
+    result.diverged_at[6] = 3
+    assert search.choose_trial(result) == 5
+    result.params = None  # no weights kept: nothing can be shown finite
+    assert search.choose_trial(result) is None
+
+
+def test_halvings_default_eta_is_3_and_it_never_keeps_more_trials_than_it_has():
+    assert search.Halving(min_steps=10).rungs(270) == [10, 30, 90, 270]
+    halving = search.Halving(eta=3, min_steps=4)
+    assert [halving.survivors(n) for n in (1, 2, 3, 4, 7, 27)] == [1, 1, 1, 2, 3, 9]
+
+
+@pytest.mark.parametrize("eta, min_steps, eval_every", [(3, 4, 4), (3, 10, 5), (2, 30, 10),
+                                                         (3, 25, 25), (4, 6, 3)])  # fmt: skip
+def test_each_rung_is_cut_into_the_largest_chunks_that_end_on_its_evaluations(
+    eta, min_steps, eval_every
+):
+    """Oracle: of the chunk sizes min_steps * eta**j (j = 0, 1, ...), the largest such that
+    every size up to it fits in DEFAULT_CHUNK_STEPS (or is min_steps), divides the
+    rung's start and is a multiple of eval_every."""
+    from jaxsoftmax.config import DEFAULT_CHUNK_STEPS
+
+    halving = search.Halving(eta=eta, min_steps=min_steps)
+    config = search_of(steps=min_steps * eta**4, eval_every=eval_every)
+    for rung, end in enumerate(halving.rungs(config.steps)):
+        start = halving.rungs(config.steps)[rung - 1] if rung else 0
+        chunk = min_steps
+        for j in range(1, 10):
+            size = min_steps * eta**j
+            if size > max(DEFAULT_CHUNK_STEPS, min_steps) or start % size or size % eval_every:
+                break
+            chunk = size
+        rung_config = halving.rung_config(config, np.arange(3), rung)
+        assert rung_config.chunk_steps == chunk, (rung, start)
+        assert (rung_config.steps, rung_config.schedule_steps) == (end, end - start)
+
+
+def test_finalists_are_none_until_the_last_rung_and_a_rung_end_makes_a_checkpoint_due(small):
+    config = search_of(trials=9)
+    run = HalvingSearch.start(small, config, HALVING)
+    last = len(HALVING.rungs(config.steps)) - 1
+    seen_rungs = set()
+    for _ in run:
+        seen_rungs.add(run.rung)
+        found = run.finalists()
+        if run.rung < last:
+            assert found.dtype.kind == "i" and found.size == 0, run.rung
+        else:
+            np.testing.assert_array_equal(found, run.survivors)
+        # Nothing saved yet: within the first rung no checkpoint of a long interval is
+        # due; once a rung has ended, one is, however long the interval (the rung's end
+        # is a state no checkpoint holds).
+        assert run.checkpoint_due(10**6) == (run.rung > 0), run.rung
+    assert seen_rungs == {0, 1, 2}
+    np.testing.assert_array_equal(run.finalists(), run.survivors)
+    assert len(run.finalists()) == 1
+
+
+def test_a_diverged_trial_never_goes_on_even_with_a_finite_accuracy(small, searched, monkeypatch):
+    """The divergence rule is replaced (mocked: a trial that diverges while its validation
+    accuracy stays finite cannot be made to order) so that it marks the trial ranked first
+    at the first rung as diverged at step 1; that trial must not reach the second rung."""
+    from jaxsoftmax import divergence
+
+    config, reference = searched
+    first = reference.rung_accuracy[0]
+    best = int(np.nanargmax(first))
+    real_update = divergence.update
+
+    def update(diverged_at, *args, **kwargs):
+        found, rest = real_update(diverged_at, *args, **kwargs)
+        if len(found) == config.num_models:  # the first rung's run: trials in order
+            found = found.copy()
+            found[best] = found[best] or 1
+        return found, rest
+
+    monkeypatch.setattr(divergence, "update", update)
+    run = HalvingSearch.start(small, config, HALVING)
+    for _ in run:
+        if run.rung == 1:
+            break
+    assert np.isfinite(run.rung_accuracy[0, best])
+    assert best not in run.survivors
+    # The others keep their places: the best of the rest by accuracy go on.
+    alive = np.isfinite(first) & (np.arange(len(first)) != best)
+    alive &= ~reference.known_diverged[HALVING.rungs(config.steps)[0]]
+    ranked = np.flatnonzero(alive)[np.argsort(-first[alive], kind="stable")]
+    np.testing.assert_array_equal(run.survivors, np.sort(ranked[: len(run.survivors)]))

@@ -67,6 +67,9 @@ def test_load_run_gives_each_model_by_name(run_dir, mnist):
     best = run.best("test_accuracy")  # allowed when asked for by name: optimistic
     finals = [entry["test_accuracy"] for entry in run.runs]
     assert best.name == run.names[int(np.argmax(finals))]
+    for metric in ("test_loss", "train_loss"):  # smaller is better
+        finals = [entry[metric] for entry in run.runs]
+        assert run.best(metric).name == run.names[int(np.argmin(finals))], metric
 
 
 def test_models_refuse_images_they_cannot_take(run_dir):
@@ -266,3 +269,27 @@ def test_the_latency_benchmark_times_fresh_processes(run_dir, mnist_dir, tmp_pat
     assert json.loads((tmp_path / "predict_latency.json").read_text()) == document
     assert len(document["seconds"]) == 2 and document["median_s"] > 0
     assert document["output"].endswith("%)") and ": 7 (" in document["output"]
+
+
+def test_a_searchs_best_on_validation_is_its_choice_and_other_metrics_rank_every_finalist():
+    """The best-model rule on a hand-made search record: validation accuracy takes the
+    search's own choice; any other metric ranks the trials that took every step and did
+    not diverge (here trial a, though b was chosen and c would rank first unfinished)."""
+    from jaxsoftmax.trained import TrainedRun
+
+    def trial(name, steps, train_loss, validation_accuracy, diverged=False):
+        return {"name": name, "steps": steps, "train_loss": train_loss,
+                "validation_accuracy": validation_accuracy, "diverged": diverged}  # fmt: skip
+
+    results = {
+        "runs": [trial("a", 36, 10.0, 0.90), trial("b", 36, 20.0, 0.95),
+                 trial("c", 12, 5.0, 0.99), trial("d", 36, 1.0, 0.97, diverged=True)],
+        "search": {"chosen": "b"},
+        "data": {"image_shape": [2, 2], "class_names": ["x", "y"]},
+    }  # fmt: skip
+    params = {"w": np.zeros((4, 4, 2), np.float32), "b": np.zeros((4, 2), np.float32)}
+    run = TrainedRun(REPO, results, params)
+    assert run.best().name == "b"
+    assert run.best("train_loss").name == "a"
+    del results["search"]  # without a search: the best finished, healthy validation accuracy
+    assert run.best().name == "b"
