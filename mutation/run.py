@@ -236,9 +236,10 @@ def pending(database: pathlib.Path) -> int:
 
 
 def retest_survivors(target: Target, sessions: pathlib.Path) -> int:
-    """Makes a session's survivors and timed-out mutants pending again, its copy refreshed
-    from the working tree (new tests, other modules) but for the module under test, which
-    must be unchanged (else the mutants no longer fit it: start it again with --fresh)."""
+    """Makes a session's survivors (but those argued equivalent) and timed-out mutants
+    pending again, its copy refreshed from the working tree (new tests, other modules)
+    but for the module under test, which must be unchanged (else the mutants no longer
+    fit it: start it again with --fresh)."""
     import sqlite3
 
     database = sessions / f"{slug(target)}.sqlite"
@@ -248,13 +249,28 @@ def retest_survivors(target: Target, sessions: pathlib.Path) -> int:
         raise SystemExit(f"mutation: {target.module} changed since its session began; "
                          f"run --targets '{target.name}' --fresh")  # fmt: skip
     copy_tree(tree)
+    equivalents = load_equivalents()
+    again = [
+        mutant["job_id"]
+        for mutant in outcomes(database)
+        if mutant["outcome"] == "timeout"
+        or (mutant["outcome"] == "survived" and equivalent(target, mutant, equivalents) is None)
+    ]
     with sqlite3.connect(database) as connection:
-        # Survivors, and mutants counted killed by a timeout (cosmic-ray's record of it):
-        # a run stopped and resumed has its wall-clock timeout expire while it waits.
-        cleared = connection.execute(
-            "DELETE FROM work_results WHERE test_outcome = 'SURVIVED' OR output = 'timeout'"
-        ).rowcount
-    return cleared
+        # Survivors not argued equivalent, and mutants counted killed by a timeout
+        # (cosmic-ray's record of it): a run stopped and resumed has its wall-clock
+        # timeout expire while it waits.
+        connection.executemany("DELETE FROM work_results WHERE job_id = ?",
+                               [(job,) for job in again])  # fmt: skip
+    return len(again)
+
+
+def equivalent(target: Target, mutant: dict, equivalents: list[dict]) -> int | None:
+    """The index of the entry of equivalent.toml that argues `mutant` equivalent, if any."""
+    before, after = changed_lines(mutant["diff"])
+    return next((k for k, entry in enumerate(equivalents)
+                 if entry["module"] == target.module and entry["before"] == before
+                 and entry["after"] == after), None)  # fmt: skip
 
 
 def outcomes(database: pathlib.Path) -> list[dict]:
@@ -269,6 +285,7 @@ def outcomes(database: pathlib.Path) -> list[dict]:
             continue
         (mutation,) = item["mutations"]
         mutants.append({
+            "job_id": item["job_id"],
             "operator": mutation["operator_name"],
             "line": mutation["start_pos"][0],
             "diff": result.get("diff") or "",
@@ -319,10 +336,7 @@ def summarise(targets: tuple[Target, ...], sessions: pathlib.Path) -> dict:
             if mutant["outcome"] != "survived":
                 counts["pending"] += 1
                 continue
-            before, after = changed_lines(mutant["diff"])
-            match = next((k for k, e in enumerate(equivalents)
-                          if e["module"] == target.module and e["before"] == before
-                          and e["after"] == after), None)  # fmt: skip
+            match = equivalent(target, mutant, equivalents)
             if match is not None:
                 counts["equivalent"] += 1
                 used.add(match)
