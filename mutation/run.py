@@ -94,6 +94,9 @@ TARGETS = (
     Target("batches", "jaxsoftmax/batches.py",
            ("tests/test_engine.py::test_stable_order_equals_numpys_stable_argsort",
             "tests/test_engine.py::test_the_key_value_sort_for_over_2_to_the_24_keys_is_as_stable",
+            "tests/test_engine.py::test_two_keys_are_ordered_by_their_highest_bit_too",
+            "tests/test_engine.py::test_any_window_of_steps_takes_its_batches_from_its_epochs_permutations",
+            "tests/test_engine.py::test_initial_weights_and_minibatch_order_come_from_separate_streams",
             *ENGINE_ORACLES, "tests/test_engine.py::test_chunking_does_not_change_results",
             "tests/test_search.py::test_validation_examples_never_appear_in_a_training_batch",
             "tests/test_grid.py::test_points_that_share_a_seed_share_batches_and_seeds_differ",
@@ -235,11 +238,11 @@ def pending(database: pathlib.Path) -> int:
     return items - done
 
 
-def retest_survivors(target: Target, sessions: pathlib.Path) -> int:
-    """Makes a session's survivors (but those argued equivalent) and timed-out mutants
-    pending again, its copy refreshed from the working tree (new tests, other modules)
-    but for the module under test, which must be unchanged (else the mutants no longer
-    fit it: start it again with --fresh)."""
+def retest_survivors(target: Target, sessions: pathlib.Path, timeouts: bool = False) -> int:
+    """Makes a session's survivors (but those argued equivalent), and with `timeouts` its
+    timed-out mutants, pending again, its copy refreshed from the working tree (new
+    tests, other modules) but for the module under test, which must be unchanged (else
+    the mutants no longer fit it: start it again with --fresh)."""
     import sqlite3
 
     database = sessions / f"{slug(target)}.sqlite"
@@ -253,13 +256,12 @@ def retest_survivors(target: Target, sessions: pathlib.Path) -> int:
     again = [
         mutant["job_id"]
         for mutant in outcomes(database)
-        if mutant["outcome"] == "timeout"
+        if (timeouts and mutant["outcome"] == "timeout")
         or (mutant["outcome"] == "survived" and equivalent(target, mutant, equivalents) is None)
     ]
     with sqlite3.connect(database) as connection:
-        # Survivors not argued equivalent, and mutants counted killed by a timeout
-        # (cosmic-ray's record of it): a run stopped and resumed has its wall-clock
-        # timeout expire while it waits.
+        # Survivors not argued equivalent, and if asked mutants that timed out (a run
+        # stopped and resumed has its wall-clock timeout expire while it waits).
         connection.executemany("DELETE FROM work_results WHERE job_id = ?",
                                [(job,) for job in again])  # fmt: skip
     return len(again)
@@ -389,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
         "--retest-survivors", action="store_true",
         help="run the survivors again against the working tree's tests",
     )  # fmt: skip
+    parser.add_argument(
+        "--retest-timeouts", action="store_true",
+        help="with --retest-survivors, also the mutants that timed out",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     by_name = {target.name: target for target in TARGETS}
     names = args.targets.split(",") if args.targets else list(by_name)
@@ -404,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.retest_survivors:
             for target in targets:
                 if (args.sessions / f"{slug(target)}.sqlite").exists():
-                    print(f"{target.name}: {retest_survivors(target, args.sessions)} to retest")
+                    again = retest_survivors(target, args.sessions, args.retest_timeouts)
+                    print(f"{target.name}: {again} to retest")
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             done = pool.map(lambda t: run_target(t, args.sessions, args.timeout), targets)
             list(done)

@@ -289,8 +289,11 @@ def test_halvings_default_eta_is_3_and_it_never_keeps_more_trials_than_it_has():
     assert [halving.survivors(n) for n in (1, 2, 3, 4, 7, 27)] == [1, 1, 1, 2, 3, 9]
 
 
-@pytest.mark.parametrize("eta, min_steps, eval_every", [(3, 4, 4), (3, 10, 5), (2, 30, 10),
-                                                         (3, 25, 25), (4, 6, 3)])  # fmt: skip
+# (5, 8, 8): a chunk of 8 x 5**2 = 200 steps is exactly DEFAULT_CHUNK_STEPS.
+@pytest.mark.parametrize(
+    "eta, min_steps, eval_every",
+    [(3, 4, 4), (3, 10, 5), (2, 30, 10), (3, 25, 25), (4, 6, 3), (5, 8, 8)],
+)
 def test_each_rung_is_cut_into_the_largest_chunks_that_end_on_its_evaluations(
     eta, min_steps, eval_every
 ):
