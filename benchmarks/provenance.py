@@ -120,9 +120,14 @@ def describe(record: dict) -> str:
     """One line naming a measurement's commit, date and machine, for under a table."""
     machine = record["machine"]
     where = machine.get("device") or f"{machine['cores']} cores of {machine['processor']}"
+    # Results and the documents drawn from them, written after the measurement, say
+    # nothing of what was measured.
+    written = ("benchmarks/results/", "mutation/results.json", "README.md",
+               "benchmarks/RESULTS.md")  # fmt: skip
+    others = [path for path in record.get("changed", ["?"]) if not path.startswith(written)]
     dirty = ""
     if measured_code_changed(record):
         dirty = " (with uncommitted changes to the code measured)"
-    elif record.get("dirty"):
+    elif record.get("dirty") and others:
         dirty = " (the code measured as committed; other files edited)"
     return f"commit {record['commit']}{dirty}, {record['date']}, {where}"

@@ -756,18 +756,24 @@ def readme_mutation(results: Results) -> str:
         module = f"`{row['module']}`" if row["module"] else ""
         rows.append(
             [row["target"], module, str(row["mutants"]), str(row["killed"]),
-             str(row["equivalent"]), str(row["survived"]), score]
+             str(row.get("timed_out", 0)), str(row["equivalent"]), str(row["survived"]), score]
         )  # fmt: skip
-    header = ["rule", "module", "mutants", "killed", "equivalent", "survived", "score"]
+    header = ["rule", "module", "mutants", "killed", "timed out", "equivalent", "survived",
+              "score"]  # fmt: skip
     survivors = document["survivors"]
-    listed = (
-        "Every survivor, with its diff, is in `mutation/results.json`."
-        if survivors
-        else "No mutant survives but those argued equivalent."
-    )
+    if survivors:
+        named = "; ".join(
+            f"`{s_['module']}` line {s_['line']}, {s_['operator'].removeprefix('core/')}"
+            for s_ in survivors[:5]
+        )
+        listed = f"Surviving: {named} (each with its diff in `mutation/results.json`)."
+    else:
+        listed = "No mutant survives but those argued equivalent."
+    command = source(document, "python mutation/run.py")
     return (
-        f"{table(header, rows, 'llrrrrr')}\n\nThe score is the killed share of the mutants not "
-        f"argued equivalent. {listed}\n\n{source(document, 'python mutation/run.py')}"
+        f"{table(header, rows, 'llrrrrrr')}\n\nThe score is the killed share of the mutants "
+        "neither argued equivalent nor timed out (a mutant that loops forever is stopped after "
+        f"ten minutes, and left out rather than counted as caught). {listed}\n\n{command}"
     )
 
 
