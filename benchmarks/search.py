@@ -69,8 +69,9 @@ PRUNERS = {
         "HyperbandPruner", {"min_resource": 200, "max_resource": 1800, "reduction_factor": 3}),
 }  # fmt: skip
 QUICK = {"steps": 90, "min_steps": 10, "report_every": 30, "validation": 500,
-         "halving": (27,), "random": (9,), "big": 81, "optuna_seconds": 3.0,
-         "sklearn_c": (0.01, 0.1), "train": 2000, "auto_seeds": (0,)}  # fmt: skip
+         "halving": (27,), "random": (9,), "big": 40, "optuna_seconds": 1.5,
+         "sklearn_c": (0.001, 0.01), "train": 2000, "auto_seeds": (0,),
+         "pruners": ("successive halving from 600 steps, factor 3",)}  # fmt: skip
 
 
 def load(name: str, data_dir: str | None, quick: bool):
@@ -387,7 +388,8 @@ def compare(name: str, args, scratch: pathlib.Path) -> dict:
     seconds = q.get("optuna_seconds", args.optuna_seconds)
     report_every = q.get("report_every", REPORT_EVERY)
     studies = []
-    for pruner, jobs in ((None, 1), (None, OPTUNA_JOBS), *((p, OPTUNA_JOBS) for p in PRUNERS)):
+    pruners = q.get("pruners", tuple(PRUNERS))
+    for pruner, jobs in ((None, 1), (None, OPTUNA_JOBS), *((p, OPTUNA_JOBS) for p in pruners)):
         studies.append(optuna_search(data, steps, report_every, seconds, pruner, jobs))
         print(f"  {name}: {_line(studies[-1])}, {jobs} jobs, {studies[-1]['pruned']} pruned",
               flush=True)  # fmt: skip

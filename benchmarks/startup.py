@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per variant")
     parser.add_argument("--data-dir", type=pathlib.Path, help="folder of the MNIST IDX files")
+    parser.add_argument("--variants", help="comma-separated names of the variants (default: all)")
     parser.add_argument("--tutorial-repeats", type=int, default=3,
                         help="runs of the TF1 tutorial program (default 3; 0: none)")  # fmt: skip
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS,
@@ -124,16 +125,23 @@ def main(argv: list[str] | None = None) -> dict:
             "jaxsoftmax --eval-every 1 cold": [*train, "--no-compilation-cache",
                                                "--eval-every", "1"],
         }  # fmt: skip
+        if args.variants:
+            chosen = args.variants.split(",")
+            unknown = sorted(set(chosen) - set(variants))
+            if unknown:
+                parser.error(f"unknown variants {unknown}; of {', '.join(variants)}")
+            variants = {name: command for name, command in variants.items() if name in chosen}
         tutorial = [sys.executable, str(pathlib.Path(__file__).parent / "tf1_tutorial.py"),
                     str(folder), str(scratch / "tutorial")]  # fmt: skip
         for name in ("jaxsoftmax warm", "floor warm", "floor + evaluations warm"):  # fill caches
-            wall(variants[name], env)
+            if name in variants:
+                wall(variants[name], env)
         if args.tutorial_repeats:
             variants[TUTORIAL] = tutorial
         seconds = {name: [] for name in variants}
         peaks = {name: [] for name in variants}
         logdir_bytes = {}
-        timing = {"jaxsoftmax cold": [], "jaxsoftmax warm": []}
+        timing = {name: [] for name in ("jaxsoftmax cold", "jaxsoftmax warm") if name in variants}
         for repeat in range(max(args.repeats, args.tutorial_repeats)):
             for name, command in variants.items():
                 if repeat >= (args.tutorial_repeats if name == TUTORIAL else args.repeats):
