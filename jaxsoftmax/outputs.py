@@ -228,7 +228,8 @@ def _first_events(writer, run: SweepRun, dataset: Dataset) -> None:
         train = dataset.split_validation(config.validation, config.seed)[0]
     first = batches.first_batch(config.seed_values[0], len(train.train_images), config.batch_size)
     writer.write_inputs(train.train_images[first])
-    writer.write_layout()
+    splits = ("validation",) * bool(config.validation) + ("test",) * config.evaluate_test
+    writer.write_layout(splits)
     writer.write_graph(
         graph.train_step_graph(
             dataset.num_features, dataset.num_classes, config.batch_size, run.descent

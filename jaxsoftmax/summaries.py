@@ -43,6 +43,7 @@ INPUT_IMAGES = 5  # as many as the tutorial showed
 # CUSTOM SCALARS: one chart per metric and split, every model's line in it.
 SCALAR_CHARTS = {
     "validation accuracy": "validation/accuracy",
+    "validation loss": "validation/loss",
     "test accuracy": "test/accuracy",
     "test loss": "test/loss",
     "training loss (minibatch)": "train/loss",
@@ -50,9 +51,16 @@ SCALAR_CHARTS = {
 }
 
 
-def custom_scalars_layout() -> Summary:
-    """The CUSTOM SCALARS tab's layout: SCALAR_CHARTS, each a multiline chart of its tag."""
-    charts = {title: ["Multiline", [f"^{tag}$"]] for title, tag in SCALAR_CHARTS.items()}
+def custom_scalars_layout(splits: Sequence[str] = ("test",)) -> Summary:
+    """The CUSTOM SCALARS tab's layout: a multiline chart per tag of SCALAR_CHARTS whose
+    split is logged, the training minibatch and each of `splits` (`test`, `validation`), so
+    no chart stays empty."""
+    logged = {"train", *splits}
+    charts = {
+        title: ["Multiline", [f"^{tag}$"]]
+        for title, tag in SCALAR_CHARTS.items()
+        if tag.split("/")[0] in logged
+    }
     return summary.custom_scalars({"per model": charts})
 
 
@@ -162,9 +170,9 @@ class SweepSummaries(contextlib.AbstractContextManager):
         strip = np.concatenate(list(images[:INPUT_IMAGES]), axis=1)
         self._root.add(summary.image("input", strip[..., None], dataformats="HWC"), 0)
 
-    def write_layout(self) -> None:
-        """The CUSTOM SCALARS layout (`custom_scalars_layout`)."""
-        self._root.add(custom_scalars_layout(), 0)
+    def write_layout(self, splits: Sequence[str] = ("test",)) -> None:
+        """The CUSTOM SCALARS layout of the evaluated `splits` (`custom_scalars_layout`)."""
+        self._root.add(custom_scalars_layout(splits), 0)
 
     def write_graph(self, graph_def) -> None:
         """A GraphDef of the training step, for the GRAPHS tab."""

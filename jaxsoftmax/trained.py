@@ -176,7 +176,7 @@ class TrainedRun:
         """
         if metric not in METRICS:
             raise DataError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-        chosen = (self.results.get("search") or {}).get("chosen")
+        chosen = chosen_on_validation(self.results)
         if metric == "validation_accuracy" and chosen is not None:
             return self[chosen]  # the search's own choice: the best of the trials that finished
         steps = max(run["steps"] for run in self.runs)
@@ -195,6 +195,16 @@ class TrainedRun:
             )
         larger = METRICS[metric]
         return self[max(scored)[1] if larger else min(scored)[1]]
+
+
+def chosen_on_validation(results: dict) -> str | None:
+    """The run name a search chose on validation, from results.json: a `--search` trial,
+    or the setting `--auto` chose and retrained; None for a run that chose nothing."""
+    for section in ("search", "auto"):
+        chosen = (results.get(section) or {}).get("chosen")
+        if chosen is not None:
+            return chosen
+    return None
 
 
 def load_run(logdir: str | pathlib.Path) -> TrainedRun:

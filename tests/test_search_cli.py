@@ -118,6 +118,13 @@ def test_tensorboard_shows_every_trial_in_hparams_and_the_finalists_curves(searc
             assert curve[-1].value == pytest.approx(run["validation_accuracy"], abs=1e-7)
         else:
             assert not validation.exists()
+    # A search evaluates only the validation split while it runs: no empty test charts.
+    from tests.test_summaries import layout_charts
+
+    assert set(layout_charts(logdir)) == {
+        "validation accuracy", "validation loss",
+        "training loss (minibatch)", "training accuracy (minibatch)",
+    }  # fmt: skip
 
 
 def test_a_search_stopped_by_a_signal_resumes_to_the_same_results(small_dir, cli_env, tmp_path):
@@ -177,6 +184,15 @@ def test_auto_chooses_on_validation_retrains_and_says_so(small_dir, tmp_path, ca
     model = js.load_run(logdir)[found["chosen"]]
     accuracy = numpy_accuracy(model, load_idx_folder(small_dir))
     assert run["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    # The model --auto chose on validation is the run's best, in Python and in predict.
+    assert js.load_run(logdir).best().name == found["chosen"]
+    from jaxsoftmax import predict
+
+    image = tmp_path / "digit.npy"
+    np.save(image, load_idx_folder(small_dir).test_images[:3])
+    capsys.readouterr()
+    assert predict.main([str(logdir), str(image), "--best", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["run"] == found["chosen"]
 
 
 def test_auto_works_for_other_image_sizes_and_class_counts(tmp_path, capsys):

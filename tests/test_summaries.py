@@ -143,11 +143,34 @@ def test_the_layout_for_custom_scalars_is_read_back_by_tensorboard(logged_run):
     root = events(logdir)
     content = root.PluginTagToContent(metadata.PLUGIN_NAME)
     assert list(content) == [metadata.CONFIG_SUMMARY_TAG]
-    tensor = root.Tensors(metadata.CONFIG_SUMMARY_TAG)[0].tensor_proto
+    # No validation split: no validation chart, which would stay empty ("Matches (0)").
+    assert layout_charts(logdir) == {
+        "test accuracy": ["^test/accuracy$"],
+        "test loss": ["^test/loss$"],
+        "training loss (minibatch)": ["^train/loss$"],
+        "training accuracy (minibatch)": ["^train/accuracy$"],
+    }
+    tags = {tag for run in logdir.iterdir() if run.is_dir() for tag in scalar_tags(run)}
+    for tags_charted in layout_charts(logdir).values():  # every chart has lines to draw
+        assert tags_charted[0].strip("^$") in tags
+
+
+def layout_charts(logdir) -> dict[str, list[str]]:
+    """The CUSTOM SCALARS charts a run's root events lay out: {title: tag patterns}."""
+    from tensorboard.plugins.custom_scalar import layout_pb2, metadata
+
+    tensor = events(logdir).Tensors(metadata.CONFIG_SUMMARY_TAG)[0].tensor_proto
     layout = layout_pb2.Layout.FromString(tensor.string_val[0])
-    charts = {chart.title: list(chart.multiline.tag) for chart in layout.category[0].chart}
-    assert charts["test accuracy"] == ["^test/accuracy$"]
-    assert charts["training loss (minibatch)"] == ["^train/loss$"]
+    return {chart.title: list(chart.multiline.tag) for chart in layout.category[0].chart}
+
+
+def scalar_tags(run_folder) -> set[str]:
+    return {
+        tag
+        for split in ("train", "test", "validation")
+        if (run_folder / split).is_dir()
+        for tag in events(run_folder / split).Tags()["scalars"]
+    }
 
 
 def test_hparams_sessions_hold_settings_and_final_metrics(logged_run):
@@ -256,3 +279,5 @@ def test_the_input_images_are_the_first_batch_the_models_train_on(mnist_dir, mni
     first = np.asarray(batches.batch_indices(batches.shuffle_key(3), 0, 1, 59_000, 100))[0]
     expected = np.concatenate(list(train.train_images[first[: summaries.INPUT_IMAGES]]), axis=1)
     np.testing.assert_array_equal(shown, expected)
+    charts = layout_charts(logdir)  # both splits evaluated: charts for both
+    assert {"validation accuracy", "validation loss", "test accuracy", "test loss"} <= set(charts)
