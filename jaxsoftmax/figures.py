@@ -71,15 +71,23 @@ def seed_curve(runs: Sequence[RunLog], tag: str) -> tuple[np.ndarray, ...] | Non
 
 
 def _curves_figure(settings: Sequence[Setting], metric: str, title_note: str) -> Figure:
-    """Two panels, train and test, one line per setting (mean over seeds, band of the range)."""
+    """A panel for train and one for each split evaluated (validation, test, or the split
+    the settings are ranked on where none was logged), one line per setting (mean over
+    seeds, band of the range)."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(10, 4), dpi=DPI, layout="constrained")
-    train_axes, test_axes = figure.subplots(1, 2, sharey=True)
+    logged = [
+        split
+        for split in runlogs.EVALUATED
+        if any(f"{split}/{metric}" in run.curves for s in settings for run in s.runs)
+    ]
+    splits = ["train", *(logged or [settings[0].split if settings else "test"])]
+    figure = Figure(figsize=(5 * len(splits), 4), dpi=DPI, layout="constrained")
+    panels = dict(zip(splits, figure.subplots(1, len(splits), sharey=True), strict=True))
     smoothed_any, seeds = False, max((len(s.runs) for s in settings), default=1)
     for index, setting in enumerate(settings):
         color = f"C{index % 10}"
-        for axes, split in ((train_axes, "train"), (test_axes, "test")):
+        for split, axes in panels.items():
             drawn = seed_curve(setting.runs, f"{split}/{metric}")
             if drawn is None:
                 continue
@@ -94,22 +102,22 @@ def _curves_figure(settings: Sequence[Setting], metric: str, title_note: str) ->
                 low, high = smooth(low, weight), smooth(high, weight)
                 axes.fill_between(steps, low, high, color=color, alpha=BAND_ALPHA, linewidth=0)
     smoothing = ": moving average, raw faint" if smoothed_any else ""
-    train_axes.set_title(f"train {metric} (minibatch{smoothing})")
-    test_axes.set_title(f"test {metric} (full test set)")
-    train_axes.set_ylabel(metric)
-    for axes in (train_axes, test_axes):
+    for split, axes in panels.items():
+        whole = f"minibatch{smoothing}" if split == "train" else f"whole {split} split"
+        axes.set_title(f"{split} {metric} ({whole})")
         axes.set_xlabel("step")
         axes.grid(True, which="both", alpha=0.3)
+    panels["train"].set_ylabel(metric)
     over = f"mean and range over {seeds} seeds" if seeds > 1 else "setting"
-    if settings:
-        test_axes.legend(title=over, fontsize=8)
+    if figure.axes[-1].get_legend_handles_labels()[0]:  # a legend only of lines drawn
+        figure.axes[-1].legend(title=over, fontsize=8)
     if title_note:
         figure.suptitle(title_note, fontsize=10)
     return figure
 
 
 def loss_figure(settings: Sequence[Setting], note: str = "") -> Figure:
-    """Train and test loss against step, log scale: it falls tenfold, mostly early on."""
+    """Train and evaluated loss against step, log scale: it falls tenfold, mostly early on."""
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     figure = _curves_figure(settings, "loss", note)
@@ -122,13 +130,13 @@ def loss_figure(settings: Sequence[Setting], note: str = "") -> Figure:
 
 
 def accuracy_floor(settings: Sequence[Setting]) -> float:
-    """The bottom of the accuracy axis: 0.8, or lower if a final test accuracy is below 0.9."""
+    """The bottom of the accuracy axis: 0.8, or lower if a final accuracy is below 0.9."""
     finals = [float(s.finals.min()) for s in settings if s.finals.size]
     return max(0.0, min(0.8, math.floor((min(finals, default=0.9) - 0.1) * 20) / 20))
 
 
 def accuracy_figure(settings: Sequence[Setting], note: str = "") -> Figure:
-    """Train and test accuracy against step, zoomed on the top so the curves are apart."""
+    """Train and evaluated accuracy against step, zoomed on the top so the curves are apart."""
     from matplotlib.ticker import PercentFormatter
 
     figure = _curves_figure(settings, "accuracy", note)
@@ -195,8 +203,9 @@ def confusion_figure(settings: Sequence[Setting], class_names: Sequence[str]) ->
 
 
 def accuracy_vs_learning_rate_figure(settings: Sequence[Setting]) -> Figure:
-    """Final test accuracy against learning rate (log x): a line per weight decay and
-    momentum (the best SHOWN), error bars over seeds; diverged settings in a strip below."""
+    """Final accuracy on the settings' split (validation where the run held one out, else
+    test) against learning rate (log x): a line per weight decay and momentum (the best
+    SHOWN), error bars over seeds; diverged settings in a strip below."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullLocator, PercentFormatter
 
@@ -233,7 +242,8 @@ def accuracy_vs_learning_rate_figure(settings: Sequence[Setting]) -> Figure:
         strip.xaxis.set_minor_locator(NullLocator())
     axes.margins(y=0.25)
     axes.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=2))
-    axes.set_ylabel("final test accuracy")
+    split = settings[0].split if settings else "test"
+    axes.set_ylabel(f"final {split} accuracy")
     axes.grid(True, alpha=0.3)
     strip.set_xlabel("learning rate")
     if any(family for family, _ in shown):
@@ -241,7 +251,7 @@ def accuracy_vs_learning_rate_figure(settings: Sequence[Setting]) -> Figure:
     more = (
         f" (the best {len(shown)} of {len(families)} lines)" if len(families) > len(shown) else ""
     )
-    axes.set_title(f"final test accuracy against learning rate{more}", fontsize=10)
+    axes.set_title(f"final {split} accuracy against learning rate{more}", fontsize=10)
     return figure
 
 

@@ -3,15 +3,17 @@
 Draws any run the trainer writes (a plain sweep, a grid over any axes, diverged models,
 grids of thousands) with matplotlib's object-oriented API (no pyplot, no display):
 
-- `loss.png`, `accuracy.png`: train and test curves against step, one line per setting
-  (learning rate, weight decay, momentum); where seeds vary, the mean over them with a
-  band from the lowest to the highest;
+- `loss.png`, `accuracy.png`: train, validation and test curves against step (the splits
+  the run evaluated), one line per setting (learning rate, weight decay, momentum); where
+  seeds vary, the mean over them with a band from the lowest to the highest;
 - `weights.png`: each drawn setting's weight templates (its first seed), classes named;
-- `accuracy_vs_learning_rate.png`: final test accuracy against learning rate, a line per
+- `accuracy_vs_learning_rate.png`: final accuracy against learning rate, a line per
   weight decay and momentum, error bars over seeds.
 
-A grid of more than SHOWN settings is drawn for its best SHOWN by final test accuracy (the
-others are counted in the titles; results.json has them all). A diverged model is never
+Settings are ranked and compared on the validation split where the run held one out (a
+search, `--validation N`), else on the test split. A grid of more than SHOWN settings is
+drawn for its best SHOWN by that final accuracy (the others are counted in the titles;
+results.json has them all). A diverged model is never
 drawn as an ordinary point: it is left out of curves and lines, and named in a strip of
 its own. matplotlib is optional (`pip install 'jaxsoftmax[plot]'`). User mistakes end
 with one line on stderr and a non-zero exit, never a traceback.

@@ -31,6 +31,7 @@ _SIZE_GUIDANCE = {
 }
 _EVENTS_GLOB = "events.out.tfevents.*"
 SHOWN = 10  # settings a figure draws at most
+EVALUATED = ("validation", "test")  # the splits evaluated during training, each a panel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +50,11 @@ class RunLog:
       name: its TensorBoard run, e.g. `lr=0.005,seed=2,wd=0.0001`.
       point: its hyperparameters, {learning_rate, seed, weight_decay, momentum}.
       diverged_at: the step it diverged at (see `divergence`), or None.
-      final_accuracy: its last test accuracy, None if it has none (diverged, say).
-      curves: `train/loss`, `train/accuracy`, `test/loss`, `test/accuracy`, as logged;
-        empty when the events were not read (or not written).
+      split: the split its settings are ranked and compared on (see `ranking_split`).
+      final_accuracy: its last accuracy on `split`, None if it has none (diverged, say).
+      curves: `train/loss`, `train/accuracy` and the loss and accuracy of the splits
+        evaluated (`validation/...`, `test/...`), as logged; empty when the events were
+        not read (or not written).
       weights_image: (height, width, 3) uint8, its labelled weight templates at
         `weights_step`, the last step they were logged at; None if none were.
       confusion: int (classes, classes), its test confusion matrix, where the run
@@ -61,6 +64,7 @@ class RunLog:
     name: str
     point: dict
     diverged_at: int | None = None
+    split: str = "test"
     final_accuracy: float | None = None
     curves: dict[str, Curve] = dataclasses.field(default_factory=dict)
     weights_image: np.ndarray | None = None
@@ -103,14 +107,23 @@ def read_results(logdir: str | pathlib.Path) -> dict:
     return document
 
 
+def ranking_split(document: dict) -> str:
+    """The split a run's settings are ranked and compared on: `validation` where the run
+    held one out (a search evaluates the test set for its chosen trial alone), else `test`."""
+    has_validation = any(run.get("validation_accuracy") is not None for run in document["runs"])
+    return "validation" if has_validation else "test"
+
+
 def run_logs(document: dict) -> list[RunLog]:
     """Every model of results.json, without its events."""
+    split = ranking_split(document)
     return [
         RunLog(
             name=run["name"],
             point={axis: run[axis] for axis in AXES},
             diverged_at=run.get("diverged_at_step") if run.get("diverged") else None,
-            final_accuracy=run.get("test_accuracy"),
+            split=split,
+            final_accuracy=run.get(f"{split}_accuracy"),
             confusion=np.asarray(run["confusion_matrix"]) if "confusion_matrix" in run else None,
         )
         for run in document["runs"]
@@ -121,7 +134,7 @@ def with_events(logdir: str | pathlib.Path, run: RunLog) -> RunLog:
     """`run` with its curves and last weight templates read from its events."""
     folder = pathlib.Path(logdir) / run.name
     curves, image, image_step = {}, None, None
-    for split in ("train", "test"):
+    for split in ("train", *EVALUATED):
         if not _has_events(folder / split):
             continue
         events = _accumulate(folder / split)
@@ -187,8 +200,13 @@ class Setting:
         return {axis: value for axis, value in first.items() if axis != "seed"}
 
     @property
+    def split(self) -> str:
+        """The split `finals` are measured on (see `ranking_split`)."""
+        return (self.runs + self.diverged)[0].split
+
+    @property
     def finals(self) -> np.ndarray:
-        """Final test accuracy of each model that did not diverge and has one."""
+        """Final accuracy on `split` of each model that did not diverge and has one."""
         return np.array([r.final_accuracy for r in self.runs if r.final_accuracy is not None])
 
     @property
@@ -218,7 +236,7 @@ def group_settings(runs: Sequence[RunLog]) -> list[Setting]:
 
 
 def ranked(settings: Sequence[Setting]) -> list[Setting]:
-    """Best final test accuracy (mean over seeds) first; settings with a diverged model,
+    """Best final accuracy on their split (mean over seeds) first; settings with a diverged model,
     or with no final accuracy, after all the others. Ties keep their order."""
 
     def score(setting: Setting) -> float:
@@ -241,7 +259,8 @@ def note_on(settings: Sequence[Setting], drawn: Sequence[Setting]) -> str:
     parts = []
     healthy = [s for s in settings if s.runs and not s.diverged]
     if len(healthy) > len(drawn):
-        parts.append(f"the best {len(drawn)} of {len(healthy)} settings by final test accuracy")
+        split = healthy[0].split
+        parts.append(f"the best {len(drawn)} of {len(healthy)} settings by final {split} accuracy")
     diverged = [s for s in settings if s.diverged]
     if diverged:
         named = ", ".join(s.label for s in diverged[:3]) + (" ..." if len(diverged) > 3 else "")

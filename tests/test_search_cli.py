@@ -127,6 +127,31 @@ def test_tensorboard_shows_every_trial_in_hparams_and_the_finalists_curves(searc
     }  # fmt: skip
 
 
+def test_the_report_of_a_search_ranks_and_draws_on_validation(searched, tmp_path):
+    pytest.importorskip("matplotlib")
+    from jaxsoftmax import figures, report, runlogs
+
+    logdir, document, _ = searched
+    notes = []
+    paths = report.write_figures(logdir, tmp_path, report=notes.append)
+    assert {path.name for path in paths} >= {"loss.png", "accuracy.png"}
+    settings = runlogs.group_settings(runlogs.run_logs(runlogs.read_results(logdir)))
+    drawn = [report._read_events(logdir, s) for s in runlogs.drawable(settings)]
+    drawn = [s for s in drawn if s.runs[0].curves]
+    finalists = {run["name"] for run in document["runs"] if run["steps"] == 36}
+    assert {s.runs[0].name for s in drawn} == finalists  # the trials whose curves were logged
+    figure = figures.accuracy_figure(drawn, runlogs.note_on(settings, drawn))
+    _, validation_axes = figure.axes
+    assert validation_axes.get_title() == "validation accuracy (whole validation split)"
+    for line in validation_axes.lines:  # each the trial's logged validation curve
+        run = next(run for run in document["runs"] if run["name"] == line.get_label())
+        assert line.get_ydata()[-1] == pytest.approx(run["validation_accuracy"], abs=1e-7)
+    assert len(validation_axes.lines) == len(finalists)
+    assert "by final validation accuracy" in figure.get_suptitle()
+    vs_rate = figures.accuracy_vs_learning_rate_figure(settings).axes[0]
+    assert vs_rate.get_ylabel() == "final validation accuracy"
+
+
 def test_a_search_stopped_by_a_signal_resumes_to_the_same_results(small_dir, cli_env, tmp_path):
     seed = random.randrange(10**6)
     argv = [*SEARCH[:-6], "--steps", "900", "--eval-every", "20", "--min-steps", "100"]

@@ -137,7 +137,7 @@ def test_images_have_the_expected_shapes(logged_run, mnist):
 
 
 def test_the_layout_for_custom_scalars_is_read_back_by_tensorboard(logged_run):
-    from tensorboard.plugins.custom_scalar import layout_pb2, metadata
+    from tensorboard.plugins.custom_scalar import metadata
 
     logdir, _ = logged_run
     root = events(logdir)
