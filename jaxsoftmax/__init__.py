@@ -63,6 +63,7 @@ _EXPORTS = {
     "save_checkpoint": ("checkpoint", "save"),
     "train_step": ("engine", "train_step"),
     "train_sweep": ("sweep", "train_sweep"),
+    "train_logged": ("logged", "train_logged"),
 }
 # The same names as _EXPORTS (a test checks), written out for tools that read them.
 __all__ = [
@@ -103,6 +104,7 @@ __all__ = [
     "read_idx",
     "save_checkpoint",
     "search_config",
+    "train_logged",
     "train_step",
     "train_sweep",
 ]

@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 
+from jaxsoftmax import features
 from jaxsoftmax.data import Dataset
 from jaxsoftmax.results import SweepResult
 
@@ -52,9 +53,9 @@ def _analyse(weights, biases, images, labels, *, num_classes: int, examples: int
 
     Args:
       weights: float32 (K, features, classes); biases: (K, classes).
-      images: uint8 (N, features); labels: int (N,).
+      images: uint8 pixels or float features (N, features); labels: int (N,).
     """
-    inputs = images.astype(np.float32) / np.float32(255.0)  # as `model.scale_images`
+    inputs = features.to_inputs(images)  # as the compiled step reads them
     logits = np.einsum("nf,kfc->knc", inputs, weights, optimize=True) + biases[:, None]
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     confidence = 1.0 / shifted.sum(axis=-1)  # the largest softmax probability

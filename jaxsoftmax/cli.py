@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 
-from jaxsoftmax import catalog, cmdline, data, grid, interrupts, search
+from jaxsoftmax import catalog, cmdline, data, grid, interrupts, logged, search
 from jaxsoftmax import settings as flag_rules
 from jaxsoftmax.config import (
     DEFAULT_LEARNING_RATES,
@@ -27,7 +27,7 @@ from jaxsoftmax.config import (
 from jaxsoftmax.errors import DataError
 from jaxsoftmax.settings import settings_from_checkpoint, settings_from_flags
 
-DEFAULT_CHECKPOINT_EVERY = 1000
+DEFAULT_CHECKPOINT_EVERY = logged.DEFAULT_CHECKPOINT_EVERY
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,17 +307,10 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
         logdir, run=run, dataset=dataset, names=settings.run_names, summaries=settings.summaries,
         quiet=args.quiet, checkpoint_extra=settings.to_dict(), resumes=settings.resumes,
     ) as out:  # fmt: skip
-        for report in run:
-            out.record(report)
-            stop = parallel.any_process(stops.requested is not None)  # all stop at one chunk
-            if stop or run.checkpoint_due(settings.checkpoint_every):
-                out.save(run.checkpoint())
-            if stop:
-                out.note("stopping: saving a checkpoint (Ctrl-C again quits at once)")
-                break
-        if not run.checkpointed:
-            out.save(run.checkpoint())
-        result, extras = out.finish(run.result(), dataset)
+        result, extras = outputs.drive(
+            run, out, dataset, checkpoint_every=settings.checkpoint_every,
+            stop_requested=lambda: parallel.any_process(stops.requested is not None),
+        )  # all processes stop at one chunk  # fmt: skip
         if settings.auto is not None:
             extras["auto"] = settings.auto
         timing = times | ({"search_s": settings.auto["search_s"]} if settings.auto else {})

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from jaxsoftmax import catalog
+from jaxsoftmax import catalog, features
 from jaxsoftmax.errors import ConfigError, DataError
 from jaxsoftmax.idx import read_images, read_labels
 
@@ -34,9 +34,10 @@ class Dataset:
 
     Attributes:
       name: the dataset's name, e.g. `mnist`.
-      train_images: uint8 array of shape (num_train, height, width).
+      train_images: (num_train, *image_shape): uint8 pixels (0-255, scaled into [0, 1]
+        for the model) or float32 features (taken as they are); see `features`.
       train_labels: int32 array of shape (num_train,), values in [0, num_classes).
-      test_images: uint8 array of shape (num_test, height, width).
+      test_images: (num_test, *image_shape), of the train images' dtype.
       test_labels: int32 array of shape (num_test,).
       num_classes: number of classes.
       origin: where the data came from (a folder, or `tfds`), for messages.
@@ -62,9 +63,20 @@ class Dataset:
             )
 
     @property
-    def image_shape(self) -> tuple[int, int]:
-        """(height, width) of every image."""
+    def image_shape(self) -> tuple[int, ...]:
+        """The shape of one example: (height, width), (height, width, channels) or
+        (features,)."""
         return self.train_images.shape[1:]
+
+    @property
+    def inputs(self) -> str:
+        """`pixels` (uint8) or `features` (float): how the model reads the arrays."""
+        return features.kind_of(self.train_images.dtype)
+
+    @property
+    def drawable(self) -> bool:
+        """Whether the examples are grey images, which TensorBoard can show as pictures."""
+        return len(self.image_shape) == 2 and self.inputs == features.PIXELS
 
     @property
     def num_features(self) -> int:
@@ -72,9 +84,12 @@ class Dataset:
         return int(np.prod(self.image_shape))
 
     @property
-    def background(self) -> str:
+    def background(self) -> str | None:
         """`dark` where the images' borders are mostly dark (MNIST: light digits on black),
-        else `light`: what a new image is matched to before it is classified."""
+        else `light`: what a new image is matched to before it is classified. None for
+        data that are not grey pixel images."""
+        if not self.drawable:
+            return None
         images = self.train_images[:1000]
         border = np.concatenate(
             [images[:, 0].ravel(), images[:, -1].ravel(), images[:, :, 0].ravel(),
@@ -90,6 +105,7 @@ class Dataset:
             "num_classes": self.num_classes,
             "class_names": list(self.class_names),
             "background": self.background,
+            "inputs": self.inputs,
         }
 
     def split_validation(self, size: int, seed: int) -> tuple["Dataset", np.ndarray]:
@@ -139,10 +155,11 @@ def default_class_names(name: str, num_classes: int) -> tuple[str, ...]:
 
 def describe(dataset: Dataset) -> str:
     """One line saying what a dataset holds and where it came from."""
-    height, width = dataset.image_shape
+    shape = "x".join(map(str, dataset.image_shape))
+    what = "images" if dataset.inputs == features.PIXELS else "examples of float features"
     return (
         f"{dataset.name}: {len(dataset.train_images)} training and {len(dataset.test_images)} "
-        f"test images of {height}x{width}, {dataset.num_classes} classes, from {dataset.origin}"
+        f"test {what} of {shape}, {dataset.num_classes} classes, from {dataset.origin}"
     )
 
 
@@ -233,24 +250,51 @@ def load_idx_folder(
 
 def make_dataset(
     *,
-    name: str,
-    train_images: np.ndarray,
-    train_labels: np.ndarray,
-    test_images: np.ndarray,
-    test_labels: np.ndarray,
+    train_images,
+    train_labels,
+    test_images,
+    test_labels,
+    name: str = "arrays",
     num_classes: int | None = None,
-    origin: str,
+    class_names=None,
+    origin: str = "arrays in memory",
 ) -> Dataset:
-    """Builds a Dataset from arrays after checking that they fit together.
+    """Builds a Dataset from arrays a caller holds, after checking that they fit together.
+
+        dataset = js.make_dataset(train_images=x_train, train_labels=y_train,
+                                  test_images=x_test, test_labels=y_test)
+
+    Nothing is silently converted. uint8 arrays are pixels, 0-255, which the model scales
+    into [0, 1] (as IDX files and TFDS give them); whole numbers 0-255 of another integer
+    dtype are the same pixels. Float arrays are features, kept as float32 on the scale
+    they have: MNIST already divided by 255 trains as the uint8 files do, standardised
+    columns train as they are (see `features`).
 
     Args:
+      train_images, test_images: (N, features) vectors, (N, height, width) images or
+        (N, height, width, channels), of one kind (pixels or features) and shape.
+      train_labels, test_labels: (N,) whole numbers >= 0.
+      name: what to call the data in messages and results.json.
       num_classes: the class count if known (from the user, or TFDS metadata). Else a
         dataset the catalog knows by `name` has its own (10 for mnist), and any other
         one as many as its labels span, the same in both splits.
+      class_names: what each class is called (default: the catalog's, else the labels).
+      origin: where the data came from, for messages.
 
     Raises:
-      DataError: counts, image sizes or labels are inconsistent.
+      DataError: ragged, non-finite or mismatched arrays, counts, shapes or labels, in
+        one line naming the split.
     """
+    train_images = _examples(origin, "train", train_images)
+    test_images = _examples(origin, "test", test_images)
+    train_labels = _labels(origin, "train", train_labels)
+    test_labels = _labels(origin, "test", test_labels)
+    if train_images.dtype != test_images.dtype:
+        raise DataError(
+            f"{origin}: train examples are {features.kind_of(train_images.dtype)} but test "
+            f"examples {features.kind_of(test_images.dtype)}; give both as uint8 pixels or "
+            "both as float features"
+        )
     for split, images, labels in (
         ("train", train_images, train_labels),
         ("test", test_images, test_labels),
@@ -269,15 +313,66 @@ def make_dataset(
             f"but test images are {'x'.join(map(str, test_images.shape[1:]))}"
         )
     num_classes = _class_count(name, origin, train_labels, test_labels, num_classes)
+    if class_names is not None:
+        class_names = tuple(str(class_name) for class_name in class_names)
+        if len(class_names) != num_classes:
+            raise DataError(
+                f"{origin}: {len(class_names)} class names for {num_classes} classes; "
+                "name each class once"
+            )
     return Dataset(
         name=name,
-        train_images=np.asarray(train_images, np.uint8),
-        train_labels=np.asarray(train_labels, np.int32),
-        test_images=np.asarray(test_images, np.uint8),
-        test_labels=np.asarray(test_labels, np.int32),
+        train_images=train_images,
+        train_labels=train_labels.astype(np.int32),
+        test_images=test_images,
+        test_labels=test_labels.astype(np.int32),
         num_classes=num_classes,
         origin=origin,
+        class_names=class_names or (),
     )
+
+
+def _examples(origin: str, split: str, images) -> np.ndarray:
+    """A split's examples as uint8 pixels or float32 features (see `make_dataset`)."""
+    try:
+        images = np.asarray(images)
+    except ValueError:
+        raise DataError(
+            f"{origin}: {split} examples are ragged (not all of one shape); give one array"
+        ) from None
+    if images.ndim not in (2, 3, 4):
+        raise DataError(
+            f"{origin}: {split} examples have shape {images.shape}; give (N, features) "
+            "vectors, (N, height, width) or (N, height, width, channels) images"
+        )
+    if images.dtype == np.uint8:
+        return images
+    if np.issubdtype(images.dtype, np.floating):
+        if not np.isfinite(images).all():
+            raise DataError(f"{origin}: {split} examples hold NaN or infinite values")
+        return images.astype(np.float32)
+    if np.issubdtype(images.dtype, np.integer) and images.size:
+        if images.min() >= 0 and images.max() <= 255:  # pixels in a wider type
+            return images.astype(np.uint8)
+        raise DataError(
+            f"{origin}: {split} examples are {images.dtype} from {images.min()} to "
+            f"{images.max()}; give uint8 pixels 0-255, or float features"
+        )
+    raise DataError(
+        f"{origin}: {split} examples are {images.dtype}; give uint8 pixels or float features"
+    )
+
+
+def _labels(origin: str, split: str, labels) -> np.ndarray:
+    try:
+        labels = np.asarray(labels)
+    except ValueError:
+        raise DataError(f"{origin}: {split} labels are ragged; give one number each") from None
+    if labels.ndim != 1:
+        raise DataError(
+            f"{origin}: {split} labels have shape {labels.shape}; give one per example (N,)"
+        )
+    return labels
 
 
 def _whole_and_not_negative(labels: np.ndarray) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxsoftmax import cmdline, files, trained
+from jaxsoftmax import cmdline, features, files, trained
 from jaxsoftmax.errors import ConfigError, JaxsoftmaxError
 
 FORMATS = ("onnx", "npz")
@@ -27,8 +27,10 @@ INPUT, OUTPUT = "images", "probabilities"
 
 
 def onnx_model(model: trained.Model):
-    """The ONNX graph of `model`: uint8 `images` (N, height, width) to float32
-    `probabilities` (N, classes); class names and image shape in its metadata."""
+    """The ONNX graph of `model`: `images` (N, *image_shape) to float32 `probabilities`
+    (N, classes); class names and image shape in its metadata. A model trained on pixels
+    takes uint8 images and scales them as training did; one trained on float features
+    takes float32 features as they are (see `features`)."""
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
@@ -36,25 +38,30 @@ def onnx_model(model: trained.Model):
         raise JaxsoftmaxError(
             "--format onnx needs onnx: pip install 'jaxsoftmax[export]'"
         ) from None
-    height, width = model.image_shape
+    shape = tuple(model.image_shape)
+    pixels = model.inputs == features.PIXELS
     constants = [
-        numpy_helper.from_array(np.asarray(trained.PIXEL_MAX, np.float32), "pixel_max"),
-        numpy_helper.from_array(np.asarray([-1, height * width], np.int64), "flat_shape"),
+        numpy_helper.from_array(np.asarray(features.PIXEL_MAX, np.float32), "pixel_max"),
+        numpy_helper.from_array(np.asarray([-1, int(np.prod(shape))], np.int64), "flat_shape"),
         numpy_helper.from_array(np.asarray(model.w, np.float32), "w"),
         numpy_helper.from_array(np.asarray(model.b, np.float32), "b"),
-    ]
-    nodes = [
+    ][0 if pixels else 1 :]
+    scale = [
         helper.make_node("Cast", [INPUT], ["pixels"], to=TensorProto.FLOAT),
         helper.make_node("Div", ["pixels", "pixel_max"], ["scaled"]),
-        helper.make_node("Reshape", ["scaled", "flat_shape"], ["inputs"]),
+    ]
+    nodes = [
+        *(scale if pixels else []),
+        helper.make_node("Reshape", ["scaled" if pixels else INPUT, "flat_shape"], ["inputs"]),
         helper.make_node("MatMul", ["inputs", "w"], ["products"]),
         helper.make_node("Add", ["products", "b"], ["logits"]),
         helper.make_node("Softmax", ["logits"], [OUTPUT], axis=-1),
     ]
+    input_type = TensorProto.UINT8 if pixels else TensorProto.FLOAT
     graph = helper.make_graph(
         nodes,
         f"jaxsoftmax {model.name}",
-        [helper.make_tensor_value_info(INPUT, TensorProto.UINT8, ["N", height, width])],
+        [helper.make_tensor_value_info(INPUT, input_type, ["N", *shape])],
         [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", len(model.b)])],
         initializer=constants,
     )
@@ -63,8 +70,8 @@ def onnx_model(model: trained.Model):
     )
     helper.set_model_props(
         exported,
-        {"class_names": "\n".join(model.class_names), "image_shape": f"{height}x{width}",
-         "run": model.name},
+        {"class_names": "\n".join(model.class_names), "image_shape": "x".join(map(str, shape)),
+         "run": model.name, "inputs": model.inputs},
     )  # fmt: skip
     onnx.checker.check_model(exported, full_check=True)
     return exported

@@ -6,10 +6,8 @@ import dataclasses
 import pathlib
 import sys
 
-from jaxsoftmax import data, logdirs
+from jaxsoftmax import data, logdirs, logged
 
-# The final checkpoint holds every model's trained parameters up to this size.
-KEEP_PARAMS_BYTES = 2**29
 MAX_OPEN_FILES = 65536
 FILES_IN_RESERVE = 256  # for the rest of the process: libraries, data, the compilation cache
 
@@ -43,8 +41,7 @@ def sweep_run(args, config, settings, resume, dataset, say):
     plan = make_plan(config, dataset, **options)
     if plan.max_models == cap and plan.num_slices > 1:
         say(f"note: at most {cap} models per slice, for as many event files as may be open")
-    parameter_bytes = (dataset.num_features + 1) * dataset.num_classes * 4
-    keep = config.num_models * parameter_bytes <= KEEP_PARAMS_BYTES
+    keep = logged.keeps_params(config, dataset)
     return SweepRun.start(dataset, config, plan, histogram_buckets=buckets, keep_params=keep)
 
 

@@ -1,6 +1,7 @@
 """The linear softmax classifier: pure functions of a parameter pytree and arrays.
 
-`y = softmax(x @ w + b)`, with x the flattened image scaled to [0, 1].
+`y = softmax(x @ w + b)`, with x the flattened example: pixels scaled to [0, 1], float
+features as they are (`features.to_inputs`).
 
 The default objective reproduces the TensorFlow tutorial this library modernises,
 `-reduce_mean(y_ * log(y)) * 1000`: a mean over batch *and* the 10 classes, times
@@ -17,10 +18,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxsoftmax import features
 from jaxsoftmax.config import TUTORIAL_LOSS_SCALE  # noqa: F401 (documented here)
-
-# The largest uint8 pixel value: images are scaled by it into [0, 1].
-PIXEL_MAX = 255.0
 
 
 class Params(TypedDict):
@@ -53,8 +52,9 @@ def init_params(
 
 
 def scale_images(images: jax.Array) -> jax.Array:
-    """uint8 images of any shape (batch, ...) to float32 rows in [0, 1], shape (batch, features)."""
-    return images.reshape(images.shape[0], -1).astype(jnp.float32) / PIXEL_MAX
+    """Examples of any shape (batch, ...) to float32 rows (batch, features): uint8 pixels
+    into [0, 1], float features as they are (`features.to_inputs`, the one rule)."""
+    return features.to_inputs(images)
 
 
 def logits(params: Params, inputs: jax.Array) -> jax.Array:

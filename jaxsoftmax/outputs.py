@@ -191,6 +191,28 @@ class RunOutputs(contextlib.AbstractContextManager):
                 self._wait_for_first_events()
 
 
+def drive(
+    run, out: RunOutputs, dataset: Dataset, *, checkpoint_every: int, stop_requested=lambda: False
+) -> tuple:
+    """The run loop every caller shares: each chunk recorded, a checkpoint when due or
+    when `stop_requested()` says so (then the loop ends), a final one, and the run's end.
+
+    Returns:
+      The result, and keyword arguments for `write_results` (see `RunOutputs.finish`).
+    """
+    for report in run:
+        out.record(report)
+        stop = stop_requested()
+        if stop or run.checkpoint_due(checkpoint_every):
+            out.save(run.checkpoint())
+        if stop:
+            out.note("stopping: saving a checkpoint (Ctrl-C again quits at once)")
+            break
+    if not run.checkpointed:
+        out.save(run.checkpoint())
+    return out.finish(run.result(), dataset)
+
+
 def _summaries(logdir, run: SweepRun, dataset: Dataset, names, resumes: int):
     from jaxsoftmax import summaries
 
@@ -208,7 +230,7 @@ def _summaries(logdir, run: SweepRun, dataset: Dataset, names, resumes: int):
         names,
         [point | settings for point in config.points],
         config.steps,
-        dataset.image_shape,
+        dataset.image_shape if len(dataset.image_shape) == 2 else None,
         dataset.class_names,
         resumed_steps=progress.steps_done.copy() if resumes else None,  # as it was then
         resume_count=resumes,
@@ -227,7 +249,8 @@ def _first_events(writer, run: SweepRun, dataset: Dataset) -> None:
     if config.validation:
         train = dataset.split_validation(config.validation, config.seed)[0]
     first = batches.first_batch(config.seed_values[0], len(train.train_images), config.batch_size)
-    writer.write_inputs(train.train_images[first])
+    if dataset.drawable:
+        writer.write_inputs(train.train_images[first])
     splits = ("validation",) * bool(config.validation) + ("test",) * config.evaluate_test
     writer.write_layout(splits)
     writer.write_graph(

@@ -252,7 +252,8 @@ def conclude(result, dataset, *, rung_accuracy: np.ndarray | None = None):
     if chosen is None:
         return result, None, per_run
     model = Model(name="chosen", w=result.params["w"][chosen], b=result.params["b"][chosen],
-                  image_shape=dataset.image_shape, class_names=dataset.class_names)  # fmt: skip
+                  image_shape=dataset.image_shape, class_names=dataset.class_names,
+                  inputs=dataset.inputs)  # fmt: skip
     probabilities = model.predict_proba(dataset.test_images)
     picked = probabilities[np.arange(len(probabilities)), dataset.test_labels]
     loss = -np.log(np.maximum(picked, np.finfo(np.float32).tiny)).mean() * result.config.loss_scale

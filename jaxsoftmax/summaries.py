@@ -118,7 +118,8 @@ class SweepSummaries(contextlib.AbstractContextManager):
       run_names: one TensorBoard run name per model (see `grid.run_names`).
       hparams: each model's settings for the HPARAMS tab, in the same order.
       steps: the steps every model trains; a model's files close after its last.
-      image_shape: (height, width) of the input images, for the weight templates.
+      image_shape: (height, width) of the input images, for the weight templates; None
+        where the examples are not grey images (vectors, colour): no templates then.
       class_names: what each class is called, to label the templates.
       resumed_steps: when resuming, the steps each model had taken at the checkpoint
         (K,): its files start by discarding what was logged after that.
@@ -133,7 +134,7 @@ class SweepSummaries(contextlib.AbstractContextManager):
         run_names: Sequence[str],
         hparams: Sequence[Mapping[str, float | int | str]],
         steps: int,
-        image_shape: tuple[int, int],
+        image_shape: tuple[int, int] | None,
         class_names: Sequence[str] | None = None,
         *,
         resumed_steps: np.ndarray | None = None,
@@ -147,7 +148,7 @@ class SweepSummaries(contextlib.AbstractContextManager):
         self._names = list(run_names)
         self._hparams = list(hparams)
         self._steps = steps
-        self._image_shape = tuple(image_shape)
+        self._image_shape = None if image_shape is None else tuple(image_shape)
         self._class_names = class_names
         self._files: dict[tuple[str, str], EventFile] = {}
         try:
@@ -246,7 +247,8 @@ class SweepSummaries(contextlib.AbstractContextManager):
     ) -> None:
         """A finished model's errors (an `analysis.Analysis`) at its last step: images
         `confusion_matrix` and `misclassified` (its most confident errors on the test
-        images, each with its true class and the model's answer)."""
+        images, each with its true class and the model's answer; only where the test
+        examples are uint8 grey images)."""
         run = self._names[model_index]
         names = self._class_names or [str(k) for k in range(len(analysis.confusion))]
         # A file of its own: the run's first file is closed, and a new one opened in the
@@ -256,6 +258,8 @@ class SweepSummaries(contextlib.AbstractContextManager):
             matrix = confusion_picture(analysis.confusion, names)
             events.add(summary.image("confusion_matrix", matrix, dataformats="HWC"), self._steps)
             examples = analysis.examples
+            if test_images.dtype != np.uint8 or test_images.ndim != 3:
+                return
             picture = misclassified_picture(
                 test_images[examples], test_labels[examples], analysis.predicted,
                 analysis.confidence, names,
@@ -286,7 +290,7 @@ class SweepSummaries(contextlib.AbstractContextManager):
                 self._file(run, "", model_index).add(proto, step)
 
     def _write_templates(self, weights: np.ndarray, step: int, run: str, model_index: int):
-        if np.isfinite(weights).all():
+        if self._image_shape is not None and np.isfinite(weights).all():
             templates = weight_templates(weights, self._image_shape, self._class_names)
             self._file(run, "train", model_index).add(
                 summary.image("weights", templates, dataformats="HWC"), step

@@ -20,11 +20,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from jaxsoftmax import checkpoint
+from jaxsoftmax import checkpoint, features
 from jaxsoftmax.errors import DataError
 from jaxsoftmax.logdirs import CHECKPOINT_FILE, RESULTS_FILE
 
-PIXEL_MAX = 255.0
 # Metrics a model can be chosen by: True where larger is better.
 METRICS = {
     "validation_accuracy": True,
@@ -43,24 +42,30 @@ class Model:
     Attributes:
       name: its run name, e.g. `lr=0.005`.
       w: float32 (features, classes) weights; b: float32 (classes,) biases.
-      image_shape: (height, width) of the images it takes.
+      image_shape: the shape of one example it takes: (height, width) images,
+        (height, width, channels), or (features,) vectors.
       class_names: what each class is called.
       background: `dark` or `light`, the background of the images it was trained on.
+      inputs: `pixels` (uint8 0-255, scaled into [0, 1]) or `features` (floats taken as
+        they are): what it was trained on (see `features`).
     """
 
     name: str
     w: np.ndarray
     b: np.ndarray
-    image_shape: tuple[int, int]
+    image_shape: tuple[int, ...]
     class_names: tuple[str, ...]
     background: str = "dark"
+    inputs: str = features.PIXELS
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities of `images`.
 
         Args:
-          images: uint8 (pixels 0-255) or float (pixels in [0, 1]), of shape
-            (N, height, width), (height, width) for one image, or flattened (N, features).
+          images: for a model trained on pixels, uint8 (0-255) or float (in [0, 1]);
+            for one trained on float features, floats on the training data's scale.
+            Of shape (N, *image_shape), image_shape for one example, or flattened
+            (N, features).
 
         Returns:
           float32 (N, classes), rows summing to 1.
@@ -80,21 +85,31 @@ class Model:
 
     def _inputs(self, images) -> np.ndarray:
         images = np.asarray(images)
-        features = int(np.prod(self.image_shape))
-        if images.shape == tuple(self.image_shape) or images.shape == (features,):
+        shape, size = tuple(self.image_shape), int(np.prod(self.image_shape))
+        if images.shape == shape or images.shape == (size,):
             images = images[None]
-        if images.ndim == 3 and images.shape[1:] == tuple(self.image_shape):
-            images = images.reshape(len(images), features)
-        if images.ndim != 2 or images.shape[1] != features:
-            height, width = self.image_shape
+        if images.shape[1:] == shape:
+            images = images.reshape(len(images), size)
+        if images.ndim != 2 or images.shape[1] != size:
             raise DataError(
-                f"images of shape {images.shape} do not fit model {self.name}, which takes "
-                f"{height}x{width} images: (N, {height}, {width}) or (N, {features})"
+                f"examples of shape {images.shape} do not fit model {self.name}, which takes "
+                f"{'x'.join(map(str, shape))} examples: (N, {', '.join(map(str, shape))}) "
+                f"or (N, {size})"
             )
+        floating = np.issubdtype(images.dtype, np.floating)
+        if floating and not np.isfinite(images).all():
+            raise DataError("the examples hold NaN or infinite values; give finite numbers")
+        if self.inputs == features.FEATURES:
+            if not floating:
+                raise DataError(
+                    f"model {self.name} was trained on float features, not {images.dtype} "
+                    "pixels: give floats scaled as its training data was"
+                )
+            return features.to_inputs(images)
         if images.dtype == np.uint8:
-            return images.astype(np.float32) / np.float32(PIXEL_MAX)
-        if np.issubdtype(images.dtype, np.floating):
-            if not (np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
+            return features.to_inputs(images)
+        if floating:
+            if not (images.min() >= 0 and images.max() <= 1):
                 raise DataError("float images must hold pixels in [0, 1]; uint8 ones 0 to 255")
             return images.astype(np.float32)
         raise DataError(f"images must be uint8 or float, not {images.dtype}")
@@ -162,7 +177,8 @@ class TrainedRun:
             b=np.asarray(b, np.float32),
             image_shape=tuple(data["image_shape"]),
             class_names=tuple(data["class_names"]),
-            background=data.get("background", "dark"),
+            background=data.get("background") or "dark",
+            inputs=data.get("inputs", features.PIXELS),
         )
 
     def best(self, metric: str = "validation_accuracy") -> Model:
