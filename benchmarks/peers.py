@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 # The tutorial's loss, -reduce_mean(y_ * log(y)) * 1000, averages over the 10 classes too:
-# it is 100 x the mean cross-entropy (`jaxsoftmax.model.TUTORIAL_LOSS_SCALE`).
+# it is 100 x the mean cross-entropy (`jaxsoftmax.sweep.config.TUTORIAL_LOSS_SCALE`).
 TUTORIAL_LOSS_SCALE = 100.0
 # As written in softmax.py, applied to the mean over batch *and* classes.
 _TF1_LOSS_MULTIPLIER = 1000.0

@@ -106,11 +106,11 @@ def worker(spec: dict) -> dict:
     result."""
     import jax
 
-    from jaxsoftmax import search
-    from jaxsoftmax.autosearch import DEFAULT_SPACE
-    from jaxsoftmax.halving import HalvingSearch
-    from jaxsoftmax.loop import SweepRun
-    from jaxsoftmax.plan import make_plan
+    from jaxsoftmax.search import spaces as search
+    from jaxsoftmax.search.auto import DEFAULT_SPACE
+    from jaxsoftmax.search.halving import HalvingSearch
+    from jaxsoftmax.sweep.loop import SweepRun
+    from jaxsoftmax.sweep.plan import make_plan
 
     dataset = load(spec["dataset"], spec["data_dir"], spec["quick"])
     config = search.search_config(
@@ -193,7 +193,7 @@ def auto(name: str, data_dir: str | None, quick: bool, scratch: pathlib.Path, se
 def _small_idx(name: str, data_dir: str | None, scratch: pathlib.Path) -> pathlib.Path:
     import gzip
 
-    from jaxsoftmax import catalog
+    from jaxsoftmax.data import catalog
 
     folder = scratch / f"idx-{name}"
     if folder.exists():
@@ -276,8 +276,8 @@ def optuna_search(data, steps: int, report_every: int, seconds: float,
     import jax.numpy as jnp
     import optuna
 
-    from jaxsoftmax import search
-    from jaxsoftmax.autosearch import DEFAULT_SPACE
+    from jaxsoftmax.search import spaces as search
+    from jaxsoftmax.search.auto import DEFAULT_SPACE
 
     space = search.parse_space(DEFAULT_SPACE)
     optimizer, train, accuracy = plain_trainer(steps)

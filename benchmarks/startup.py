@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="write startup.json here (default benchmarks/results)")  # fmt: skip
     args = parser.parse_args(argv)
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-    from jaxsoftmax import data
+    from jaxsoftmax.data import load as data
 
     found = [d for d in data.candidate_dirs("mnist") if data.find_idx_files(d) is not None]
     folder = args.data_dir or (found[0] if found else None)

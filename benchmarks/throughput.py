@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxsoftmax as js
-from jaxsoftmax import layout_probe
+from jaxsoftmax.sweep import layout_probe
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import provenance

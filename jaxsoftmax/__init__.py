@@ -24,46 +24,46 @@ __version__ = "0.2.0"
 
 # Public name -> (module, name there).
 _EXPORTS = {
-    "AutoResult": ("autosearch", "AutoResult"),
-    "Halving": ("search", "Halving"),
-    "HalvingSearch": ("halving", "HalvingSearch"),
-    "auto": ("autosearch", "auto"),
-    "parse_space": ("search", "parse_space"),
-    "search_config": ("search", "search_config"),
+    "AutoResult": ("search.auto", "AutoResult"),
+    "Halving": ("search.spaces", "Halving"),
+    "HalvingSearch": ("search.halving", "HalvingSearch"),
+    "auto": ("search.auto", "auto"),
+    "parse_space": ("search.spaces", "parse_space"),
+    "search_config": ("search.spaces", "search_config"),
     "CheckpointError": ("errors", "CheckpointError"),
-    "ChunkReport": ("progress", "ChunkReport"),
+    "ChunkReport": ("sweep.progress", "ChunkReport"),
     "ConfigError": ("errors", "ConfigError"),
     "DataError": ("errors", "DataError"),
-    "Dataset": ("data", "Dataset"),
+    "Dataset": ("data.dataset", "Dataset"),
     "JaxsoftmaxError": ("errors", "JaxsoftmaxError"),
-    "SweepCheckpoint": ("checkpoint", "SweepCheckpoint"),
-    "SweepConfig": ("config", "SweepConfig"),
-    "SweepPlan": ("plan", "SweepPlan"),
-    "SweepResult": ("results", "SweepResult"),
-    "SweepRun": ("loop", "SweepRun"),
-    "TrainState": ("engine", "TrainState"),
-    "accuracy": ("model", "accuracy"),
-    "cross_entropy": ("model", "cross_entropy"),
-    "enable_compilation_cache": ("runtime", "enable_compilation_cache"),
-    "gradient_descent": ("optimizer", "gradient_descent"),
-    "init_params": ("model", "init_params"),
-    "init_state": ("engine", "init_state"),
-    "initialize_distributed": ("parallel", "initialize_distributed"),
-    "load_checkpoint": ("checkpoint", "load"),
-    "load_dataset": ("data", "load_dataset"),
-    "load_run": ("trained", "load_run"),
-    "Model": ("trained", "Model"),
-    "TrainedRun": ("trained", "TrainedRun"),
-    "logits": ("model", "logits"),
-    "make_dataset": ("data", "make_dataset"),
-    "make_plan": ("plan", "make_plan"),
-    "objective": ("model", "objective"),
-    "parse_grid": ("grid", "parse_grid"),
-    "read_idx": ("idx", "read_idx"),
-    "save_checkpoint": ("checkpoint", "save"),
-    "train_step": ("engine", "train_step"),
-    "train_sweep": ("sweep", "train_sweep"),
-    "train_logged": ("logged", "train_logged"),
+    "SweepCheckpoint": ("sweep.checkpoint", "SweepCheckpoint"),
+    "SweepConfig": ("sweep.config", "SweepConfig"),
+    "SweepPlan": ("sweep.plan", "SweepPlan"),
+    "SweepResult": ("sweep.results", "SweepResult"),
+    "SweepRun": ("sweep.loop", "SweepRun"),
+    "TrainState": ("core.engine", "TrainState"),
+    "accuracy": ("core.model", "accuracy"),
+    "cross_entropy": ("core.model", "cross_entropy"),
+    "enable_compilation_cache": ("sweep.runtime", "enable_compilation_cache"),
+    "gradient_descent": ("core.optimizer", "gradient_descent"),
+    "init_params": ("core.model", "init_params"),
+    "init_state": ("core.engine", "init_state"),
+    "initialize_distributed": ("sweep.parallel", "initialize_distributed"),
+    "load_checkpoint": ("sweep.checkpoint", "load"),
+    "load_dataset": ("data.load", "load_dataset"),
+    "load_run": ("trained.run", "load_run"),
+    "Model": ("trained.run", "Model"),
+    "TrainedRun": ("trained.run", "TrainedRun"),
+    "logits": ("core.model", "logits"),
+    "make_dataset": ("data.dataset", "make_dataset"),
+    "make_plan": ("sweep.plan", "make_plan"),
+    "objective": ("core.model", "objective"),
+    "parse_grid": ("sweep.grid", "parse_grid"),
+    "read_idx": ("data.idx", "read_idx"),
+    "save_checkpoint": ("sweep.checkpoint", "save"),
+    "train_step": ("core.engine", "train_step"),
+    "train_sweep": ("sweep.train", "train_sweep"),
+    "train_logged": ("outputs.logged", "train_logged"),
 }
 # The same names as _EXPORTS (a test checks), written out for tools that read them.
 __all__ = [
@@ -124,22 +124,23 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # what type checkers and editors see
-    from jaxsoftmax.checkpoint import SweepCheckpoint
-    from jaxsoftmax.checkpoint import load as load_checkpoint
-    from jaxsoftmax.checkpoint import save as save_checkpoint
-    from jaxsoftmax.config import SweepConfig
-    from jaxsoftmax.data import Dataset, load_dataset, make_dataset
-    from jaxsoftmax.engine import TrainState, init_state, train_step
+    from jaxsoftmax.core.engine import TrainState, init_state, train_step
+    from jaxsoftmax.core.model import accuracy, cross_entropy, init_params, logits, objective
+    from jaxsoftmax.core.optimizer import gradient_descent
+    from jaxsoftmax.data.dataset import Dataset, make_dataset
+    from jaxsoftmax.data.idx import read_idx
+    from jaxsoftmax.data.load import load_dataset
     from jaxsoftmax.errors import CheckpointError, ConfigError, DataError, JaxsoftmaxError
-    from jaxsoftmax.grid import parse_grid
-    from jaxsoftmax.idx import read_idx
-    from jaxsoftmax.loop import SweepRun
-    from jaxsoftmax.model import accuracy, cross_entropy, init_params, logits, objective
-    from jaxsoftmax.optimizer import gradient_descent
-    from jaxsoftmax.parallel import initialize_distributed
-    from jaxsoftmax.plan import SweepPlan, make_plan
-    from jaxsoftmax.progress import ChunkReport
-    from jaxsoftmax.results import SweepResult
-    from jaxsoftmax.runtime import enable_compilation_cache
-    from jaxsoftmax.sweep import train_sweep
-    from jaxsoftmax.trained import Model, TrainedRun, load_run
+    from jaxsoftmax.sweep.checkpoint import SweepCheckpoint
+    from jaxsoftmax.sweep.checkpoint import load as load_checkpoint
+    from jaxsoftmax.sweep.checkpoint import save as save_checkpoint
+    from jaxsoftmax.sweep.config import SweepConfig
+    from jaxsoftmax.sweep.grid import parse_grid
+    from jaxsoftmax.sweep.loop import SweepRun
+    from jaxsoftmax.sweep.parallel import initialize_distributed
+    from jaxsoftmax.sweep.plan import SweepPlan, make_plan
+    from jaxsoftmax.sweep.progress import ChunkReport
+    from jaxsoftmax.sweep.results import SweepResult
+    from jaxsoftmax.sweep.runtime import enable_compilation_cache
+    from jaxsoftmax.sweep.train import train_sweep
+    from jaxsoftmax.trained.run import Model, TrainedRun, load_run

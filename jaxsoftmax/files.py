@@ -1,4 +1,5 @@
-"""Writing a file so that readers find the old one or the whole new one, never half."""
+"""The files a run leaves in its log directory, and writing a file so that readers find the
+old one or the whole new one, never half."""
 
 import contextlib
 import os
@@ -6,6 +7,11 @@ import pathlib
 import tempfile
 from collections.abc import Iterator
 from typing import IO
+
+# What a run writes into its log directory besides TensorBoard's event files.
+RESULTS_FILE = "results.json"
+CHECKPOINT_FILE = "checkpoint.npz"
+FIGURES_DIR = "figures"
 
 
 @contextlib.contextmanager

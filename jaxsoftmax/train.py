@@ -2,7 +2,7 @@
 
 import sys
 
-from jaxsoftmax.cli import main
+from jaxsoftmax.cli.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

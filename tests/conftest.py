@@ -7,7 +7,7 @@ import pathlib
 import jax
 import pytest
 
-from jaxsoftmax import data
+from jaxsoftmax.data import load as data
 
 # Strictness: implicit rank promotion is an error (warnings are errors via pyproject).
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -77,7 +77,7 @@ def logged_run(mnist_dir, tmp_path_factory):
     """A short real run with every summary on: (logdir, results.json as a dict)."""
     import json
 
-    from jaxsoftmax import cli
+    from jaxsoftmax.cli import train as cli
 
     logdir = tmp_path_factory.mktemp("logged") / "run"
     argv = ["--steps", "20", "--eval-every", "5", "--learning-rates", "0.002,0.005"]

@@ -8,10 +8,11 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import jaxsoftmax as js
-from jaxsoftmax import data, features
-from jaxsoftmax.config import SweepConfig
+from jaxsoftmax.core import features
+from jaxsoftmax.data import load as data
 from jaxsoftmax.errors import DataError
-from jaxsoftmax.sweep import train_sweep
+from jaxsoftmax.sweep.config import SweepConfig
+from jaxsoftmax.sweep.train import train_sweep
 
 CONFIG = SweepConfig(learning_rates=(0.005,), steps=300, eval_every=100)
 
@@ -88,7 +89,7 @@ def test_features_on_their_own_scale_are_logged_and_read_back(mnist, tmp_path):
     root.Reload()
     assert "input" not in root.Tags()["images"]
     onnxruntime = pytest.importorskip("onnxruntime")
-    from jaxsoftmax import export
+    from jaxsoftmax.trained import export
 
     model = run[run.names[1]]
     session = onnxruntime.InferenceSession(export.onnx_model(model).SerializeToString())
@@ -99,7 +100,7 @@ def test_features_on_their_own_scale_are_logged_and_read_back(mnist, tmp_path):
 
 def test_a_python_run_logs_what_the_command_line_logs(mnist, mnist_dir, tmp_path):
     """train_logged and `python -m jaxsoftmax.train` write the same results and tags."""
-    from jaxsoftmax import cli
+    from jaxsoftmax.cli import train as cli
 
     argv = ["--steps", "20", "--eval-every", "10", "--learning-rates", "0.002,0.005"]
     argv += ["--data-dir", str(mnist_dir), "--quiet", "--no-compilation-cache"]

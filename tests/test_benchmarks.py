@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from benchmarks import throughput, time_to_accuracy
-from jaxsoftmax.config import SweepConfig
+from jaxsoftmax.sweep.config import SweepConfig
 
 from .conftest import REPO
 
@@ -215,7 +215,7 @@ def test_time_to_accuracy_quick_mode_chooses_on_validation_and_times_the_choice(
 def test_the_gpu_check_runs_its_steps_on_cpu_in_dry_run_mode(mnist_dir, tmp_path):
     """benchmarks/gpu_check.sh --dry-run: the GPU check's steps (devices, the GPU-relevant
     tests, throughput with the layout probe, the one-line summary) on CPU JAX, K <= 30."""
-    from jaxsoftmax.layouts import LAYOUTS
+    from jaxsoftmax.core.layouts import LAYOUTS
 
     env = os.environ | {"PYTHON": sys.executable, "JAXSOFTMAX_DATA_DIR": str(mnist_dir.parent),
                         "XDG_CACHE_HOME": str(tmp_path)}  # fmt: skip

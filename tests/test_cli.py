@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from jaxsoftmax import cli
+from jaxsoftmax.cli import train as cli
 
 SHORT_RUN = ["--steps", "30", "--eval-every", "10", "--no-compilation-cache"]
 
@@ -201,7 +201,7 @@ def test_help_gives_each_default_once_and_none_that_means_nothing(capsys):
 
 
 def test_the_table_stays_aligned_with_huge_and_missing_values():
-    from jaxsoftmax import config, results
+    from jaxsoftmax.sweep import config, results
 
     cfg = config.SweepConfig(learning_rates=(0.005, 1e6, 1e37), steps=2, eval_every=1)
     result = results.SweepResult(
@@ -241,7 +241,7 @@ def test_results_carry_the_digits_float32_has(env, tmp_path, capsys):
 def test_labels_beyond_the_datasets_classes_are_one_line_and_nothing_is_written(
     env, tmp_path, capsys, mnist
 ):
-    from jaxsoftmax import catalog
+    from jaxsoftmax.data import catalog
     from tests.test_idx import idx_bytes
 
     folder = tmp_path / "mnist"
@@ -268,7 +268,7 @@ def test_labels_beyond_the_datasets_classes_are_one_line_and_nothing_is_written(
 
 
 def test_a_forced_layout_is_the_runs_and_gives_the_same_models(env, tmp_path, capsys):
-    from jaxsoftmax import checkpoint
+    from jaxsoftmax.sweep import checkpoint
 
     accuracy, weights = {}, {}
     for layout in ("class_major", "feature_major"):
@@ -287,6 +287,7 @@ def test_a_forced_layout_is_the_runs_and_gives_the_same_models(env, tmp_path, ca
 
 
 def test_layout_choices_are_the_plans():
-    from jaxsoftmax import plan, settings
+    from jaxsoftmax.cli import settings
+    from jaxsoftmax.sweep import plan
 
     assert (plan.AUTO, *plan.LAYOUTS) == settings.LAYOUT_CHOICES

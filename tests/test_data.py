@@ -6,7 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from jaxsoftmax import catalog, data
+from jaxsoftmax.data import catalog
+from jaxsoftmax.data import load as data
 from jaxsoftmax.errors import DataError
 from tests.test_idx import idx_bytes
 
@@ -172,7 +173,7 @@ def test_download_fills_the_cache_when_nothing_is_found(mnist_dir, tmp_path, mon
         shutil.copytree(mnist_dir, target_dir)
         return target_dir
 
-    from jaxsoftmax import download
+    from jaxsoftmax.data import download
 
     monkeypatch.setattr(download, "fetch_dataset", fake_fetch)
     dataset = data.load_dataset("mnist", environ={"XDG_CACHE_HOME": str(tmp_path)})

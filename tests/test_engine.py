@@ -8,11 +8,12 @@ import numpy as np
 import optax
 import pytest
 
-from jaxsoftmax import batches, data, engine, model, optimizer
-from jaxsoftmax.config import SweepConfig
+from jaxsoftmax.core import batches, engine, model, optimizer
+from jaxsoftmax.data import load as data
 from jaxsoftmax.errors import ConfigError
-from jaxsoftmax.plan import make_plan, plan_chunks
-from jaxsoftmax.sweep import train_sweep
+from jaxsoftmax.sweep.config import SweepConfig
+from jaxsoftmax.sweep.plan import make_plan, plan_chunks
+from jaxsoftmax.sweep.train import train_sweep
 
 # The sweep's gradient descent: its learning rate (and anything else) lives in the state.
 DESCENT = optimizer.GradientDescent().transformation()
@@ -306,7 +307,7 @@ def test_both_weight_layouts_train_the_same_models(small, grid):
 
 
 def train_sweep_with_plan(dataset, config, plan):
-    from jaxsoftmax.loop import SweepRun
+    from jaxsoftmax.sweep.loop import SweepRun
 
     run = SweepRun.start(dataset, config, plan)
     for _ in run:

@@ -13,10 +13,10 @@ import jax
 import numpy as np
 import pytest
 
-from jaxsoftmax import evaluation
-from jaxsoftmax.config import SweepConfig
-from jaxsoftmax.layouts import CLASS_MAJOR, LAYOUTS
-from jaxsoftmax.sweep import train_sweep
+from jaxsoftmax.core import evaluation
+from jaxsoftmax.core.layouts import CLASS_MAJOR, LAYOUTS
+from jaxsoftmax.sweep.config import SweepConfig
+from jaxsoftmax.sweep.train import train_sweep
 
 NUM_EXAMPLES = 997  # prime: no block size but 1 and itself divides it
 
@@ -128,8 +128,8 @@ def test_a_sweep_of_100_models_reports_the_float64_metrics_of_its_final_models(m
 
 
 def train_in_layout(dataset, config, layout):
-    from jaxsoftmax.loop import SweepRun
-    from jaxsoftmax.plan import make_plan
+    from jaxsoftmax.sweep.loop import SweepRun
+    from jaxsoftmax.sweep.plan import make_plan
 
     run = SweepRun.start(dataset, config, make_plan(config, dataset, layout=layout))
     for _ in run:

@@ -11,7 +11,8 @@ from jax.extend import core as jax_core
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboardX.proto import types_pb2
 
-from jaxsoftmax import engine, graph, model, optimizer, summaries
+from jaxsoftmax.core import engine, model, optimizer
+from jaxsoftmax.outputs import graph, summaries
 
 NUM_FEATURES, NUM_CLASSES, BATCH_SIZE = 784, 10, 100
 # Every primitive in train_step's jaxpr, nested ones included. A change means JAX or

@@ -12,11 +12,14 @@ import jax
 import numpy as np
 import pytest
 
-from jaxsoftmax import batches, cli, cmdline, engine, grid
-from jaxsoftmax.config import SweepConfig
+from jaxsoftmax.cli import common as cmdline
+from jaxsoftmax.cli import train as cli
+from jaxsoftmax.core import batches, engine
 from jaxsoftmax.errors import ConfigError
-from jaxsoftmax.plan import plan_slices
-from jaxsoftmax.sweep import train_sweep
+from jaxsoftmax.sweep import grid
+from jaxsoftmax.sweep.config import SweepConfig
+from jaxsoftmax.sweep.plan import plan_slices
+from jaxsoftmax.sweep.train import train_sweep
 
 from .conftest import REPO
 
@@ -265,8 +268,9 @@ SHARDED = textwrap.dedent(
     import json, sys
     import jax, numpy as np
     import jaxsoftmax as js
-    from jaxsoftmax import data, engine
-    from jaxsoftmax.sweep import train_sweep
+    from jaxsoftmax.data import load as data
+    from jaxsoftmax.core import engine
+    from jaxsoftmax.sweep.train import train_sweep
     SweepConfig = js.SweepConfig
     assert jax.device_count() == 4, jax.devices()
     mnist = data.load_idx_folder(sys.argv[1], name="mnist")

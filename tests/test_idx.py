@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jaxsoftmax import catalog
+from jaxsoftmax.data import catalog
+from jaxsoftmax.data.idx import read_idx, read_idx_bytes, read_images, read_labels
 from jaxsoftmax.errors import DataError
-from jaxsoftmax.idx import read_idx, read_idx_bytes, read_images, read_labels
 
 # MNIST's published class counts (train, then test).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

@@ -5,10 +5,11 @@ import json
 import jax
 import pytest
 
-from jaxsoftmax import engine, layout_probe
-from jaxsoftmax.config import SweepConfig
-from jaxsoftmax.optimizer import GradientDescent
-from jaxsoftmax.plan import default_layout, make_plan
+from jaxsoftmax.core import engine
+from jaxsoftmax.core.optimizer import GradientDescent
+from jaxsoftmax.sweep import layout_probe
+from jaxsoftmax.sweep.config import SweepConfig
+from jaxsoftmax.sweep.plan import default_layout, make_plan
 
 SHAPE = (784, 10, 100, GradientDescent())
 DEFAULT = default_layout(jax.devices())

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 import jaxsoftmax as js
-from jaxsoftmax import checkpoint, data, engine
+from jaxsoftmax.core import engine
+from jaxsoftmax.data import load as data
 from jaxsoftmax.errors import CheckpointError
-from jaxsoftmax.plan import SHORT_STEPS, SMALL_PROGRAM_OPTIONS, compiler_options
+from jaxsoftmax.sweep import checkpoint
+from jaxsoftmax.sweep.plan import SHORT_STEPS, SMALL_PROGRAM_OPTIONS, compiler_options
 
 
 def train_to_the_end(run: js.SweepRun) -> js.SweepResult:
@@ -217,7 +219,7 @@ def test_small_programs_compile_with_older_cpu_emitters_and_train_the_same(small
     monkeypatch.setattr(jax.stages.Lowered, "compile", recorded)
     older = train_to_the_end(run)
     assert asked == [SMALL_PROGRAM_OPTIONS]
-    monkeypatch.setattr("jaxsoftmax.plan.SMALL_PROGRAM_OPTIONS", {})
+    monkeypatch.setattr("jaxsoftmax.sweep.plan.SMALL_PROGRAM_OPTIONS", {})
     default = js.train_sweep(small, config)
     assert asked[1:] == [{}]
     for name in ("w", "b"):  # the same models, to float rounding
@@ -226,7 +228,7 @@ def test_small_programs_compile_with_older_cpu_emitters_and_train_the_same(small
     np.testing.assert_allclose(older.test_accuracy, default.test_accuracy, rtol=0, atol=1e-4)
     # An XLA without the option (a later version may drop it) compiles without it.
     unknown = {"xla_cpu_no_such_option": False}
-    monkeypatch.setattr("jaxsoftmax.plan.SMALL_PROGRAM_OPTIONS", unknown)
+    monkeypatch.setattr("jaxsoftmax.sweep.plan.SMALL_PROGRAM_OPTIONS", unknown)
     without = js.train_sweep(small, config)
     assert asked[2:] == [unknown, None]
     for name in ("w", "b"):

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsoftmax import model
+from jaxsoftmax.core import model
+from jaxsoftmax.sweep.config import TUTORIAL_LOSS_SCALE
 
 
 def numpy_loss_and_grads(w, b, inputs, labels, loss_scale):
@@ -65,7 +66,7 @@ def test_zero_parameters_give_the_tutorials_starting_loss():
     # Uniform predictions over 10 classes: 100 * ln(10) = 230.26, the tutorial's first loss.
     params = model.init_params(784, 10)
     inputs = jnp.ones((4, 784))
-    loss, _ = model.objective(params, inputs, jnp.arange(4), model.TUTORIAL_LOSS_SCALE)
+    loss, _ = model.objective(params, inputs, jnp.arange(4), TUTORIAL_LOSS_SCALE)
     np.testing.assert_allclose(loss, 100 * np.log(10), rtol=1e-6)
 
 

@@ -16,10 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from jaxsoftmax import catalog, checkpoint, cli, divergence
-from jaxsoftmax.config import SweepConfig
+from jaxsoftmax.cli import train as cli
+from jaxsoftmax.data import catalog
 from jaxsoftmax.errors import CheckpointError
-from jaxsoftmax.sweep import train_sweep
+from jaxsoftmax.sweep import checkpoint, divergence
+from jaxsoftmax.sweep.config import SweepConfig
+from jaxsoftmax.sweep.train import train_sweep
 from tests.test_cli import run_main
 from tests.test_grid import _free_port
 from tests.test_idx import idx_bytes
@@ -565,7 +567,8 @@ import sys
 import numpy as np
 import jax
 import jaxsoftmax as js
-from jaxsoftmax import data, checkpoint
+from jaxsoftmax.data import load as data
+from jaxsoftmax.sweep import checkpoint
 
 dataset = data.load_dataset("mnist", data_dir=sys.argv[1])
 config = js.SweepConfig(learning_rates=(0.001, 0.002, 0.004, 0.008), steps=40, eval_every=10,
@@ -600,7 +603,8 @@ def test_resume_on_two_devices_keeps_the_slices_of_the_padded_plan(small_dir, tm
 
 KILLED_AFTER_REPORTS = """
 import os, signal, sys
-from jaxsoftmax import cli, outputs
+from jaxsoftmax.cli import train as cli
+from jaxsoftmax.outputs import writing as outputs
 
 record, seen = outputs.RunOutputs.record, []
 
@@ -637,7 +641,7 @@ def test_a_killed_run_resumed_shows_each_step_once_in_tensorboard(small_dir, cli
 
 RESUME_WITH_FEW_FILES = """
 import resource, sys
-from jaxsoftmax import cli
+from jaxsoftmax.cli import train as cli
 resource.setrlimit(resource.RLIMIT_NOFILE, (200, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 sys.exit(cli.main(sys.argv[1:]))
 """
@@ -656,7 +660,7 @@ def test_a_resumed_run_raises_its_open_file_limit_like_a_new_one(
     logdir = tmp_path / "many"
     argv = ["--learning-rates", rates, "--steps", "20", "--eval-every", "10"]
     argv += ["--checkpoint-every", "10", "--data-dir", str(small_dir), *QUICK]
-    from jaxsoftmax import parallel
+    from jaxsoftmax.sweep import parallel
 
     calls = iter(range(100))
     monkeypatch.setattr(parallel, "any_process", lambda flag: next(calls) == 0)

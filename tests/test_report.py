@@ -14,7 +14,10 @@ pytest.importorskip("matplotlib")
 from PIL import Image  # pillow comes with TensorBoard
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from jaxsoftmax import cli, figures, report, runlogs
+from jaxsoftmax.cli import report as report_cli
+from jaxsoftmax.cli import train as cli
+from jaxsoftmax.outputs import runlogs
+from jaxsoftmax.plots import figures, report
 
 LABELS = ["0.002", "0.005"]
 STEPS, EVAL_EVERY = 20, 5
@@ -57,7 +60,7 @@ def _forget_the_tensorflow_switch():
 def run_main(argv, capsys):
     """Runs the report command in this process; returns (exit status, stdout, stderr)."""
     try:
-        status = report.main([str(arg) for arg in argv])
+        status = report_cli.main([str(arg) for arg in argv])
     except SystemExit as exit_:
         status = exit_.code
     out, err = capsys.readouterr()

@@ -9,11 +9,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from jaxsoftmax import batches, checkpoint, search
-from jaxsoftmax.config import SweepConfig
+from jaxsoftmax.core import batches
 from jaxsoftmax.errors import ConfigError
-from jaxsoftmax.halving import HalvingSearch
-from jaxsoftmax.sweep import train_sweep
+from jaxsoftmax.search import spaces as search
+from jaxsoftmax.search.halving import HalvingSearch
+from jaxsoftmax.sweep import checkpoint
+from jaxsoftmax.sweep.config import SweepConfig
+from jaxsoftmax.sweep.train import train_sweep
 
 SPACE = "learning_rate=log:1e-4:30 weight_decay=log:1e-4:1 momentum=0:0.9"
 HALVING = search.Halving(eta=3, min_steps=4)  # rungs at 4, 12, 36 steps: 27 -> 9 -> 3
@@ -300,7 +302,7 @@ def test_each_rung_is_cut_into_the_largest_chunks_that_end_on_its_evaluations(
     """Oracle: of the chunk sizes min_steps * eta**j (j = 0, 1, ...), the largest such that
     every size up to it fits in DEFAULT_CHUNK_STEPS (or is min_steps), divides the
     rung's start and is a multiple of eval_every."""
-    from jaxsoftmax.config import DEFAULT_CHUNK_STEPS
+    from jaxsoftmax.sweep.config import DEFAULT_CHUNK_STEPS
 
     halving = search.Halving(eta=eta, min_steps=min_steps)
     config = search_of(steps=min_steps * eta**4, eval_every=eval_every)
@@ -342,7 +344,7 @@ def test_a_diverged_trial_never_goes_on_even_with_a_finite_accuracy(small, searc
     """The divergence rule is replaced (mocked: a trial that diverges while its validation
     accuracy stays finite cannot be made to order) so that it marks the trial ranked first
     at the first rung as diverged at step 1; that trial must not reach the second rung."""
-    from jaxsoftmax import divergence
+    from jaxsoftmax.sweep import divergence
 
     config, reference = searched
     first = reference.rung_accuracy[0]

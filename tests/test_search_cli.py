@@ -15,8 +15,9 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import jaxsoftmax as js
-from jaxsoftmax import checkpoint, cli
-from jaxsoftmax.data import load_idx_folder
+from jaxsoftmax.cli import train as cli
+from jaxsoftmax.data.load import load_idx_folder
+from jaxsoftmax.sweep import checkpoint
 from tests.test_cli import run_main
 from tests.test_reliability import (
     QUICK,
@@ -129,7 +130,8 @@ def test_tensorboard_shows_every_trial_in_hparams_and_the_finalists_curves(searc
 
 def test_the_report_of_a_search_ranks_and_draws_on_validation(searched, tmp_path):
     pytest.importorskip("matplotlib")
-    from jaxsoftmax import figures, report, runlogs
+    from jaxsoftmax.outputs import runlogs
+    from jaxsoftmax.plots import figures, report
 
     logdir, document, _ = searched
     notes = []
@@ -211,7 +213,7 @@ def test_auto_chooses_on_validation_retrains_and_says_so(small_dir, tmp_path, ca
     assert run["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
     # The model --auto chose on validation is the run's best, in Python and in predict.
     assert js.load_run(logdir).best().name == found["chosen"]
-    from jaxsoftmax import predict
+    from jaxsoftmax.cli import predict
 
     image = tmp_path / "digit.npy"
     np.save(image, load_idx_folder(small_dir).test_images[:3])
@@ -282,7 +284,7 @@ def test_auto_refuses_a_logdir_holding_a_run_before_it_searches(small_dir, capsy
 
 def test_checkpoints_from_before_searches_still_resume():
     """The command line's settings as 05a549c saved them: no search fields."""
-    from jaxsoftmax.settings import Settings
+    from jaxsoftmax.cli.settings import Settings
 
     older = {"run_names": ["lr=0.1"], "dataset": "mnist", "source": "idx", "data_dir": None,
              "num_classes": None, "summaries": True, "checkpoint_every": 100,

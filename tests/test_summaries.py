@@ -9,9 +9,10 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from jaxsoftmax import histograms, pictures, summaries
-from jaxsoftmax.config import SweepConfig
-from jaxsoftmax.sweep import train_sweep
+from jaxsoftmax.core import histograms
+from jaxsoftmax.outputs import pictures, summaries
+from jaxsoftmax.sweep.config import SweepConfig
+from jaxsoftmax.sweep.train import train_sweep
 
 EVERYTHING = {"scalars": 0, "images": 0, "histograms": 0, "tensors": 0}
 
@@ -211,7 +212,7 @@ def test_hparams_sessions_hold_settings_and_final_metrics(logged_run):
 
 
 def test_summaries_off_writes_no_events(mnist_dir, tmp_path):
-    from jaxsoftmax import cli
+    from jaxsoftmax.cli import train as cli
 
     logdir = tmp_path / "quiet"
     argv = ["--steps", "5", "--no-summaries", "--quiet", "--no-compilation-cache"]
@@ -259,14 +260,18 @@ def test_importing_the_summaries_does_not_import_pytorch():
     import subprocess
     import sys
 
-    code = "import sys, jaxsoftmax.summaries, jaxsoftmax.graph; print('torch' in sys.modules)"
+    code = (
+        "import sys, jaxsoftmax.outputs.summaries, jaxsoftmax.outputs.graph; "
+        "print('torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr
 
 
 def test_the_input_images_are_the_first_batch_the_models_train_on(mnist_dir, mnist, tmp_path):
     """With a validation split the first batch comes from the images left for training."""
-    from jaxsoftmax import batches, cli
+    from jaxsoftmax.cli import train as cli
+    from jaxsoftmax.core import batches
 
     logdir = tmp_path / "run"
     argv = ["--steps", "2", "--validation", "1000", "--seed", "3", "--data-dir", str(mnist_dir)]

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from jaxsoftmax import catalog, tfds_source
+from jaxsoftmax.data import catalog, tfds_source
 from jaxsoftmax.errors import DataError
 
 NUM_EXAMPLES = 7
@@ -247,7 +247,7 @@ def test_missing_tensorflow_datasets_says_how_to_install_it(monkeypatch):
 
 def test_command_line_trains_from_tfds(tfds, tmp_path, capsys, monkeypatch, answering_server):
     """`--source tfds` end to end: the mocked dataset flows through the real training run."""
-    from jaxsoftmax import cli
+    from jaxsoftmax.cli import train as cli
 
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     monkeypatch.setattr(tfds_source, "_DOWNLOAD_PROBE_URL", answering_server)

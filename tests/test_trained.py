@@ -12,7 +12,8 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import jaxsoftmax as js
-from jaxsoftmax import cli, export, predict
+from jaxsoftmax.cli import export, predict
+from jaxsoftmax.cli import train as cli
 from jaxsoftmax.errors import DataError
 
 from .conftest import REPO
@@ -242,7 +243,7 @@ def test_tensorboard_reads_the_confusion_matrix_and_misclassified_images(run_dir
         (image,) = events.Images(tag)
         assert image.step == 200 and image.width > 300 and image.height > 300
     # The images shown are errors, the most confident first, as NumPy finds them.
-    from jaxsoftmax import analysis
+    from jaxsoftmax.outputs import analysis
 
     model = js.load_run(run_dir)["lr=0.005"]
     probabilities = model.predict_proba(mnist.test_images)
@@ -275,7 +276,7 @@ def test_a_searchs_best_on_validation_is_its_choice_and_other_metrics_rank_every
     """The best-model rule on a hand-made search record: validation accuracy takes the
     search's own choice; any other metric ranks the trials that took every step and did
     not diverge (here trial a, though b was chosen and c would rank first unfinished)."""
-    from jaxsoftmax.trained import TrainedRun
+    from jaxsoftmax.trained.run import TrainedRun
 
     def trial(name, steps, train_loss, validation_accuracy, diverged=False):
         return {"name": name, "steps": steps, "train_loss": train_loss,

@@ -1,0 +1,144 @@
+"""Starting a command-line run: the run to drive (a sweep, or a search), its log
+directory, and what the process needs first (the compilation cache, open files)."""
+
+import argparse
+import dataclasses
+import pathlib
+import sys
+
+from jaxsoftmax.data import load as data
+from jaxsoftmax.outputs import logdirs, logged
+
+MAX_OPEN_FILES = 65536
+FILES_IN_RESERVE = 256  # for the rest of the process: libraries, data, the compilation cache
+
+
+def sweep_run(args, config, settings, resume, dataset, say):
+    """The run to drive: a sweep or a search, restored from the checkpoint (`resume`:
+    the checkpoint and its extra) or started on a plan made here."""
+    from jaxsoftmax.outputs.summaries import HISTOGRAM_BUCKETS
+    from jaxsoftmax.search.halving import HalvingSearch
+    from jaxsoftmax.sweep.loop import SweepRun
+    from jaxsoftmax.sweep.plan import make_plan
+
+    searching = bool(config.trials)  # a search writes no histograms: see outputs
+    buckets = HISTOGRAM_BUCKETS if settings.summaries and not searching else 0
+    cap = None
+    if settings.summaries:  # three event files open per model of a slice, resumed ones too
+        cap = max(1, (allow_open_files() - FILES_IN_RESERVE) // 3)
+    options = {"max_models_per_slice": args.max_models_per_slice, "models_cap": cap,
+               "layout": settings.layout, "report": say}  # fmt: skip
+    if resume is not None:
+        checkpoint, extra = resume
+        if settings.halving() is not None:
+            search = extra.get("search", {})
+            arrays = extra.get("arrays", {})
+            return HalvingSearch.restore(dataset, checkpoint, search, arrays,
+                                         histogram_buckets=buckets, **options)  # fmt: skip
+        return SweepRun.restore(dataset, checkpoint, histogram_buckets=buckets)
+    if settings.halving() is not None:
+        return HalvingSearch.start(dataset, config, settings.halving(),
+                                   histogram_buckets=buckets, **options)  # fmt: skip
+    plan = make_plan(config, dataset, **options)
+    if plan.max_models == cap and plan.num_slices > 1:
+        say(f"note: at most {cap} models per slice, for as many event files as may be open")
+    keep = logged.keeps_params(config, dataset)
+    return SweepRun.start(dataset, config, plan, histogram_buckets=buckets, keep_params=keep)
+
+
+def logdir(args: argparse.Namespace) -> pathlib.Path:
+    if args.resume is not None:
+        logdirs.check_writable(args.resume)
+        return args.resume
+    if args.logdir is not None:
+        return logdirs.prepare_logdir(args.logdir, overwrite=args.overwrite)
+    return logdirs.new_logdir()
+
+
+def enable_compilation_cache(args: argparse.Namespace) -> None:
+    from jaxsoftmax.sweep import runtime
+
+    if not args.no_compilation_cache:
+        try:
+            runtime.enable_compilation_cache(data.user_cache_dir() / "jax")
+        except OSError as error:
+            print(f"warning: no compilation cache ({error.strerror or error})", file=sys.stderr)
+
+
+def allow_open_files() -> int:
+    """Raises this process's open-file limit to its hard limit; returns the limit now."""
+    try:
+        import resource
+    except ImportError:  # not a Unix: no such limit to raise
+        return MAX_OPEN_FILES
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, MAX_OPEN_FILES)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def auto_search(args, dataset, settings, stops, *, quiet: bool):
+    """--auto's search (see `auto`), with a progress bar: the config retraining the
+    chosen setting on all the training data, and the settings naming it, with what the
+    search found (`settings.auto`, for results.json and the last line).
+
+    Raises:
+      interrupts.Interrupted: a signal came during the search (which is not saved).
+    """
+    import time
+
+    import tqdm
+
+    from jaxsoftmax.cli import interrupts
+    from jaxsoftmax.search import auto
+    from jaxsoftmax.sweep import grid, parallel
+
+    if args.logdir is not None and parallel.is_main_process():  # before spending the budget
+        logdirs.check_free(args.logdir, overwrite=args.overwrite)
+    began = time.perf_counter()
+    with tqdm.tqdm(unit="step", desc="--auto: searching", disable=quiet, file=sys.stderr) as bar:
+
+        def on_chunk(done: int, total: int, best: float) -> None:
+            if stops.requested is not None:
+                bar.write("stopping: --auto's search is not saved; run --auto again",
+                          file=sys.stderr)  # fmt: skip
+                raise interrupts.Interrupted(stops.requested)
+            bar.total = total
+            bar.update(done - bar.n)
+            bar.set_postfix({"validation_accuracy": f"{best:.2%}"})
+
+        config, result, chosen = auto.choose(
+            dataset, time_budget=args.time_budget, seed=args.seed, on_chunk=on_chunk,
+            max_models_per_slice=args.max_models_per_slice, layout=settings.layout,
+        )  # fmt: skip
+    setting = config.settings[chosen]
+    retrain = auto.retrain_config(config, setting, dataset)
+    found = auto.record(config, result, chosen, time.perf_counter() - began)
+    found["retrain"] = {"steps": retrain.steps, "training_images": len(dataset.train_images)}
+    name = grid.run_names(config)[chosen]
+    return retrain, dataclasses.replace(settings, run_names=(name,), auto=found)
+
+
+def auto_outcome(found: dict, result) -> str:
+    """--auto's last line: the setting chosen, its validation and test accuracy."""
+    return (
+        f"chosen {found['chosen']}: validation accuracy {found['validation_accuracy']:.2%} "
+        f"(search of {found['trials']} settings), test accuracy {result.test_accuracy[-1, 0]:.2%} "
+        f"(retrained on all {found['retrain']['training_images']} training images)"
+    )
+
+
+def search_outcome(found: dict, result, names) -> str:
+    """A search's last line: the trial chosen on validation, and its test accuracy."""
+    k = list(names).index(found["chosen"])
+    return (
+        f"chosen {found['chosen']}: validation accuracy "
+        f"{result.validation_accuracy[-1, k]:.2%} (best of {found['trials']} trials), "
+        f"test accuracy {result.test_accuracy[-1, k]:.2%}"
+    )

@@ -1,0 +1,71 @@
+"""`python -m jaxsoftmax.predict LOGDIR FILE...`: classify images with a trained model.
+
+Each FILE is a picture (PNG, JPEG, BMP, ...), an IDX images file or a `.npy` array
+(see `images`); each image gets one line: its file (and index in a file of many) and
+the most probable classes with their probabilities. `--json` prints one JSON document
+for programs instead. Needs neither JAX nor a compilation: see `trained`.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+from collections.abc import Sequence
+
+from jaxsoftmax.cli import common as cmdline
+from jaxsoftmax.sweep.config import check_count
+from jaxsoftmax.trained import predict
+from jaxsoftmax.trained import run as trained
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: a log directory, the model to use, the files."""
+    parser = cmdline.OneLineParser(
+        prog="python -m jaxsoftmax.predict",
+        description=(
+            "Classify images with a model a training run left in LOGDIR: pictures (PNG, JPEG, "
+            "BMP; made grayscale, resized and inverted as the training images need), IDX "
+            "images files or .npy arrays of images."
+        ),
+    )
+    cmdline.add_model_choice(parser)
+    parser.add_argument("files", type=pathlib.Path, nargs="+", metavar="FILE",
+                        help="pictures, IDX images files or .npy arrays of images")  # fmt: skip
+    parser.add_argument("--invert", action=argparse.BooleanOptionalAction,
+                        help="invert pictures (light on dark becomes dark on light); default: "
+                        "when their background is not the training images'")  # fmt: skip
+    parser.add_argument("--top", type=cmdline.argument_type(int, lambda k: check_count("--top", k)),
+                        default=3, help="how many classes to show for each image")  # fmt: skip
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON document on stdout instead of lines")  # fmt: skip
+    return parser
+
+
+def describe(prediction: dict) -> str:
+    """One line: `digit.png: 7 (98.1%), 9 (1.2%), 4 (0.3%)`."""
+    where = prediction["file"]
+    if prediction["index"] is not None:
+        where += f"#{prediction['index']}"
+    ranked = ", ".join(f"{c['name']} ({c['probability']:.1%})" for c in prediction["top"])
+    return f"{where}: {ranked}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+
+    def classify() -> int:
+        model = trained.choose(trained.load_run(args.logdir), args.run, best=args.best)
+        predictions = predict.predict_files(model, args.files, invert=args.invert, top=args.top)
+        if args.json:
+            document = {"logdir": str(args.logdir), "run": model.name, "predictions": predictions}
+            print(json.dumps(document, indent=1))
+        else:
+            print("\n".join(map(describe, predictions)))
+        return 0
+
+    return cmdline.run_command(classify)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""PNG figures of a run with matplotlib (the report)."""

@@ -1,0 +1,2 @@
+"""Hyperparameter search: search spaces, successive halving, and `--auto`'s
+search-choose-retrain recipe."""

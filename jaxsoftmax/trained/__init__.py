@@ -1,0 +1,1 @@
+"""A trained run read back without JAX: load it, choose a model, predict, export."""
