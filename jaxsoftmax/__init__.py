@@ -27,6 +27,10 @@ _EXPORTS = {
     "AutoResult": ("search.auto", "AutoResult"),
     "Halving": ("search.spaces", "Halving"),
     "HalvingSearch": ("search.halving", "HalvingSearch"),
+    "Run": ("sweep.protocol", "Run"),
+    "SearchCheckpoint": ("sweep.checkpoint", "SearchCheckpoint"),
+    "restore_run": ("search.runs", "restore_run"),
+    "start_run": ("search.runs", "start_run"),
     "auto": ("search.auto", "auto"),
     "parse_space": ("search.spaces", "parse_space"),
     "search_config": ("search.spaces", "search_config"),
@@ -77,6 +81,8 @@ __all__ = [
     "HalvingSearch",
     "JaxsoftmaxError",
     "Model",
+    "Run",
+    "SearchCheckpoint",
     "SweepCheckpoint",
     "SweepConfig",
     "SweepPlan",
@@ -102,8 +108,10 @@ __all__ = [
     "parse_grid",
     "parse_space",
     "read_idx",
+    "restore_run",
     "save_checkpoint",
     "search_config",
+    "start_run",
     "train_logged",
     "train_step",
     "train_sweep",
@@ -131,7 +139,8 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from jaxsoftmax.data.idx import read_idx
     from jaxsoftmax.data.load import load_dataset
     from jaxsoftmax.errors import CheckpointError, ConfigError, DataError, JaxsoftmaxError
-    from jaxsoftmax.sweep.checkpoint import SweepCheckpoint
+    from jaxsoftmax.search.runs import restore_run, start_run
+    from jaxsoftmax.sweep.checkpoint import SearchCheckpoint, SweepCheckpoint
     from jaxsoftmax.sweep.checkpoint import load as load_checkpoint
     from jaxsoftmax.sweep.checkpoint import save as save_checkpoint
     from jaxsoftmax.sweep.config import SweepConfig
@@ -140,6 +149,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from jaxsoftmax.sweep.parallel import initialize_distributed
     from jaxsoftmax.sweep.plan import SweepPlan, make_plan
     from jaxsoftmax.sweep.progress import ChunkReport
+    from jaxsoftmax.sweep.protocol import Run
     from jaxsoftmax.sweep.results import SweepResult
     from jaxsoftmax.sweep.runtime import enable_compilation_cache
     from jaxsoftmax.sweep.train import train_sweep

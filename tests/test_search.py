@@ -13,6 +13,7 @@ from jaxsoftmax.core import batches
 from jaxsoftmax.errors import ConfigError
 from jaxsoftmax.search import spaces as search
 from jaxsoftmax.search.halving import HalvingSearch
+from jaxsoftmax.search.runs import restore_run
 from jaxsoftmax.sweep import checkpoint
 from jaxsoftmax.sweep.config import SweepConfig
 from jaxsoftmax.sweep.train import train_sweep
@@ -218,9 +219,11 @@ def test_a_search_stopped_anywhere_resumes_bitwise(small, searched, tmp_path, st
             break
     saved = run.checkpoint()
     path = tmp_path / "checkpoint.npz"
-    checkpoint.save(path, saved.sweep, {"search": saved.search}, saved.arrays)
+    checkpoint.save(path, saved)
     loaded, extra = checkpoint.load(path)
-    resumed = HalvingSearch.restore(small, loaded, extra["search"], extra["arrays"])
+    assert isinstance(loaded, checkpoint.SearchCheckpoint) and extra == {}
+    resumed = restore_run(small, loaded)
+    assert isinstance(resumed, HalvingSearch)
     assert resumed.steps_trained == run.steps_trained
     for _ in resumed:
         pass

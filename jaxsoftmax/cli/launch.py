@@ -14,12 +14,10 @@ FILES_IN_RESERVE = 256  # for the rest of the process: libraries, data, the comp
 
 
 def sweep_run(args, config, settings, resume, dataset, say):
-    """The run to drive: a sweep or a search, restored from the checkpoint (`resume`:
-    the checkpoint and its extra) or started on a plan made here."""
+    """The run to drive: the one the checkpoint `resume` saved, or a new sweep or search
+    (see `search.runs`) of `config` on a plan made here."""
     from jaxsoftmax.outputs.summaries import HISTOGRAM_BUCKETS
-    from jaxsoftmax.search.halving import HalvingSearch
-    from jaxsoftmax.sweep.loop import SweepRun
-    from jaxsoftmax.sweep.plan import make_plan
+    from jaxsoftmax.search.runs import restore_run, start_run
 
     searching = bool(config.trials)  # a search writes no histograms: see outputs
     buckets = HISTOGRAM_BUCKETS if settings.summaries and not searching else 0
@@ -29,21 +27,13 @@ def sweep_run(args, config, settings, resume, dataset, say):
     options = {"max_models_per_slice": args.max_models_per_slice, "models_cap": cap,
                "layout": settings.layout, "report": say}  # fmt: skip
     if resume is not None:
-        checkpoint, extra = resume
-        if settings.halving() is not None:
-            search = extra.get("search", {})
-            arrays = extra.get("arrays", {})
-            return HalvingSearch.restore(dataset, checkpoint, search, arrays,
-                                         histogram_buckets=buckets, **options)  # fmt: skip
-        return SweepRun.restore(dataset, checkpoint, histogram_buckets=buckets)
-    if settings.halving() is not None:
-        return HalvingSearch.start(dataset, config, settings.halving(),
-                                   histogram_buckets=buckets, **options)  # fmt: skip
-    plan = make_plan(config, dataset, **options)
-    if plan.max_models == cap and plan.num_slices > 1:
+        return restore_run(dataset, resume, histogram_buckets=buckets, **options)
+    halving = settings.halving()
+    run = start_run(dataset, config, halving, histogram_buckets=buckets,
+                    keep_params=logged.keeps_params(config, dataset), **options)  # fmt: skip
+    if halving is None and run.plan.max_models == cap and run.plan.num_slices > 1:
         say(f"note: at most {cap} models per slice, for as many event files as may be open")
-    keep = logged.keeps_params(config, dataset)
-    return SweepRun.start(dataset, config, plan, histogram_buckets=buckets, keep_params=keep)
+    return run
 
 
 def logdir(args: argparse.Namespace) -> pathlib.Path:

@@ -170,18 +170,11 @@ def settings_from_checkpoint(args: argparse.Namespace):
             f"no checkpoint in {args.resume}; --resume takes the --logdir of a stopped run"
         )
     checkpoint, extra = checkpoints.load(path)
-    config = checkpoint.config
-    if isinstance(extra.get("search"), dict):  # a halving search: its own config
-        try:
-            config = SweepConfig.from_dict(extra["search"]["config"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(f"checkpoint {path} is damaged (its search: {error})") from None
+    config = checkpoint.config  # a search's: every trial's
     settings = Settings.from_checkpoint(extra, config.num_models, path)
-    if checkpoint.slice_index == checkpoint.plan.num_slices and logdirs.holds_finished_run(
-        args.resume
-    ):
+    if checkpoint.finished and logdirs.holds_finished_run(args.resume):
         raise ConfigError(f"the run in {args.resume} has finished; there is nothing to resume")
-    return config, settings, (checkpoint, extra)
+    return config, settings, checkpoint
 
 
 def _default_dataset(args: argparse.Namespace) -> str:

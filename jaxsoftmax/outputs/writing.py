@@ -18,8 +18,8 @@ from jaxsoftmax.data.dataset import Dataset
 from jaxsoftmax.search import spaces as search
 from jaxsoftmax.sweep import checkpoint as checkpoints
 from jaxsoftmax.sweep import results
-from jaxsoftmax.sweep.loop import SweepRun
 from jaxsoftmax.sweep.progress import ChunkReport
+from jaxsoftmax.sweep.protocol import Run
 
 DIVERGED_SHOWN = 5
 
@@ -42,7 +42,7 @@ class RunOutputs(contextlib.AbstractContextManager):
         self,
         logdir: pathlib.Path | None,
         *,
-        run: SweepRun,
+        run: Run,
         dataset: Dataset,
         names: Sequence[str],
         summaries: bool,
@@ -56,7 +56,8 @@ class RunOutputs(contextlib.AbstractContextManager):
         self._extra = {"settings": checkpoint_extra}
         # A search writes its best trials' curves when it is done, not every trial's as
         # it goes: thousands of trials' events would cost more than their training.
-        self._live = not run.config.trials
+        self._search = run.search_record()
+        self._live = self._search is None
         self._stack = contextlib.ExitStack()
         self._writer, self._first_events, self._write_first = None, None, None
         with contextlib.ExitStack() as opened:
@@ -117,13 +118,8 @@ class RunOutputs(contextlib.AbstractContextManager):
     def save(self, checkpoint) -> None:
         """Saves a checkpoint, a sweep's or a search's (process 0 only; every process
         must make it)."""
-        if self._logdir is None:
-            return
-        extra, arrays = self._extra, None
-        if hasattr(checkpoint, "search"):  # a search's: its own state beside the rung's
-            extra = extra | {"search": checkpoint.search}
-            checkpoint, arrays = checkpoint.sweep, checkpoint.arrays
-        checkpoints.save(self._logdir / checkpoints.CHECKPOINT_FILE, checkpoint, extra, arrays)
+        if self._logdir is not None:
+            checkpoints.save(self._logdir / checkpoints.CHECKPOINT_FILE, checkpoint, self._extra)
 
     def finish(self, result, dataset: Dataset) -> tuple:
         """What a finished run adds to its result and results.json (process 0 only):
@@ -139,9 +135,10 @@ class RunOutputs(contextlib.AbstractContextManager):
         plan, chosen = self._run.plan, None  # None: a search past its last rung
         extras = {"layout": plan.layout} if plan is not None else {}
         if not self._live:
-            accuracy = getattr(self._run, "rung_accuracy", None)
-            result, chosen, per_run = search.conclude(result, dataset, rung_accuracy=accuracy)
-            extras["search"] = self._search_record(result, chosen)
+            result, chosen, per_run = search.conclude(
+                result, dataset, rung_accuracy=self._run.rung_accuracy
+            )
+            extras["search"] = _search_record(self._search, self._names, chosen)
             if self._writer is not None:
                 _write_search(self._writer, result, chosen)
         extras["analyses"] = self._analyse(result, dataset, [] if chosen is None else [chosen])
@@ -149,18 +146,6 @@ class RunOutputs(contextlib.AbstractContextManager):
             for index, found in per_run.items():
                 extras["analyses"][index] = extras["analyses"].get(index, {}) | found
         return result, extras
-
-    def _search_record(self, result, chosen: int | None) -> dict:
-        halving = getattr(self._run, "halving", None)
-        record = {
-            "strategy": "halving" if halving else "random",
-            "trials": result.config.num_models,
-            "chosen": None if chosen is None else self._names[chosen],
-        }
-        if halving is not None:
-            record |= {"eta": halving.eta, "min_steps": halving.min_steps,
-                       "rungs": halving.rungs(result.config.steps)}  # fmt: skip
-        return record
 
     def _analyse(self, result, dataset: Dataset, models: list[int] | None) -> dict[int, dict]:
         from jaxsoftmax.outputs import analysis
@@ -214,7 +199,7 @@ def drive(
     return out.finish(run.result(), dataset)
 
 
-def _summaries(logdir, run: SweepRun, dataset: Dataset, names, resumes: int):
+def _summaries(logdir, run: Run, dataset: Dataset, names, resumes: int):
     from jaxsoftmax.outputs import summaries
 
     config = run.config
@@ -240,7 +225,7 @@ def _summaries(logdir, run: SweepRun, dataset: Dataset, names, resumes: int):
     return writer
 
 
-def _first_events(writer, run: SweepRun, dataset: Dataset) -> None:
+def _first_events(writer, run: Run, dataset: Dataset) -> None:
     """A new run's first events in the log directory itself: the first batch's images,
     the CUSTOM SCALARS layout, and the graph of the training step."""
     from jaxsoftmax.core import batches
@@ -289,7 +274,7 @@ def write_results(
 
 def print_outcome(
     logdir: pathlib.Path,
-    run: SweepRun,
+    run: Run,
     result: results.SweepResult,
     *,
     timing: dict[str, float],
@@ -325,10 +310,19 @@ def print_outcome(
         print(f"view in TensorBoard: tensorboard --logdir {logdir}")
 
 
+def _search_record(record: dict, names: Sequence[str], chosen: int | None) -> dict:
+    """results.json's `search`: strategy, trials, the chosen trial's name, the rule."""
+    record = dict(record)
+    strategy, trials = record.pop("strategy"), record.pop("trials")
+    chosen_name = None if chosen is None else names[chosen]
+    return {"strategy": strategy, "trials": trials, "chosen": chosen_name} | record
+
+
 def _description(run) -> str:
-    if run.config.trials:
-        what = "halving" if getattr(run, "halving", None) else "searching"
-        return f"{what} {run.config.num_models} trials"
+    record = run.search_record()
+    if record is not None:
+        what = "halving" if record["strategy"] == "halving" else "searching"
+        return f"{what} {record['trials']} trials"
     slices = run.plan.num_slices
     count = run.config.num_models
     return f"training {count} model{'s' if count > 1 else ''}" + (

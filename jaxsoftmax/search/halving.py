@@ -19,26 +19,17 @@ import numpy as np
 from jaxsoftmax.data.dataset import Dataset
 from jaxsoftmax.errors import CheckpointError, ConfigError
 from jaxsoftmax.search.spaces import Halving
-from jaxsoftmax.sweep.checkpoint import SweepCheckpoint
+from jaxsoftmax.sweep.checkpoint import SearchCheckpoint
 from jaxsoftmax.sweep.config import SweepConfig
 from jaxsoftmax.sweep.loop import SweepRun
 from jaxsoftmax.sweep.plan import make_plan
 from jaxsoftmax.sweep.progress import ChunkReport, Progress
+from jaxsoftmax.sweep.protocol import Run
 from jaxsoftmax.sweep.results import SweepResult
 from jaxsoftmax.sweep.warm import WarmStart, restart_schedule
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class SearchCheckpoint:
-    """A search's checkpoint: its rung's `sweep` checkpoint, and beside it the search's
-    own record (`search`, JSON-friendly, and `arrays`)."""
-
-    sweep: SweepCheckpoint
-    search: dict
-    arrays: dict[str, np.ndarray]
-
-
-class HalvingSearch:
+class HalvingSearch(Run):
     """Successive halving over `config.trials` (see `search.Halving`).
 
     Attributes:
@@ -49,8 +40,6 @@ class HalvingSearch:
       rung_accuracy: (rungs, trials) validation accuracy at each rung's end (NaN where
         a trial did not reach it).
     """
-
-    is_search = True
 
     def __init__(self, dataset, config, halving, progress, *, rung, survivors, rung_accuracy,
                  run, plan_options, histogram_buckets):  # fmt: skip
@@ -168,29 +157,18 @@ class HalvingSearch:
         """Every trial's record: the steps it took, its metrics, final parameters of the
         trials that reached the last rung; `interrupted` unless the search finished.
         A finished search's record changes no more, so it is shared, not copied."""
-        progress = dataclasses.replace(self.progress) if self.finished else self.progress.copy()
-        progress.compile_s, progress.train_s = self._times()
-        return SweepResult(
-            config=self.config, params=progress.params, train_loss=progress.train_loss,
-            train_accuracy=progress.train_accuracy, eval_steps=self.config.eval_steps,
-            test_loss=progress.test_loss, test_accuracy=progress.test_accuracy,
-            validation_loss=progress.validation_loss,
-            validation_accuracy=progress.validation_accuracy, compile_s=progress.compile_s,
-            train_s=progress.train_s, steps_done=progress.steps_done,
-            diverged_at=progress.diverged_at, interrupted=not self.finished,
-        )  # fmt: skip
+        return self.progress.result(
+            self.config, interrupted=not self.finished, times=self._times(), share=self.finished
+        )
+
+    def search_record(self) -> dict:
+        return {"strategy": "halving", "trials": self.config.num_models,
+                "eta": self.halving.eta, "min_steps": self.halving.min_steps,
+                "rungs": self.rungs}  # fmt: skip
 
     def finalists(self) -> np.ndarray:
         """The trials that reached the last rung (all of them once it has begun)."""
         return self.survivors if self.rung >= len(self.rungs) - 1 else np.zeros(0, int)
-
-    def session_times(self) -> dict[str, float]:
-        """Seconds spent compiling and training since this object was made."""
-        compile_s, train_s = self._times()
-        return {
-            "compile_s": compile_s - self._times_before[0],
-            "train_s": train_s - self._times_before[1],
-        }
 
     def _times(self) -> tuple[float, float]:
         """Seconds spent compiling and training in the whole search so far."""
@@ -225,10 +203,6 @@ class HalvingSearch:
             arrays |= {f"params_{name}": values for name, values in progress.params.items()}
         return SearchCheckpoint(sweep=sweep, search=search, arrays=arrays)
 
-    def checkpoint_due(self, every: int | None) -> bool:
-        """Whether a multiple of `every` steps has been passed since the last checkpoint."""
-        return bool(every) and self.steps_trained // every > self._checkpointed_at // every
-
     @property
     def checkpointed(self) -> bool:
         return (self._checkpointed_at == self.steps_trained and self._run is None) or (
@@ -238,14 +212,14 @@ class HalvingSearch:
         )
 
     @classmethod
-    def restore(cls, dataset: Dataset, sweep: SweepCheckpoint, search: dict,
-                arrays: dict[str, np.ndarray], *, histogram_buckets: int = 0,
-                **plan_options) -> "HalvingSearch":  # fmt: skip
+    def restore(cls, dataset: Dataset, checkpoint: SearchCheckpoint, *,
+                histogram_buckets: int = 0, **plan_options) -> "HalvingSearch":  # fmt: skip
         """The search a checkpoint saved, going on where it stopped.
 
         Raises:
           CheckpointError: its parts do not fit together.
         """
+        sweep, search, arrays = checkpoint.sweep, checkpoint.search, checkpoint.arrays
         try:
             config = SweepConfig.from_dict(search["config"])
             halving = Halving(eta=search["eta"], min_steps=search["min_steps"])

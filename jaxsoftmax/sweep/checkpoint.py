@@ -107,6 +107,11 @@ class SweepCheckpoint:
             wrong.append("steps_done")
         return wrong
 
+    @property
+    def finished(self) -> bool:
+        """Whether every slice has taken every step."""
+        return self.slice_index == self.plan.num_slices
+
     def steps_done(self) -> np.ndarray:
         """(K,) the steps each model has taken, as the position in the plan says."""
         done = np.full(self.config.num_models, self.initial_step, np.int64)
@@ -116,14 +121,37 @@ class SweepCheckpoint:
         return done
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class SearchCheckpoint:
+    """A search's checkpoint: the `sweep` checkpoint of the rung in progress, and beside
+    it the search's own record (`search`, JSON-friendly, with its `config`; and named
+    `arrays`). See `search.HalvingSearch`."""
+
+    sweep: SweepCheckpoint
+    search: dict
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def config(self) -> SweepConfig:
+        """The whole search's config (every trial, the last rung's steps)."""
+        return SweepConfig.from_dict(self.search["config"])
+
+    @property
+    def finished(self) -> bool:
+        return self.sweep.finished
+
+
 def save(
     path: str | os.PathLike,
-    checkpoint: SweepCheckpoint,
+    checkpoint: SweepCheckpoint | SearchCheckpoint,
     extra: dict | None = None,
-    arrays: dict[str, np.ndarray] | None = None,
 ) -> None:
-    """Writes `checkpoint` to `path`, atomically, with what its caller keeps beside it:
-    the JSON-friendly `extra` and named `arrays` (both given back by `load`)."""
+    """Writes a sweep's or a search's checkpoint to `path`, atomically, with what its
+    caller keeps beside it (`extra`, JSON-friendly, given back by `load`)."""
+    arrays = None
+    if isinstance(checkpoint, SearchCheckpoint):
+        extra = (extra or {}) | {"search": checkpoint.search}
+        checkpoint, arrays = checkpoint.sweep, checkpoint.arrays
     progress = checkpoint.progress
     meta = {
         "format": FORMAT,
@@ -155,9 +183,9 @@ def save(
         np.savez(handle, **arrays)
 
 
-def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
-    """Reads a checkpoint `save` wrote; returns it and its `extra` (with the named
-    arrays saved beside it under `extra["arrays"]`, if there were any).
+def load(path: str | os.PathLike) -> tuple[SweepCheckpoint | SearchCheckpoint, dict]:
+    """Reads a checkpoint `save` wrote: a sweep's, or a search's (one with a search
+    record); returns it and its caller's `extra`.
 
     Raises:
       CheckpointError: the file is missing, damaged, or not such a checkpoint.
@@ -165,14 +193,21 @@ def load(path: str | os.PathLike) -> tuple[SweepCheckpoint, dict]:
     with _opened(path) as (meta, archive):
         checkpoint = _from_archive(meta, archive)
         extra = dict(meta["extra"])
-        if meta.get("extra_arrays"):
-            extra["arrays"] = {name: archive[f"extra_{name}"] for name in meta["extra_arrays"]}
+        search = extra.pop("search", None)
+        arrays = {name: archive[f"extra_{name}"] for name in meta.get("extra_arrays", [])}
     wrong = checkpoint.inconsistencies()
     if wrong:
         raise CheckpointError(
             f"checkpoint {path} is damaged: {', '.join(wrong)} do not fit its settings"
         )
-    return checkpoint, extra
+    if search is None:
+        return checkpoint, extra
+    searched = SearchCheckpoint(sweep=checkpoint, search=search, arrays=arrays)
+    try:
+        searched.config  # noqa: B018 (checked here, so that a damaged one is named now)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"checkpoint {path} is damaged (its search: {error})") from None
+    return searched, extra
 
 
 def _check_format(path: pathlib.Path, meta) -> None:

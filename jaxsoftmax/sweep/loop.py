@@ -26,11 +26,12 @@ from jaxsoftmax.sweep.checkpoint import SweepCheckpoint
 from jaxsoftmax.sweep.config import SweepConfig
 from jaxsoftmax.sweep.plan import SweepPlan, compiler_options, make_plan
 from jaxsoftmax.sweep.progress import ChunkReport, Progress, chunk_report
+from jaxsoftmax.sweep.protocol import Run
 from jaxsoftmax.sweep.results import SweepResult
 from jaxsoftmax.sweep.warm import WarmStart
 
 
-class SweepRun:
+class SweepRun(Run):
     """A sweep in progress: iterating it trains, one `ChunkReport` per chunk.
 
     Make one with `start` or `restore`. While the caller handles a report, the
@@ -80,7 +81,7 @@ class SweepRun:
         self._state = None  # the device state at `_position`, once training has run
         self._programs = {}
         self._checkpointed_at = self._total_steps(self._position)
-        self._times_before = (progress.compile_s, progress.train_s)
+        self._times_before = self._times()
 
     @classmethod
     def start(
@@ -345,24 +346,19 @@ class SweepRun:
             initial_state=self._initial_state,
         )
 
-    def checkpoint_due(self, every: int | None) -> bool:
-        """Whether a multiple of `every` steps (counting every slice's) has been passed
-        since the last `checkpoint()` (or the start); always False for None."""
-        return bool(every) and self.steps_trained // every > self._checkpointed_at // every
-
     @property
     def checkpointed(self) -> bool:
         """Whether `checkpoint()` has been taken since the last report."""
         return self._checkpointed_at == self.steps_trained
 
-    def session_times(self) -> dict[str, float]:
-        """Seconds this object spent compiling and training (a restored run's progress also
-        counts the sessions before)."""
-        compile_s, train_s = self._times_before
-        return {
-            "compile_s": self.progress.compile_s - compile_s,
-            "train_s": self.progress.train_s - train_s,
-        }
+    def search_record(self) -> dict | None:
+        """A random search's record (its trials are the sweep's models); None for a grid."""
+        if not self.config.trials:
+            return None
+        return {"strategy": "random", "trials": self.config.num_models}
+
+    def _times(self) -> tuple[float, float]:
+        return self.progress.compile_s, self.progress.train_s
 
     def result(self) -> SweepResult:
         """What the sweep has produced so far; `interrupted` unless it has finished."""

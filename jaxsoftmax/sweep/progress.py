@@ -144,9 +144,13 @@ class Progress:
         for kept, leaf in zip(self.states, leaves, strict=True):
             kept[models] = leaf
 
-    def result(self, config: SweepConfig, *, interrupted: bool) -> SweepResult:
-        """A `SweepResult` of a copy of this record."""
-        progress = self.copy()
+    def result(
+        self, config: SweepConfig, *, interrupted: bool, times=None, share: bool = False
+    ) -> SweepResult:
+        """A `SweepResult` of a copy of this record (of the record itself if `share`, for
+        a record that changes no more); `times`: its (compile_s, train_s) if not these."""
+        progress = dataclasses.replace(self) if share else self.copy()
+        compile_s, train_s = (progress.compile_s, progress.train_s) if times is None else times
         return SweepResult(
             config=config,
             params=progress.params,
@@ -157,8 +161,8 @@ class Progress:
             test_accuracy=progress.test_accuracy,
             validation_loss=progress.validation_loss,
             validation_accuracy=progress.validation_accuracy,
-            compile_s=progress.compile_s,
-            train_s=progress.train_s,
+            compile_s=compile_s,
+            train_s=train_s,
             steps_done=progress.steps_done,
             diverged_at=progress.diverged_at,
             interrupted=interrupted,

@@ -1,0 +1,60 @@
+"""The run to drive, decided once: a sweep of a grid or of random trials (`SweepRun`),
+or a successive-halving search (`HalvingSearch`); started, or restored from a checkpoint.
+
+    run = start_run(dataset, config, halving=None)      # a sweep
+    run = restore_run(dataset, checkpoint.load(path)[0])  # whatever the file holds
+"""
+
+from jaxsoftmax.data.dataset import Dataset
+from jaxsoftmax.search.halving import HalvingSearch
+from jaxsoftmax.search.spaces import Halving
+from jaxsoftmax.sweep.checkpoint import SearchCheckpoint, SweepCheckpoint
+from jaxsoftmax.sweep.config import SweepConfig
+from jaxsoftmax.sweep.loop import SweepRun
+from jaxsoftmax.sweep.plan import make_plan
+from jaxsoftmax.sweep.protocol import Run
+
+
+def start_run(
+    dataset: Dataset,
+    config: SweepConfig,
+    halving: Halving | None = None,
+    *,
+    histogram_buckets: int = 0,
+    keep_params: bool = True,
+    **plan_options,
+) -> Run:
+    """A new run of `config`: successive halving over its trials if `halving` is given,
+    else one sweep of every model; `plan_options` go to `make_plan`."""
+    if halving is not None:
+        return HalvingSearch.start(
+            dataset, config, halving, histogram_buckets=histogram_buckets, **plan_options
+        )
+    plan = make_plan(config, dataset, **plan_options)
+    return SweepRun.start(
+        dataset, config, plan, histogram_buckets=histogram_buckets, keep_params=keep_params,
+        devices=plan_options.get("devices"),
+    )  # fmt: skip
+
+
+def restore_run(
+    dataset: Dataset,
+    checkpoint: SweepCheckpoint | SearchCheckpoint,
+    *,
+    histogram_buckets: int = 0,
+    **plan_options,
+) -> Run:
+    """The run `checkpoint` saved (a search's or a sweep's), going on where it stopped;
+    `plan_options` plan a search's later rungs.
+
+    Raises:
+      CheckpointError: the checkpoint does not fit this data or these devices.
+    """
+    if isinstance(checkpoint, SearchCheckpoint):
+        return HalvingSearch.restore(
+            dataset, checkpoint, histogram_buckets=histogram_buckets, **plan_options
+        )
+    return SweepRun.restore(
+        dataset, checkpoint, histogram_buckets=histogram_buckets,
+        devices=plan_options.get("devices"),
+    )  # fmt: skip
