@@ -5,13 +5,23 @@ import contextlib
 import os
 import pathlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 # What a run writes into its log directory besides TensorBoard's event files.
 RESULTS_FILE = "results.json"
 CHECKPOINT_FILE = "checkpoint.npz"
 FIGURES_DIR = "figures"
+
+
+def make_folder(path: pathlib.Path, failure: Callable[[str], Exception]) -> pathlib.Path:
+    """Creates the folder `path` and its parents (fine if it exists); where the machine
+    refuses, raises what `failure` makes of its reason (a one-line library error)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise failure(error.strerror.lower() if error.strerror else str(error)) from None
+    return path
 
 
 @contextlib.contextmanager

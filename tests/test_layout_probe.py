@@ -117,3 +117,23 @@ def test_a_failing_probe_falls_back_to_the_backends_layout_with_a_note(small, mo
     assert plan.layout == (engine.CLASS_MAJOR if jax.devices()[0].platform == "cpu"
                            else engine.FEATURE_MAJOR)  # fmt: skip
     assert lines == [f"note: the layout probe failed (out of device memory); using {plan.layout}"]
+
+
+def test_a_probes_time_is_in_the_timing_once_and_never_in_a_checkpoint(
+    small, tmp_path, monkeypatch
+):
+    """The probe's seconds reach results.json's timing (and so the `time:` line) in the
+    run that measured, not in one the cache answered; a checkpoint's plan leaves them out."""
+    import jaxsoftmax as js
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    config = SweepConfig(learning_rates=tuple(0.001 * (k + 1) for k in range(8)), steps=20,
+                         eval_every=10)  # fmt: skip
+    timings = []
+    for name in ("measured", "cached"):
+        js.train_logged(small, config, tmp_path / name, summaries=False)
+        timings.append(json.loads((tmp_path / name / "results.json").read_text())["timing"])
+    assert 0 < timings[0]["probe_s"] < timings[0]["total_s"]
+    assert "probe_s" not in timings[1]
+    plan = js.load_checkpoint(tmp_path / "measured" / "checkpoint.npz")[0].plan
+    assert plan.probe_s == 0 and "probe_s" not in plan.to_dict()

@@ -61,7 +61,9 @@ def test_quickstart_runs_top_to_bottom(cli_env, tmp_path, monkeypatch):
     assert reprs == [], reprs
     assert "60000 training and 10000 test images of 28x28, 10 classes" in text
     assert "lr=0.005" in text and "test accuracy over 5 seeds" in text
-    # The TensorBoard cell ran the real command line into the logdir the settings name.
+    # The TensorBoard cell wrote the run through the Python API, no command line in a
+    # subprocess, into the logdir the settings name.
+    assert "subprocess" not in "".join(cell.source for cell in notebook.cells)
     document = json.loads((logdir / "results.json").read_text())
     assert [run["name"] for run in document["runs"]] == ["lr=0.002", "lr=0.005", "lr=0.008"]
     assert all(run["steps"] == 40 for run in document["runs"])

@@ -256,9 +256,9 @@ def test_halving_rules(small):
     assert search.Halving(eta=2, min_steps=5).survivors(9) == 5
     with pytest.raises(ConfigError, match="validation split"):
         HALVING.check(search_of(validation=0))
-    with pytest.raises(ConfigError, match="multiple of --eval-every"):
+    with pytest.raises(ConfigError, match="multiple of `eval_every`"):
         search.Halving(eta=3, min_steps=6).check(search_of())
-    with pytest.raises(ConfigError, match="is not below --steps"):
+    with pytest.raises(ConfigError, match="is not below `steps`"):
         search.Halving(eta=3, min_steps=36).check(search_of())
     with pytest.raises(ConfigError, match="eta"):
         search.Halving(eta=1, min_steps=4)
@@ -267,25 +267,36 @@ def test_halving_rules(small):
 def test_the_chosen_trial_finished_healthy_and_is_the_best_of_those_on_validation():
     """The rule alone, on a hand-made result (each trial ruled out one way): the best final
     validation accuracy among trials that took every step, did not diverge and have
-    finite accuracy and weights; None when none qualifies."""
-    from types import SimpleNamespace
+    finite accuracy and weights; None when none qualifies. The same rule ranks for
+    display (`rank_models`), best first, ties to the lower index."""
+    from jaxsoftmax.sweep.results import SweepResult, rank_models
 
     finals = np.array([0.99, 0.98, 0.97, np.nan, 0.90, 0.95, 0.96])
     earlier = np.full(7, 0.999)  # a better accuracy before the end counts for nothing
-    w = np.zeros((7, 2, 3))
+    w = np.zeros((7, 2, 3), np.float32)
     w[2, 0, 0] = np.inf  # trial 2's weights are not finite
-    result = SimpleNamespace(
-        config=SimpleNamespace(steps=10),
+    config = SweepConfig(learning_rates=tuple(0.1 * (k + 1) for k in range(7)), steps=10,
+                         eval_every=5, validation=10)  # fmt: skip
+    nothing = np.zeros((2, 7), np.float32)
+    result = SweepResult(
+        config=config, params={"w": w, "b": np.zeros((7, 3), np.float32)},
+        train_loss=np.zeros((10, 7)), train_accuracy=np.zeros((10, 7)),
+        eval_steps=np.array([5, 10]), test_loss=nothing, test_accuracy=nothing,
+        compile_s=0.0, train_s=0.0, validation_loss=nothing,
         validation_accuracy=np.stack([earlier, finals]),
         steps_done=np.array([4, 10, 10, 10, 10, 10, 10]),  # trial 0 stopped early
         diverged_at=np.array([0, 7, 0, 0, 0, 0, 0]),  # trial 1 diverged
-        params={"w": w},
-    )
+    )  # fmt: skip
     assert search.choose_trial(result) == 6  # 6 (0.96) over 5 (0.95) and 4 (0.90)
+    assert result.ranked().tolist() == [6, 5, 4]
     result.diverged_at[6] = 3
     assert search.choose_trial(result) == 5
-    result.params = None  # no weights kept: nothing can be shown finite
-    assert search.choose_trial(result) is None
+    no_weights = dataclasses.replace(result, params=None)  # nothing shown finite
+    assert search.choose_trial(no_weights) is None
+    ties = rank_models([0.5, 0.7, 0.7, 0.2], finished=[True] * 4, diverged=[False] * 4)
+    assert ties.tolist() == [1, 2, 0, 3]
+    losses = rank_models([0.5, 0.7, 0.1], finished=[True] * 3, diverged=[0, 0, 1], larger=False)
+    assert losses.tolist() == [0, 1]
 
 
 def test_halvings_default_eta_is_3_and_it_never_keeps_more_trials_than_it_has():

@@ -247,7 +247,10 @@ def test_auto_works_for_other_image_sizes_and_class_counts(tmp_path, capsys):
         ([*SEARCH[:2], "--strategy", "random", "--min-steps", "4"], "--min-steps is for --strat"),
         ([*SEARCH[:2], "--grid", "momentum=0,0.9"], "not both"),
         ([*SEARCH[:2], "--learning-rates", "0.1"], "not both"),
-        ([*SEARCH[:2], "--steps", "30", "--eval-every", "4", "--min-steps", "6"], "multiple of"),
+        (
+            [*SEARCH[:2], "--steps", "30", "--eval-every", "4", "--min-steps", "6"],
+            "--min-steps 6 must be a multiple of --eval-every 4",
+        ),
         ([*SEARCH[:2], "--min-steps", "1000"], "is not below --steps"),
         ([*SEARCH[:2], "--validation", "0"], "validation split"),
         ([*SEARCH[:2], "--strategy", "random", "--validation", "0"], "validation split"),
@@ -260,6 +263,7 @@ def test_auto_works_for_other_image_sizes_and_class_counts(tmp_path, capsys):
 def test_search_mistakes_are_one_line(argv, message, capsys, tmp_path):
     status, _, err = run_main([*argv, "--logdir", str(tmp_path / "run"), *QUICK], capsys)
     assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert "`" not in err, err  # the library's parameter names, in the command line's flags
     assert not (tmp_path / "run").exists()
 
 

@@ -161,7 +161,7 @@ def test_unprepared_dataset_without_download_names_it_and_suggests_idx(tfds, tmp
         tfds_source.load_tfds_arrays(catalog.MNIST, data_dir=str(tmp_path), download=False)
 
     message = str(raised.value)
-    assert "'mnist'" in message and str(tmp_path) in message and "--source idx" in message
+    assert "'mnist'" in message and str(tmp_path) in message and "`source`=idx" in message
     assert "\n" not in message
     assert raised.value.__cause__ is not None
 
@@ -176,7 +176,7 @@ def test_unprepared_dataset_offline_fails_at_once_saying_what_to_do(tfds_only, t
         f"(storage.googleapis.com through proxy {offline}: connection refused)."
     )
     assert "import tensorflow_datasets as tfds; tfds.load('mnist')" in message
-    assert "~/tensorflow_datasets/mnist" in message and "--data-dir" in message
+    assert "~/tensorflow_datasets/mnist" in message and "`data_dir`=DIR" in message
     assert "\n" not in message
 
 

@@ -7,6 +7,7 @@ signal for an interruption. Anything else is a bug and keeps its traceback.
 
 import argparse
 import pathlib
+import re
 import sys
 from collections.abc import Callable
 
@@ -32,8 +33,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (no usage dump), exit status 2."""
 
-    def __init__(self, **kwargs):
-        super().__init__(formatter_class=HelpFormatter, **kwargs)
+    def __init__(self, command: str, description: str, **kwargs):
+        """The parser of `python -m jaxsoftmax.<command>`, which does `description`."""
+        super().__init__(
+            prog=f"python -m jaxsoftmax.{command}", description=description,
+            formatter_class=HelpFormatter, **kwargs,
+        )  # fmt: skip
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
@@ -73,21 +78,43 @@ def add_model_choice(parser: argparse.ArgumentParser) -> None:
                        "the test set)")  # fmt: skip
 
 
-def run_command(work: Callable[[], int]) -> int:
-    """Runs a command's body; turns a user's mistake into one line on stderr and the
-    exit status it calls for."""
+def run_command(work: Callable[[], int], parser: argparse.ArgumentParser | None = None) -> int:
+    """Runs a command's body; turns a user's mistake into one line on stderr (in the
+    words of `parser`'s flags, see `in_flags`) and the exit status it calls for."""
     try:
         return work()
     except ConfigError as error:
-        return _fail(f"error: {error}", EXIT_USAGE)
+        return _fail(f"error: {in_flags(str(error), parser)}", EXIT_USAGE)
     except JaxsoftmaxError as error:
-        return _fail(f"error: {error}", EXIT_DATA)
+        return _fail(f"error: {in_flags(str(error), parser)}", EXIT_DATA)
     except OSError as error:
         # The machine refused (disk full, permissions) where no better message was given.
         where = f": {error.filename}" if error.filename else ""
         return _fail(f"error: {error.strerror or error}{where}", EXIT_DATA)
     except KeyboardInterrupt as interrupted:  # Ctrl-C, or interrupts.Interrupted
         return _fail("interrupted", getattr(interrupted, "exit_status", EXIT_INTERRUPTED))
+
+
+_PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`(?:=(\S+))?")
+
+
+def in_flags(message: str, parser: argparse.ArgumentParser | None) -> str:
+    """A library error in the command line's words: the library names a parameter as
+    `name` (or `name`=VALUE); where the command has it as a flag, the flag stands
+    there instead (--name VALUE)."""
+    flags = {}
+    for action in getattr(parser, "_actions", ()):  # argparse lists them nowhere public
+        long = [option for option in action.option_strings if option.startswith("--")]
+        if long:
+            flags[action.dest] = long[0]
+
+    def flag(match: re.Match) -> str:
+        name, value = match.groups()
+        if name not in flags:
+            return match.group(0)
+        return flags[name] + (f" {value}" if value else "")
+
+    return _PARAMETER.sub(flag, message)
 
 
 def _fail(message: str, status: int) -> int:

@@ -25,8 +25,8 @@ from jaxsoftmax.trained.export import FORMATS, write
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
     parser = cmdline.OneLineParser(
-        prog="python -m jaxsoftmax.export",
-        description="Write a model a training run left in LOGDIR as ONNX (uint8 images in, "
+        "export",
+        "Write a model a training run left in LOGDIR as ONNX (uint8 images in, "
         "class probabilities out) or as plain NumPy arrays.",
     )
     cmdline.add_model_choice(parser)
@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; prints the file written; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     def export() -> int:
         if args.output.exists() and not args.overwrite:
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(args.output)
         return 0
 
-    return cmdline.run_command(export)
+    return cmdline.run_command(export, parser)
 
 
 if __name__ == "__main__":

@@ -81,17 +81,14 @@ def auto_search(args, dataset, settings, stops, *, quiet: bool):
     Raises:
       interrupts.Interrupted: a signal came during the search (which is not saved).
     """
-    import time
-
     import tqdm
 
     from jaxsoftmax.cli import interrupts
     from jaxsoftmax.search import auto
-    from jaxsoftmax.sweep import grid, parallel
+    from jaxsoftmax.sweep import parallel
 
     if args.logdir is not None and parallel.is_main_process():  # before spending the budget
         logdirs.check_free(args.logdir, overwrite=args.overwrite)
-    began = time.perf_counter()
     with tqdm.tqdm(unit="step", desc="--auto: searching", disable=quiet, file=sys.stderr) as bar:
 
         def on_chunk(done: int, total: int, best: float) -> None:
@@ -103,16 +100,13 @@ def auto_search(args, dataset, settings, stops, *, quiet: bool):
             bar.update(done - bar.n)
             bar.set_postfix({"validation_accuracy": f"{best:.2%}"})
 
-        config, result, chosen = auto.choose(
+        choice = auto.search_and_choose(
             dataset, time_budget=args.time_budget, seed=args.seed, on_chunk=on_chunk,
             max_models_per_slice=args.max_models_per_slice, layout=settings.layout,
         )  # fmt: skip
-    setting = config.settings[chosen]
-    retrain = auto.retrain_config(config, setting, dataset)
-    found = auto.record(config, result, chosen, time.perf_counter() - began)
-    found["retrain"] = {"steps": retrain.steps, "training_images": len(dataset.train_images)}
-    name = grid.run_names(config)[chosen]
-    return retrain, dataclasses.replace(settings, run_names=(name,), auto=found)
+    return choice.retrain, dataclasses.replace(
+        settings, run_names=(choice.name,), auto=choice.record
+    )
 
 
 def auto_outcome(found: dict, result) -> str:

@@ -21,8 +21,8 @@ from jaxsoftmax.trained import run as trained
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: a log directory, the model to use, the files."""
     parser = cmdline.OneLineParser(
-        prog="python -m jaxsoftmax.predict",
-        description=(
+        "predict",
+        (
             "Classify images with a model a training run left in LOGDIR: pictures (PNG, JPEG, "
             "BMP; made grayscale, resized and inverted as the training images need), IDX "
             "images files or .npy arrays of images."
@@ -52,7 +52,8 @@ def describe(prediction: dict) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     def classify() -> int:
         model = trained.choose(trained.load_run(args.logdir), args.run, best=args.best)
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n".join(map(describe, predictions)))
         return 0
 
-    return cmdline.run_command(classify)
+    return cmdline.run_command(classify, parser)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ from jaxsoftmax.plots.report import write_figures
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: a log directory and where the figures go."""
     parser = cmdline.OneLineParser(
-        prog="python -m jaxsoftmax.report",
-        description=(
+        "report",
+        (
             "Draw a training run's results and TensorBoard events as PNG figures with "
             "matplotlib: loss and accuracy curves, weight templates, final accuracy against "
             "learning rate. Grids are drawn by setting, with the spread over seeds."
@@ -48,7 +48,8 @@ def _read_events_without_tensorflow() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; prints each figure's path; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     _read_events_without_tensorflow()
 
     def draw() -> int:
@@ -59,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(path)
         return 0
 
-    return cmdline.run_command(draw)
+    return cmdline.run_command(draw, parser)
 
 
 if __name__ == "__main__":

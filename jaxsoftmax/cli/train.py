@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         int, lambda value: check_count(name, value, least)
     )
     parser = cmdline.OneLineParser(
-        prog="python -m jaxsoftmax.train",
-        description=(
+        "train",
+        (
             "Train linear softmax classifiers y = softmax(x W + b) on MNIST-format images, one per "
             "learning rate, all in one compiled JAX program, and log everything for TensorBoard. "
             "The defaults reproduce the TensorFlow tutorial: batch 100, 1000 steps of gradient "
@@ -63,62 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated learning rates, trained in parallel, one model each (default: "
         f"{','.join(map(str, DEFAULT_LEARNING_RATES))}); short for --grid learning_rate=...",
     )
-    add(
-        "--grid",
-        metavar="SPEC",
-        type=cmdline.argument_type(str, grid.parse_grid),
+    add("--grid", metavar="SPEC", type=cmdline.argument_type(str, grid.parse_grid),
         help="a hyperparameter grid, one model per point, all trained in one program: axes "
         "learning_rate, seed, weight_decay and momentum, e.g. 'learning_rate=0.002,0.005 "
         "seed=0,1,2 weight_decay=0,1e-4 momentum=0,0.9'. Each seed has its own initialisation "
         "and minibatch order; models with the same seed share minibatches. weight_decay adds "
         "weight_decay * w to the gradient of the weights; momentum is SGD's heavy ball",
-    )
-    add(
-        "--steps",
-        type=setting("steps", int),
-        default=defaults.steps,
-        help="gradient descent steps per model",
-    )
-    add(
-        "--batch-size",
-        type=setting("batch_size", int),
-        default=defaults.batch_size,
-        help="training examples per step, shared by all models",
-    )
-    add(
-        "--eval-every",
-        metavar="N",
-        type=setting("eval_every", int),
-        default=defaults.eval_every,
-        help="evaluate on the full test set every N steps and at the end (1: like the tutorial)",
-    )
-    add(
-        "--loss-scale",
-        type=setting("loss_scale", float),
-        default=defaults.loss_scale,
-        help="minimise loss-scale x mean cross-entropy; 100 is the tutorial's loss, so lr 0.005 "
-        "here equals lr 0.5 on plain mean cross-entropy (--loss-scale 1)",
-    )
-    add(
-        "--validation",
-        metavar="N",
-        type=setting("validation", int),
-        help="hold out N training examples (chosen by --seed, the same for every model) as a "
-        "validation split, never trained on and evaluated beside the test set: choose settings "
-        "on it, report the test set (default: 0; 10000 for --search and --auto)",
-    )
-    add(
-        "--seed",
-        type=setting("seed", int),
-        default=defaults.seed,
-        help="seeds the minibatch order and random initialisation",
-    )
-    add(
-        "--init-scale",
-        type=setting("init_scale", float),
-        default=defaults.init_scale,
-        help="standard deviation of random initial weights; 0 initialises to zeros",
-    )
+    )  # fmt: skip
+    for flag, convert, metavar, text in (
+        ("--steps", int, None, "gradient descent steps per model"),
+        ("--batch-size", int, None, "training examples per step, shared by all models"),
+        ("--eval-every", int, "N", "evaluate on the full test set every N steps and at the "
+         "end (1: like the tutorial)"),
+        ("--loss-scale", float, None, "minimise loss-scale x mean cross-entropy; 100 is the "
+         "tutorial's loss, so lr 0.005 here equals lr 0.5 on plain mean cross-entropy "
+         "(--loss-scale 1)"),
+        ("--validation", int, "N", "hold out N training examples (chosen by --seed, the same "
+         "for every model) as a validation split, never trained on and evaluated beside the "
+         "test set: choose settings on it, report the test set (default: 0; 10000 for "
+         "--search and --auto)"),
+        ("--seed", int, None, "seeds the minibatch order and random initialisation"),
+        ("--init-scale", float, None, "standard deviation of random initial weights; 0 "
+         "initialises to zeros"),
+    ):  # fmt: skip
+        name = flag[2:].replace("-", "_")
+        default = None if name == "validation" else getattr(defaults, name)  # see settings
+        add(flag, type=setting(name, convert), metavar=metavar, default=default, help=text)
     add(
         "--schedule",
         choices=SCHEDULES,
@@ -128,15 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     searching = parser.add_argument_group("search (choose on the validation split)")
     add = searching.add_argument
-    add(
-        "--search",
-        metavar="SPACE",
-        type=cmdline.argument_type(str, search.parse_space),
+    add("--search", metavar="SPACE", type=cmdline.argument_type(str, search.parse_space),
         help="search instead of a grid: each axis a list of values, a uniform range a:b or a "
         "log-uniform range log:a:b, e.g. 'learning_rate=log:1e-4:1e-1 "
         "weight_decay=log:1e-7:1e-3 momentum=0:0.95'; --trials settings are drawn from a "
         "Sobol sequence seeded by --seed",
-    )
+    )  # fmt: skip
     add("--trials", type=count("--trials"), default=100, metavar="N",
         help="settings a search draws")  # fmt: skip
     add(
@@ -290,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     flag_rules.check_together(parser, args)
     with interrupts.StopOnSignal() as stops:
-        return cmdline.run_command(lambda: _train(args, start, stops))
+        return cmdline.run_command(lambda: _train(args, start, stops), parser)
 
 
 def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal) -> int:
@@ -302,6 +269,7 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
         settings = dataclasses.replace(settings, data_dir=str(args.data_dir.resolve()))
     dataset, times = _prepare(args, settings, stops, start)
     from jaxsoftmax.cli import launch
+    from jaxsoftmax.outputs import logged
     from jaxsoftmax.outputs import writing as outputs
     from jaxsoftmax.sweep import parallel
 
@@ -311,21 +279,14 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
         config, settings = launch.auto_search(args, dataset, settings, stops, quiet=args.quiet)
     run = launch.sweep_run(args, config, settings, resume, dataset, say)
     logdir = launch.logdir(args) if parallel.is_main_process() else None  # only now: writing
-    with stops.deferred(), outputs.RunOutputs(
-        logdir, run=run, dataset=dataset, names=settings.run_names, summaries=settings.summaries,
-        quiet=args.quiet, checkpoint_extra=settings.to_dict(), resumes=settings.resumes,
-    ) as out:  # fmt: skip
-        result, extras = outputs.drive(
-            run, out, dataset, checkpoint_every=settings.checkpoint_every,
+    with stops.deferred():
+        result, extras, timing = logged.log_run(
+            run, dataset, logdir, names=settings.run_names, began=start, timing=times,
+            summaries=settings.summaries, checkpoint_every=settings.checkpoint_every,
+            progress=not args.quiet, checkpoint_extra={"settings": settings.to_dict()},
+            resumes=settings.resumes, auto=settings.auto,
             stop_requested=lambda: parallel.any_process(stops.requested is not None),
         )  # all processes stop at one chunk  # fmt: skip
-        if settings.auto is not None:
-            extras["auto"] = settings.auto
-        timing = times | ({"search_s": settings.auto["search_s"]} if settings.auto else {})
-        timing |= run.session_times() | {"total_s": time.perf_counter() - start}
-        if logdir is not None:
-            outputs.write_results(logdir, result, dataset=dataset, timing=timing,
-                                  names=settings.run_names, **extras)  # fmt: skip
     if logdir is not None:
         outputs.print_outcome(
             logdir, run, result, timing=timing, names=settings.run_names, quiet=args.quiet

@@ -141,19 +141,12 @@ def _unsqueeze(tree):
     return jax.tree_util.tree_map(lambda leaf: leaf[None], tree)
 
 
-def grid_step(
-    state: TrainState,
-    inputs: jax.Array,
-    labels: jax.Array,
-    loss_scale: float | jax.Array,
-    *,
-    descent: GradientDescent,
-    layout: str,
-) -> tuple[TrainState, Metrics]:
-    """`sweep_step` for a grid: S seeds of M models each, one batch per seed.
+def per_seed(step, state: TrainState, inputs, labels, loss_scale) -> tuple[TrainState, Metrics]:
+    """A `sweep_step` (`step`, its options bound) for a grid: S seeds of M models each,
+    one batch per seed.
 
     Args:
-      state: leading axes (S, M), in `layout`.
+      state: leading axes (S, M), in the step's layout.
       inputs: float32 (S, batch, features), the batch of each seed.
       labels: int32 (S, batch).
 
@@ -163,7 +156,6 @@ def grid_step(
     axis instead, so the M models share one matrix product and the loop never
     reshapes the state.
     """
-    step = functools.partial(sweep_step, descent=descent, layout=layout)
     return jax.vmap(step, in_axes=(0, 0, 0, None))(state, inputs, labels, loss_scale)
 
 
@@ -205,13 +197,13 @@ def run_chunk(
       `DeviceData.evaluated`); histograms (num_windows, S, M, ...) or None.
     """
     evaluated = {k: (model.scale_images(x), y) for k, (x, y) in data.evaluated().items()}
-    batches = _chunk_batches(
-        seeds, start_step, num_windows, window_steps, batch_size, data.train_images.shape[0]
-    )
+    batches = _chunk_batches(seeds, start_step, num_windows, window_steps, batch_size,
+                             data.train_images.shape[0])  # fmt: skip
     # With one seed the loop carries the state without the seeds axis: reshaping it in every
     # step made XLA copy all the weights once a step (K=300 on a CPU: 2.86 -> 2.5 s, 300 steps).
     one_seed = seeds.shape[0] == 1
-    step = functools.partial(sweep_step if one_seed else grid_step, descent=descent, layout=layout)
+    step = functools.partial(sweep_step, descent=descent, layout=layout)
+    step = step if one_seed else functools.partial(per_seed, step)
 
     def one_step(state, indices):
         inputs = model.scale_images(data.train_images[indices.reshape(-1)])

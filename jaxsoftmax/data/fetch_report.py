@@ -126,7 +126,7 @@ def describe_failure(
     return (
         f"could not fetch dataset {spec.name!r}: {missing_text} ({sources_text}). "
         f"Put the four IDX files ({', '.join(IDX_FILES)}; each optionally .gz) "
-        f"into {target_dir} or pass --data-dir DIR"
+        f"into {target_dir} or pass `data_dir`=DIR"
     )
 
 

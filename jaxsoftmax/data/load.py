@@ -150,7 +150,7 @@ def load_dataset(
     if data_dir is not None:
         return load_idx_folder(data_dir, name=name, num_classes=num_classes)
     if spec is None:
-        raise DataError(f"unknown dataset {name!r}; choose {_known()}, or pass --data-dir DIR")
+        raise DataError(f"unknown dataset {name!r}; choose {_known()}, or pass `data_dir`=DIR")
     for folder in candidate_dirs(name, environ=environ):
         if find_idx_files(folder) is not None:
             return load_idx_folder(folder, name=name, num_classes=num_classes)
@@ -159,7 +159,7 @@ def load_dataset(
         searched = ", ".join(map(str, candidate_dirs(name, environ=environ)))
         raise DataError(
             f"{name} not found (looked in {searched}); "
-            f"put the four IDX files in {cache} or pass --data-dir DIR"
+            f"put the four IDX files in {cache} or pass `data_dir`=DIR"
         )
     from jaxsoftmax.data import download as fetching
 
@@ -172,20 +172,12 @@ def _load_tfds(name: str, data_dir, download: bool) -> Dataset:
 
     spec = catalog.DATASETS.get(name)
     if spec is None:
-        raise DataError(f"unknown dataset {name!r} for --source tfds; choose {_known()}")
+        raise DataError(f"unknown dataset {name!r} for `source`=tfds; choose {_known()}")
     arrays = tfds_source.load_tfds_arrays(
         spec, data_dir=None if data_dir is None else str(data_dir), download=download
     )
-    train_images, train_labels, test_images, test_labels, num_classes = arrays
-    return make_dataset(
-        name=name,
-        train_images=train_images,
-        train_labels=train_labels,
-        test_images=test_images,
-        test_labels=test_labels,
-        num_classes=num_classes,
-        origin="tfds",
-    )
+    keys = ("train_images", "train_labels", "test_images", "test_labels", "num_classes")
+    return make_dataset(name=name, origin="tfds", **dict(zip(keys, arrays, strict=True)))
 
 
 def _known() -> str:

@@ -20,7 +20,7 @@ from jaxsoftmax.data.catalog import DatasetSpec
 from jaxsoftmax.data.download import describe_error
 from jaxsoftmax.errors import DataError
 
-_INSTALL_HINT = "--source tfds needs tensorflow-datasets: pip install 'jaxsoftmax[tfds]'"
+_INSTALL_HINT = "`source`=tfds needs tensorflow-datasets: pip install 'jaxsoftmax[tfds]'"
 
 # Examples per tf.data batch while copying a split into NumPy. Not tfds's `batch_size=-1`: that
 # sizes its one batch from the split metadata and falls back to sys.maxsize where the metadata
@@ -212,7 +212,7 @@ def _load_failure_message(spec: DatasetSpec, data_dir: str | None, error: Except
     # Not `tfds build`: tensorflow-datasets 4.9.10's command line needs apache-beam to start.
     return (
         f"tfds could not load {spec.tfds_name!r}{where} ({cause}); let tfds download and prepare "
-        "it once with network access, or use --source idx"
+        "it once with network access, or use `source`=idx"
     )
 
 
@@ -226,7 +226,7 @@ def _cannot_download_message(spec: DatasetSpec, data_dir_root: str, reason: str)
         f"tfds has no prepared {spec.tfds_name!r} in {data_dir_root} and cannot download it "
         f"({reason}). Prepare it on a machine with network access: {prepare_command}, then copy "
         f"~/tensorflow_datasets/{spec.tfds_name} from there into {data_dir_root}; or use the "
-        "default --source idx, which reads IDX files from --data-dir DIR or fetches them"
+        "default `source`=idx, which reads IDX files from `data_dir`=DIR or fetches them"
     )
 
 

@@ -7,9 +7,9 @@ import dataclasses
 
 import numpy as np
 
-from jaxsoftmax.core import features
+from jaxsoftmax.core import features, host
 from jaxsoftmax.data.dataset import Dataset
-from jaxsoftmax.sweep.results import SweepResult
+from jaxsoftmax.sweep.results import SweepResult, float32_or_none
 
 ANALYSED = 30  # models analysed at most
 EXAMPLES = 16  # misclassified test images kept per model
@@ -42,9 +42,7 @@ class Analysis:
         """What results.json keeps: the matrix and the accuracy per class."""
         return {
             "confusion_matrix": self.confusion.tolist(),
-            "class_accuracy": [
-                None if np.isnan(value) else float(f"{value:.7g}") for value in self.class_accuracy
-            ],
+            "class_accuracy": [float32_or_none(value) for value in self.class_accuracy],
         }
 
 
@@ -57,9 +55,8 @@ def _analyse(weights, biases, images, labels, *, num_classes: int, examples: int
     """
     inputs = features.to_inputs(images)  # as the compiled step reads them
     logits = np.einsum("nf,kfc->knc", inputs, weights, optimize=True) + biases[:, None]
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    confidence = 1.0 / shifted.sum(axis=-1)  # the largest softmax probability
-    predicted = logits.argmax(axis=-1)  # (K, N)
+    confidence = host.softmax(logits).max(axis=-1)  # the predicted class's probability
+    predicted = host.predicted(logits)  # (K, N)
     cells = labels[None] * num_classes + predicted
     confusion = np.stack([np.bincount(row, minlength=num_classes**2) for row in cells])
     wrong = np.where(predicted != labels[None], confidence, -1.0)
@@ -76,16 +73,9 @@ def chosen_models(result: SweepResult, limit: int = ANALYSED) -> list[int]:
     validation split, by test accuracy: for display only, never to choose settings)."""
     if result.params is None:
         return []
-    finite = np.isfinite(result.params["w"]).all(axis=(1, 2))
     held_out = result.config.validation and result.validation_accuracy is not None
-    finals = (result.validation_accuracy if held_out else result.test_accuracy)[-1]
-    healthy = [
-        k for k in range(result.config.num_models)
-        if finite[k] and not result.diverged_at[k] and np.isfinite(finals[k])
-        and result.steps_done[k] == result.config.steps
-    ]  # fmt: skip
-    best = sorted(healthy, key=lambda k: -finals[k])[:limit]
-    return sorted(best)
+    ranked = result.ranked("validation_accuracy" if held_out else "test_accuracy")
+    return sorted(ranked[:limit].tolist())
 
 
 def analyse(result: SweepResult, dataset: Dataset, models: list[int]) -> dict[int, Analysis]:

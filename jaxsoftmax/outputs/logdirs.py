@@ -5,6 +5,7 @@ import json
 import pathlib
 import shutil
 
+from jaxsoftmax import files
 from jaxsoftmax.errors import ConfigError
 from jaxsoftmax.files import CHECKPOINT_FILE, FIGURES_DIR, RESULTS_FILE
 
@@ -24,7 +25,7 @@ def new_logdir(root: pathlib.Path = DEFAULT_ROOT) -> pathlib.Path:
         except OSError as error:
             raise ConfigError(
                 f"cannot create a log directory under {root} ({error.strerror or error}); "
-                "pass --logdir DIR"
+                "pass `logdir`=DIR"
             ) from None
     raise ConfigError(f"cannot create a new log directory under {root}")
 
@@ -33,13 +34,13 @@ def check_free(path: pathlib.Path, *, overwrite: bool):
     """Raises ConfigError if `path` cannot take a new run (it holds one and `overwrite`
     is False, or it is a file); changes nothing. Returns (old run folders, run files)."""
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"--logdir {path} exists and is not a folder")
+        raise ConfigError(f"`logdir` {path} exists and is not a folder")
     old_runs = sorted(path.glob("lr=*")) if path.is_dir() else []
     kept = [path / RESULTS_FILE, path / CHECKPOINT_FILE]
     if (any(file.exists() for file in kept) or old_runs) and not overwrite:
-        go_on = f", or --resume {path} to go on with it" if kept[1].exists() else ""
+        go_on = f", or `resume` {path} to go on with it" if kept[1].exists() else ""
         raise ConfigError(
-            f"--logdir {path} already holds a run; choose another folder or pass --overwrite{go_on}"
+            f"`logdir` {path} already holds a run; choose another folder or pass `overwrite`{go_on}"
         )
     return old_runs, kept
 
@@ -53,10 +54,7 @@ def prepare_logdir(path: pathlib.Path, *, overwrite: bool) -> pathlib.Path:
             shutil.rmtree(old, ignore_errors=True)
         for old in [*path.glob("events.out.tfevents.*"), *kept]:
             old.unlink(missing_ok=True)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"--logdir {path} is not writable ({error.strerror or error})") from None
+    files.make_folder(path, lambda why: ConfigError(f"`logdir` {path} is not writable ({why})"))
     check_writable(path)
     return path
 

@@ -34,7 +34,8 @@ class RunOutputs(contextlib.AbstractContextManager):
       names: each model's TensorBoard run name.
       summaries: whether to write TensorBoard events.
       quiet: no progress bar.
-      checkpoint_extra: the command line's settings, kept in each checkpoint.
+      checkpoint_extra: what each checkpoint keeps beside the run, to resume its log
+        (the command line's settings, or `logged`'s record).
       resumes: how many times the run has been resumed.
     """
 
@@ -53,7 +54,7 @@ class RunOutputs(contextlib.AbstractContextManager):
         import tqdm
 
         self._logdir, self._names, self._run = logdir, list(names), run
-        self._extra = {"settings": checkpoint_extra}
+        self._extra = checkpoint_extra
         # A search writes its best trials' curves when it is done, not every trial's as
         # it goes: thousands of trials' events would cost more than their training.
         self._search = run.search_record()
@@ -232,9 +233,7 @@ def _first_events(writer, run: Run, dataset: Dataset) -> None:
     from jaxsoftmax.outputs import graph
 
     config = run.config
-    train = dataset  # the images the first step draws from: without a validation split
-    if config.validation:
-        train = dataset.split_validation(config.validation, config.seed)[0]
+    train = config.split(dataset)[0]  # the images the first step draws from
     first = batches.first_batch(config.seed_values[0], len(train.train_images), config.batch_size)
     if dataset.drawable:
         writer.write_inputs(train.train_images[first])
@@ -242,7 +241,7 @@ def _first_events(writer, run: Run, dataset: Dataset) -> None:
     writer.write_layout(splits)
     writer.write_graph(
         graph.train_step_graph(
-            dataset.num_features, dataset.num_classes, config.batch_size, run.descent
+            dataset.num_features, dataset.num_classes, config.batch_size, config.descent
         )
     )
 
@@ -335,9 +334,7 @@ def _write_search(writer, result, chosen: int | None) -> None:
     the best SHOWN by final validation accuracy), and an HPARAMS session for every trial."""
     from jaxsoftmax.outputs.runlogs import SHOWN
 
-    finals = result.validation_accuracy[-1]
-    healthy = np.isfinite(finals) & (result.diverged_at == 0)
-    ranked = np.argsort(-np.where(healthy, finals, -1.0), kind="stable")
+    ranked = result.ranked("validation_accuracy")
     drawn = set(ranked[:SHOWN].tolist()) | ({chosen} if chosen is not None else set())
     for k in range(result.config.num_models):
         done = int(result.steps_done[k])

@@ -23,7 +23,7 @@ from jaxsoftmax.search import spaces as search
 from jaxsoftmax.search.halving import HalvingSearch
 from jaxsoftmax.sweep import grid
 from jaxsoftmax.sweep.config import SweepConfig
-from jaxsoftmax.sweep.results import SweepResult
+from jaxsoftmax.sweep.results import SweepResult, float32_value
 
 DEFAULT_SPACE = "learning_rate=log:3e-4:1e-1 weight_decay=log:1e-5:1e-1 momentum=0:0.95"
 EPOCHS = 10
@@ -73,7 +73,7 @@ def plan(dataset: Dataset, time_budget: float = 60.0, seed: int = 0):
     """
     if len(dataset.train_images) < MIN_IMAGES:
         raise ConfigError(
-            f"--auto needs at least {MIN_IMAGES} training images to hold some out for "
+            f"`auto` needs at least {MIN_IMAGES} training images to hold some out for "
             f"validation; {dataset.name} has {len(dataset.train_images)}"
         )
     validation = min(VALIDATION, len(dataset.train_images) // 6)
@@ -148,8 +148,49 @@ def choose(
     result = run.result()
     chosen = search.choose_trial(result)  # on validation; the test set is not read here
     if chosen is None:
-        raise ConfigError("every setting --auto tried diverged; is the data scaled to [0, 1]?")
+        raise ConfigError("every setting `auto` tried diverged; is the data scaled to [0, 1]?")
     return config, result, chosen
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class AutoChoice:
+    """What `auto`'s search chose, before the retraining (steps 1 and 2).
+
+    Attributes:
+      retrain: the config retraining the chosen setting on all the training data.
+      chosen: the chosen trial's index; name: its run name; names: every trial's.
+      search: every trial's record.
+      record: what results.json keeps of the search (its `auto` section).
+    """
+
+    retrain: SweepConfig
+    chosen: int
+    name: str
+    names: list[str]
+    search: SweepResult
+    record: dict
+
+
+def search_and_choose(
+    dataset: Dataset,
+    *,
+    time_budget: float = 60.0,
+    seed: int = 0,
+    on_chunk: Callable | None = None,
+    **plan_options,
+) -> AutoChoice:
+    """Steps 1 and 2 of the recipe (see the module's docstring), and the config of step
+    3; `js.auto`, `js.train_logged(auto=...)` and `--auto` all run it."""
+    began = time.perf_counter()
+    config, result, chosen = choose(
+        dataset, time_budget=time_budget, seed=seed, on_chunk=on_chunk, **plan_options
+    )
+    retrain = retrain_config(config, config.settings[chosen], dataset)
+    found = record(config, result, chosen, time.perf_counter() - began)
+    found["retrain"] = {"steps": retrain.steps, "training_images": len(dataset.train_images)}
+    names = grid.run_names(config)
+    return AutoChoice(retrain=retrain, chosen=chosen, name=names[chosen], names=names,
+                      search=result, record=found)  # fmt: skip
 
 
 def auto(
@@ -160,22 +201,22 @@ def auto(
     on_chunk: Callable | None = None,
 ) -> AutoResult:
     """The best linear classifier for `dataset` in about `time_budget` seconds (see the
-    module's docstring); `on_chunk` as for `choose`."""
+    module's docstring); `on_chunk` as for `choose`. `js.train_logged(dataset, None,
+    logdir, auto=time_budget)` runs the same recipe and writes it to a log directory."""
     from jaxsoftmax.sweep.train import train_sweep
 
     began = time.perf_counter()
-    config, result, chosen = choose(dataset, time_budget=time_budget, seed=seed, on_chunk=on_chunk)
+    choice = search_and_choose(dataset, time_budget=time_budget, seed=seed, on_chunk=on_chunk)
     searched = time.perf_counter()
-    setting = config.settings[chosen]
-    final = train_sweep(dataset, retrain_config(config, setting, dataset))
+    final = train_sweep(dataset, choice.retrain)
     return AutoResult(
-        setting=setting,
-        name=grid.run_names(config)[chosen],
-        validation_accuracy=float(result.validation_accuracy[-1, chosen]),
+        setting=choice.record["setting"],
+        name=choice.name,
+        validation_accuracy=float(choice.search.validation_accuracy[-1, choice.chosen]),
         test_accuracy=float(final.test_accuracy[-1, 0]),
         final=final,
-        search=result,
-        names=grid.run_names(config),
+        search=choice.search,
+        names=choice.names,
         seconds={"search_s": searched - began, "retrain_s": time.perf_counter() - searched},
     )
 
@@ -185,19 +226,17 @@ def record(config: SweepConfig, result: SweepResult, chosen: int, seconds: float
     FINALISTS by validation accuracy."""
     names = grid.run_names(config)
     finals = result.validation_accuracy[-1]
-    healthy = np.isfinite(finals) & (result.diverged_at == 0)
-    finished = np.flatnonzero((result.steps_done == config.steps) & healthy)
-    best = finished[np.argsort(-finals[finished], kind="stable")][:FINALISTS]
+    best = result.ranked("validation_accuracy")[:FINALISTS]
     return {
         "chosen": names[chosen],
         "setting": config.settings[chosen],
-        "validation_accuracy": float(f"{finals[chosen]:.7g}"),
+        "validation_accuracy": float32_value(finals[chosen]),
         "trials": config.num_models,
         "validation": config.validation,
         "search_steps": config.steps,
         "rungs": search.Halving(eta=ETA, min_steps=config.eval_every).rungs(config.steps),
         "search_s": round(seconds, 2),
         "finalists": [
-            {"name": names[k], "validation_accuracy": float(f"{finals[k]:.7g}")} for k in best
+            {"name": names[k], "validation_accuracy": float32_value(finals[k])} for k in best
         ],
     }

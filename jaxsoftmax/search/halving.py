@@ -61,7 +61,7 @@ class HalvingSearch(Run):
         halving.check(config)  # one seed, a validation split, rungs that fit
         config.check_fits(len(dataset.train_images))
         if not config.trials:
-            raise ConfigError("successive halving needs trials (--search)")
+            raise ConfigError("successive halving needs trials (a `search`)")
         progress = Progress.start(
             config, dataset.num_features, dataset.num_classes, keep_params=False
         )
@@ -111,6 +111,7 @@ class HalvingSearch(Run):
         if self._run is None:
             config = self.halving.rung_config(self.config, self.survivors, self.rung)
             plan = make_plan(config, self._dataset, **self._plan_options)
+            self.probe_s += plan.probe_s
             last = self.rung == len(self.rungs) - 1
             self._run = SweepRun.start(
                 self._dataset, config, plan, histogram_buckets=self._histogram_buckets,
@@ -129,9 +130,10 @@ class HalvingSearch(Run):
             self._final_params(run)
             self.rung, self._run, self._last_run = self.rung + 1, None, run
             return
-        alive = np.isfinite(accuracy) & (run.progress.diverged_at == 0)
-        score = np.where(alive, accuracy, -1.0)  # validation accuracy alone; diverged last
-        keep = np.sort(np.argsort(-score, kind="stable")[: self.halving.survivors(len(score))])
+        ranked = run.progress.result(run.config, interrupted=False, share=True).ranked()
+        rest = np.setdiff1d(np.arange(len(accuracy)), ranked)  # diverged: last, in order
+        order = np.concatenate([ranked, rest])  # by validation accuracy alone
+        keep = np.sort(order[: self.halving.survivors(len(accuracy))])
         self.survivors = self.survivors[keep]
         self.rung, self._run = self.rung + 1, None
         next_config = self.halving.rung_config(self.config, self.survivors, self.rung)

@@ -26,9 +26,11 @@ import re
 
 import numpy as np
 
+from jaxsoftmax.core import host
 from jaxsoftmax.errors import ConfigError
 from jaxsoftmax.sweep import grid
 from jaxsoftmax.sweep.config import DEFAULT_CHUNK_STEPS, SweepConfig, check_count, check_value
+from jaxsoftmax.sweep.results import float32_or_none
 
 STRATEGIES = ("halving", "random")
 _RANGE = re.compile(r"^(log:)?([^:,]+):([^:,]+)$")
@@ -119,8 +121,8 @@ def draw_trials(space: dict[str, Axis], count: int, seed: int) -> tuple[tuple[fl
         size = math.prod(lists) if all(lists) else None
         held = f"holds only {size} settings" if size and size < count else "repeats a setting"
         raise ConfigError(
-            f"drawing {count} trials from this search space {held}; ask for fewer --trials, "
-            "widen a range, or use --grid for lists alone"
+            f"drawing {count} trials from this search space {held}; ask for fewer `trials`, "
+            "widen a range, or use a `grid` for lists alone"
         )
     for trial in trials:
         for axis, value in zip(_SEARCHED, trial, strict=True):
@@ -131,7 +133,7 @@ def draw_trials(space: dict[str, Axis], count: int, seed: int) -> tuple[tuple[fl
 def search_config(space: dict[str, Axis], trials: int, **settings) -> SweepConfig:
     """The config of a search over `space`: `trials` drawn by the settings' seed."""
     if not settings.get("validation"):
-        raise ConfigError("a search chooses on a validation split: give --validation N")
+        raise ConfigError("a search chooses on a validation split: give `validation`=N")
     seeds = space["seed"].values if "seed" in space else ()
     seed = settings.pop("seed", 0)
     drawn = draw_trials(space, trials, seed)
@@ -168,18 +170,18 @@ class Halving:
     def check(self, config: SweepConfig) -> None:
         """Raises ConfigError unless `config` can be searched so."""
         if not config.validation:
-            raise ConfigError("a search chooses on a validation split: give --validation N")
+            raise ConfigError("a search chooses on a validation split: give `validation`=N")
         if len(config.seed_values) != 1:
-            raise ConfigError("successive halving trains one seed; use --strategy random for more")
+            raise ConfigError("successive halving trains one seed; use `strategy`=random for more")
         if self.min_steps % config.eval_every:
             raise ConfigError(
-                f"--min-steps {self.min_steps} must be a multiple of --eval-every "
+                f"`min_steps` {self.min_steps} must be a multiple of `eval_every` "
                 f"{config.eval_every}: every rung ends with an evaluation"
             )
         if self.min_steps >= config.steps:
             raise ConfigError(
-                f"halving's first rung ({self.min_steps} steps, --min-steps) is not below "
-                f"--steps {config.steps}: give more --steps or a smaller --min-steps"
+                f"halving's first rung ({self.min_steps} steps, `min_steps`) is not below "
+                f"`steps` {config.steps}: give more `steps` or a smaller `min_steps`"
             )
 
     def rung_config(self, config: SweepConfig, trials: np.ndarray, rung: int) -> SweepConfig:
@@ -212,18 +214,9 @@ def default_min_steps(steps: int, eval_every: int, eta: int) -> int:
 
 
 def choose_trial(result) -> int | None:
-    """The trial with the best final validation accuracy among those that took every step,
-    did not diverge and kept finite parameters (None if none did): validation alone."""
-    finals = result.validation_accuracy[-1]
-    eligible = (
-        (result.steps_done == result.config.steps)
-        & (result.diverged_at == 0)
-        & np.isfinite(finals)
-        & (np.isfinite(result.params["w"]).all(axis=(1, 2)) if result.params else False)
-    )
-    if not eligible.any():
-        return None
-    return int(np.flatnonzero(eligible)[np.argmax(finals[eligible])])
+    """The healthy trial with the best final validation accuracy (see
+    `results.rank_models`), None if none is or no parameters were kept: validation alone."""
+    return result.best("validation_accuracy") if result.params is not None else None
 
 
 def conclude(result, dataset, *, rung_accuracy: np.ndarray | None = None):
@@ -245,8 +238,7 @@ def conclude(result, dataset, *, rung_accuracy: np.ndarray | None = None):
     per_run = {}
     if rung_accuracy is not None:
         per_run = {
-            k: {"rung_validation_accuracy": [None if np.isnan(v) else float(f"{v:.7g}")
-                                             for v in rung_accuracy[:, k]]}
+            k: {"rung_validation_accuracy": [float32_or_none(v) for v in rung_accuracy[:, k]]}
             for k in range(result.config.num_models)
         }  # fmt: skip
     if chosen is None:
@@ -254,10 +246,9 @@ def conclude(result, dataset, *, rung_accuracy: np.ndarray | None = None):
     model = Model(name="chosen", w=result.params["w"][chosen], b=result.params["b"][chosen],
                   image_shape=dataset.image_shape, class_names=dataset.class_names,
                   inputs=dataset.inputs)  # fmt: skip
-    probabilities = model.predict_proba(dataset.test_images)
-    picked = probabilities[np.arange(len(probabilities)), dataset.test_labels]
-    loss = -np.log(np.maximum(picked, np.finfo(np.float32).tiny)).mean() * result.config.loss_scale
-    accuracy = (probabilities.argmax(axis=1) == dataset.test_labels).mean()
+    logits = model.logits(dataset.test_images)
+    loss = host.cross_entropy(logits, dataset.test_labels) * result.config.loss_scale
+    accuracy = (host.predicted(logits) == dataset.test_labels).mean()
     test_loss, test_accuracy = result.test_loss.copy(), result.test_accuracy.copy()
     test_loss[-1, chosen], test_accuracy[-1, chosen] = loss, accuracy
     return (

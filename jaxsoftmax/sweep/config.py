@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from jaxsoftmax.data.dataset import check_validation
 from jaxsoftmax.errors import ConfigError
 
 # The tutorial's loss is 100 x the mean cross-entropy (see `model`'s docstring).
@@ -220,18 +221,22 @@ class SweepConfig:
             if not (axis == "seed" and not values):
                 object.__setattr__(self, field, check_axis(axis, values))
 
+    def split(self, dataset):
+        """The `Dataset` this sweep trains on, and the indices of the training examples
+        it holds out as its validation split (see `Dataset.split_validation`; none
+        without a split)."""
+        if not self.validation:
+            return dataset, np.zeros(0, np.int64)
+        return dataset.split_validation(self.validation, self.seed)
+
     def check_fits(self, training_images: int) -> None:
         """Raises ConfigError when a dataset of `training_images` cannot train this sweep."""
+        check_validation(self.validation, training_images)
         training_examples = training_images - self.validation
-        if training_examples < 1:
-            raise ConfigError(
-                f"a validation split of {self.validation} leaves no training examples of "
-                f"{training_images}; use a smaller --validation"
-            )
         if self.batch_size > training_examples:
             raise ConfigError(
                 f"batch size {self.batch_size} is larger than the training set "
-                f"({training_examples} examples); use a smaller --batch-size"
+                f"({training_examples} examples); use a smaller `batch_size`"
             )
 
     @classmethod
@@ -303,6 +308,14 @@ class SweepConfig:
         return "momentum" in self.descent_parts or any(
             setting["momentum"] for setting in self.settings
         )
+
+    @property
+    def descent(self):
+        """The `GradientDescent` whose parts this sweep uses (imported here: a config
+        needs no JAX until it trains)."""
+        from jaxsoftmax.core.optimizer import GradientDescent
+
+        return GradientDescent(self.uses_weight_decay, self.uses_momentum)
 
     @property
     def cosine_steps(self) -> int:

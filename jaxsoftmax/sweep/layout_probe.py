@@ -127,12 +127,13 @@ def measure(
 def choose(
     devices: Sequence, models_per_device: int, num_features: int, num_classes: int,
     batch_size: int, descent: GradientDescent, cache_dir: os.PathLike | None,
-    report: Callable[[str], None] | None = None, *, default: str,
+    report: Callable[[str], None] | None = None, *, default: str, measured: list | None = None,
 ) -> str | None:  # fmt: skip
     """The faster layout for these shapes on `devices`, from `cache_dir` or measured
     (and then kept there, and `report`ed); None where programs are too small to probe
     (see the module). The backend's `default` stays unless the other layout is faster
-    by more than MARGIN: a probe is a few short timings, and its answer is kept."""
+    by more than MARGIN: a probe is a few short timings, and its answer is kept.
+    A probe that measures appends its timings to `measured`."""
     if models_per_device < MIN_MODELS:
         return None
     models = probe_models(models_per_device)
@@ -146,6 +147,8 @@ def choose(
     seconds = measure(models, num_features, num_classes, batch_size, descent, local[0])
     other = next(layout for layout in LAYOUTS if layout != default)
     layout = other if seconds[default] > (1 + MARGIN) * seconds[other] else default
+    if measured is not None:
+        measured.append(seconds)
     if report is not None:
         timings = ", ".join(f"{name} {value * 1e3:.3g} ms" for name, value in seconds.items())
         report(f"layout: {layout}, measured for {models} models a device ({timings} a step; "

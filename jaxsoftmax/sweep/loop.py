@@ -18,7 +18,6 @@ import jax
 import numpy as np
 
 from jaxsoftmax.core import engine
-from jaxsoftmax.core.optimizer import GradientDescent
 from jaxsoftmax.data.dataset import Dataset
 from jaxsoftmax.errors import CheckpointError, ConfigError
 from jaxsoftmax.sweep import parallel, warm
@@ -59,6 +58,7 @@ class SweepRun(Run):
         """Use `start` or `restore`."""
         config.check_fits(len(dataset.train_images))
         self.config, self.plan, self.progress = config, plan, progress
+        self.probe_s = plan.probe_s
         self._dataset = dataset
         self._mesh = parallel.make_mesh(devices)
         if self._mesh.size != plan.num_devices:
@@ -68,7 +68,7 @@ class SweepRun(Run):
         self._spread = self._mesh.size > 1 or jax.process_count() > 1
         self._data = parallel.device_data(dataset, config, self._mesh if self._spread else None)
         self._loss_scale = self._replicated(np.float32(config.loss_scale))
-        self.descent = GradientDescent(config.uses_weight_decay, config.uses_momentum)
+        self.descent = config.descent
         self._histogram_buckets = histogram_buckets
         self._initial_step, self._initial_state = initial
         if self._initial_step and self._initial_step not in plan.chunk_ends:

@@ -54,7 +54,7 @@ def initialize_distributed(
         return False
     if not all(given):
         raise ConfigError(
-            "a multi-process run needs all of --coordinator, --num-processes and --process-id "
+            "a multi-process run needs all of `coordinator`, `num_processes` and `process_id` "
             f"(or {ENV_COORDINATOR}, {ENV_NUM_PROCESSES}, {ENV_PROCESS_ID})"
         )
     if num_processes < 1 or not 0 <= process_id < num_processes:
@@ -142,9 +142,7 @@ def device_data(dataset: "Dataset", config: "SweepConfig", mesh=None) -> "engine
     """Puts the data a sweep trains and evaluates on on the device (every device of
     `mesh`), images uint8 and flattened: its validation split held out of the training
     examples, and no test set where `config` does not evaluate it."""
-    train, validation = dataset, np.zeros(0, np.int64)
-    if config.validation:
-        train, validation = dataset.split_validation(config.validation, config.seed)
+    train, validation = config.split(dataset)
     test = slice(None) if config.evaluate_test else slice(0)
     arrays = (
         train.train_images.reshape(len(train.train_images), -1),

@@ -11,6 +11,7 @@ began, and nothing downstream recomputes it.
 import dataclasses
 import itertools
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
@@ -50,6 +51,8 @@ class SweepPlan:
       shard_axis: the slice axis split over devices; None on one device.
       layout: how the sweep holds its weights (`engine.LAYOUTS`).
       chunks: (num_windows, window_steps) of each chunk of a slice's steps, in order.
+      probe_s: seconds a layout probe took to choose `layout` as this plan was made (0
+        where none ran); not part of the plan, nor of a checkpoint's copy.
     """
 
     num_seeds: int
@@ -63,6 +66,7 @@ class SweepPlan:
     shard_axis: int | None
     layout: str
     chunks: tuple[tuple[int, int], ...]
+    probe_s: float = dataclasses.field(default=0.0, compare=False)
 
     @property
     def seed_blocks(self) -> list[range]:
@@ -105,7 +109,9 @@ class SweepPlan:
 
     def to_dict(self) -> dict:
         """A JSON-friendly copy."""
-        return dataclasses.asdict(self) | {"chunks": [list(chunk) for chunk in self.chunks]}
+        values = dataclasses.asdict(self) | {"chunks": [list(chunk) for chunk in self.chunks]}
+        del values["probe_s"]
+        return values
 
     @classmethod
     def from_dict(cls, values: Mapping) -> "SweepPlan":
@@ -115,7 +121,7 @@ class SweepPlan:
           ConfigError: a field is missing, unknown or of the wrong kind, or the plan
             is not one `plan_slices` makes for its own numbers.
         """
-        names = {field.name for field in dataclasses.fields(cls)}
+        names = {field.name for field in dataclasses.fields(cls)} - {"probe_s"}
         try:
             if set(values) != names:
                 raise ConfigError(f"fields {sorted(values)} are not {sorted(names)}")
@@ -303,8 +309,10 @@ def make_plan(
         chunks=plan_chunks(config),
     )
     if layout in (None, AUTO):
-        chosen = measured_layout(plan, config, dataset, devices, report)
-        plan = dataclasses.replace(plan, layout=chosen)
+        began = time.perf_counter()
+        chosen, probed = measured_layout(plan, config, dataset, devices, report)
+        probe_s = time.perf_counter() - began if probed else 0.0
+        plan = dataclasses.replace(plan, layout=chosen, probe_s=probe_s)
     return plan
 
 
@@ -337,20 +345,21 @@ def measured_layout(
     plan: SweepPlan, config: SweepConfig, dataset: Dataset, devices, report=None
 ) -> str:
     """The faster layout for `plan`'s programs on `devices` (see `layout_probe`), the
-    same in every process; the plan's own where its programs are too small to probe."""
-    from jaxsoftmax.core.optimizer import GradientDescent
+    same in every process; the plan's own where its programs are too small to probe.
+    And whether a probe measured it (not a cached answer)."""
     from jaxsoftmax.data.load import user_cache_dir
     from jaxsoftmax.sweep import layout_probe
 
     per_device = plan.models_per_slice // plan.num_devices
-    descent = GradientDescent(config.uses_weight_decay, config.uses_momentum)
+    descent = config.descent
+    measured = []
     try:
         chosen = layout_probe.choose(
             devices, per_device, dataset.num_features, dataset.num_classes, config.batch_size,
-            descent, user_cache_dir(), report, default=plan.layout,
+            descent, user_cache_dir(), report, default=plan.layout, measured=measured,
         ) or plan.layout  # fmt: skip
     except Exception as error:  # any: every process must reach the agreement below
         chosen = plan.layout
         if report is not None:
             report(f"note: the layout probe failed ({error}); using {chosen}")
-    return LAYOUTS[parallel.smallest_over_processes(LAYOUTS.index(chosen))]
+    return LAYOUTS[parallel.smallest_over_processes(LAYOUTS.index(chosen))], bool(measured)

@@ -31,6 +31,12 @@ class Run(abc.ABC):
       progress: the host's record of every model so far.
       plan: the `SweepPlan` it trains on now (None once a search has finished).
       descent: its `GradientDescent` (None once a search has finished).
+      finished: whether every model has taken every step it is to take.
+      steps_trained, total_steps: steps so far and of the whole run, in one unit (the
+        progress bar's).
+      checkpointed: whether `checkpoint()` has been taken since the last report.
+      probe_s: seconds this object spent probing weight layouts for its plans (see
+        `layout_probe`; 0 where none ran, or the answer was cached).
       rung_accuracy: a halving search's (rungs, trials) validation accuracy at each
         rung's end; None for any other run.
     """
@@ -39,32 +45,17 @@ class Run(abc.ABC):
     progress: Progress
     plan: SweepPlan | None
     descent: GradientDescent | None
+    finished: bool
+    steps_trained: int
+    total_steps: int
+    checkpointed: bool
+    probe_s: float = 0.0
     rung_accuracy: np.ndarray | None = None
     _checkpointed_at: int
     _times_before: tuple[float, float]
 
     @abc.abstractmethod
     def __iter__(self) -> Iterator[ChunkReport]: ...
-
-    @property
-    @abc.abstractmethod
-    def finished(self) -> bool:
-        """Whether every model has taken every step it is to take."""
-
-    @property
-    @abc.abstractmethod
-    def steps_trained(self) -> int:
-        """Steps so far, in the unit of `total_steps` (the progress bar's)."""
-
-    @property
-    @abc.abstractmethod
-    def total_steps(self) -> int:
-        """Steps of the whole run."""
-
-    @property
-    @abc.abstractmethod
-    def checkpointed(self) -> bool:
-        """Whether `checkpoint()` has been taken since the last report."""
 
     @abc.abstractmethod
     def checkpoint(self):
@@ -89,10 +80,10 @@ class Run(abc.ABC):
         return bool(every) and self.steps_trained // every > self._checkpointed_at // every
 
     def session_times(self) -> dict[str, float]:
-        """Seconds this object spent compiling and training (a restored run's progress
-        also counts the sessions before)."""
+        """Seconds this object spent probing layouts (where a probe ran), compiling and
+        training (a restored run's progress also counts the sessions before)."""
         compile_s, train_s = self._times()
-        return {
+        return ({"probe_s": self.probe_s} if self.probe_s else {}) | {
             "compile_s": compile_s - self._times_before[0],
             "train_s": train_s - self._times_before[1],
         }

@@ -89,6 +89,32 @@ class SweepResult:
             runs.append(run)
         return runs
 
+    def finals(self, metric: str) -> np.ndarray:
+        """(K,) each model's `metric` (a name of `LARGER_IS_BETTER`) at the last
+        evaluation (train_loss: the last step); NaN where not reached or evaluated."""
+        values = getattr(self, metric) if metric in LARGER_IS_BETTER else None
+        if values is None:
+            return np.full(self.config.num_models, np.nan)
+        return values[-1]
+
+    def ranked(self, metric: str = "validation_accuracy") -> np.ndarray:
+        """The healthy models by final `metric`, best first (see `rank_models`)."""
+        finite = None
+        if self.params is not None:
+            finite = np.isfinite(self.params["w"]).all(axis=(1, 2)) & np.isfinite(
+                self.params["b"]
+            ).all(axis=1)
+        return rank_models(
+            self.finals(metric), finished=self.steps_done == self.config.steps,
+            diverged=self.diverged_at != 0, params_finite=finite,
+            larger=LARGER_IS_BETTER.get(metric, True),
+        )  # fmt: skip
+
+    def best(self, metric: str = "validation_accuracy") -> int | None:
+        """The best healthy model by final `metric` (None if no model is healthy)."""
+        ranked = self.ranked(metric)
+        return int(ranked[0]) if ranked.size else None
+
     def table(self, names: Sequence[str] | None = None) -> str:
         """The printed summary: each model's final metrics and, with several seeds, test
         accuracy over seeds per setting (see `format_table`)."""
@@ -115,18 +141,55 @@ class SweepResult:
         ]
 
 
+# The final metrics a model can be ranked by, and whether larger is better.
+LARGER_IS_BETTER = {
+    "validation_accuracy": True,
+    "test_accuracy": True,
+    "validation_loss": False,
+    "test_loss": False,
+    "train_loss": False,  # the last step's minibatch
+}
+
+
+def rank_models(
+    finals: np.ndarray,
+    *,
+    finished: np.ndarray,
+    diverged: np.ndarray,
+    params_finite: np.ndarray | None = None,
+    larger: bool = True,
+) -> np.ndarray:
+    """The one rule for which models count and which is best, wherever a model is chosen
+    or shown: a model is healthy if it took every step, did not diverge, has a finite
+    final metric and (where kept) finite parameters. Choose on validation; a ranking by
+    test metrics is for display only.
+
+    Returns:
+      The healthy models' indices, best final metric first; ties: lower index first.
+    """
+    finals = np.asarray(finals, np.float64)
+    healthy = np.asarray(finished, bool) & ~np.asarray(diverged, bool) & np.isfinite(finals)
+    if params_finite is not None:
+        healthy &= params_finite
+    index = np.flatnonzero(healthy)
+    return index[np.argsort(-finals[index] if larger else finals[index], kind="stable")]
+
+
 def float32_value(value) -> float:
     """A float32 as the Python float it means: the digits float32 carries (7), without the
     noise of its binary expansion (0.9146, not 0.9145999550819397)."""
     return float(f"{float(value):.7g}")
 
 
+def float32_or_none(value) -> float | None:
+    """`float32_value`, or None (JSON's null) for NaN and infinities."""
+    value = float32_value(value)
+    return value if math.isfinite(value) else None
+
+
 def _final_value(values: np.ndarray, row: int | None, column: int) -> float | None:
     """values[row, column] as a float, or None if there is no such row or it is not finite."""
-    if row is None:
-        return None
-    value = float32_value(values[row, column])
-    return value if math.isfinite(value) else None
+    return None if row is None else float32_or_none(values[row, column])
 
 
 def results_document(
@@ -184,17 +247,19 @@ def format_table(result: SweepResult, names: Sequence[str] | None = None) -> str
     over seeds (mean ± sample standard deviation) per setting.
 
     Models are listed in sweep order; more than TABLE_ROWS are cut to the best
-    TABLE_ROWS by validation accuracy, or without a validation split by test accuracy
-    (results.json has them all). A model that diverged says at which step, one that was
-    stopped early how far it got; a missing or non-finite value shows as `-`.
+    TABLE_ROWS healthy models (see `rank_models`), best first, by validation accuracy, or
+    without a validation split by test accuracy (results.json has them all). A model
+    that diverged says at which step, one that was stopped early how far it got; a
+    missing or non-finite value shows as `-`.
     """
     runs = result.runs()
     names = list(names) if names is not None else grid.run_names(result.config)
     ranked_by = "validation_accuracy" if "validation_accuracy" in runs[0] else "test_accuracy"
     rows = list(range(len(runs)))
     note = ""
-    if len(rows) > TABLE_ROWS:
-        rows = sorted(rows, key=lambda k: -(runs[k][ranked_by] or -1.0))[:TABLE_ROWS]
+    if len(rows) > TABLE_ROWS:  # the healthy by rank, then the others in sweep order
+        ranked = result.ranked(ranked_by).tolist()
+        rows = (ranked + sorted(set(rows) - set(ranked)))[:TABLE_ROWS]
         by = ranked_by.replace("_", " ")
         note = f"(the best {TABLE_ROWS} of {len(runs)} models by {by}; all are in {RESULTS_FILE})"
     columns = [("train loss", "train_loss", ".3f")]

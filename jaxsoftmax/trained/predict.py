@@ -4,6 +4,7 @@ import pathlib
 from collections.abc import Sequence
 
 from jaxsoftmax.data import images
+from jaxsoftmax.sweep.results import float32_value
 from jaxsoftmax.trained.run import Model
 
 
@@ -23,7 +24,7 @@ def predict_files(
                 "index": index if len(batch) > 1 else None,
                 "top": [
                     {"class": int(k), "name": model.class_names[k],
-                     "probability": float(f"{row[k]:.7g}")}
+                     "probability": float32_value(row[k])}
                     for k in best
                 ],
             })  # fmt: skip

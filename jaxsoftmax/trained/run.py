@@ -14,25 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import pathlib
 from collections.abc import Iterator
 
 import numpy as np
 
-from jaxsoftmax.core import features
+from jaxsoftmax.core import features, host
 from jaxsoftmax.errors import DataError
 from jaxsoftmax.files import CHECKPOINT_FILE, RESULTS_FILE
 from jaxsoftmax.sweep import checkpoint
+from jaxsoftmax.sweep.results import LARGER_IS_BETTER, rank_models
 
-# Metrics a model can be chosen by: True where larger is better.
-METRICS = {
-    "validation_accuracy": True,
-    "validation_loss": False,
-    "test_accuracy": True,
-    "test_loss": False,
-    "train_loss": False,
-}
+METRICS = LARGER_IS_BETTER  # what a model can be chosen by
 _BATCH = 8192  # images per product, so memory stays small whatever the count
 
 
@@ -71,18 +64,21 @@ class Model:
         Returns:
           float32 (N, classes), rows summing to 1.
         """
+        return host.softmax(self.logits(images))
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """The logits `x·W + b` of `images` (as `predict_proba` takes them): float32
+        (N, classes)."""
         inputs = self._inputs(images)
-        probabilities = np.empty((len(inputs), len(self.b)), np.float32)
+        logits = np.empty((len(inputs), len(self.b)), np.float32)
         for start in range(0, len(inputs), _BATCH):
-            logits = inputs[start : start + _BATCH] @ self.w + self.b
-            logits -= logits.max(axis=1, keepdims=True)  # softmax, stably
-            exp = np.exp(logits)
-            probabilities[start : start + _BATCH] = exp / exp.sum(axis=1, keepdims=True)
-        return probabilities
+            logits[start : start + _BATCH] = inputs[start : start + _BATCH] @ self.w + self.b
+        return logits
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """The most probable class of each image (see `predict_proba`): int (N,)."""
-        return self.predict_proba(images).argmax(axis=1)
+        """The class of each image: the largest logit (ties: the lowest class), as the
+        compiled evaluation picks it; int (N,)."""
+        return host.predicted(self.logits(images))
 
     def _inputs(self, images) -> np.ndarray:
         images = np.asarray(images)
@@ -197,21 +193,21 @@ class TrainedRun:
         if metric == "validation_accuracy" and chosen is not None:
             return self[chosen]  # the search's own choice: the best of the trials that finished
         steps = max(run["steps"] for run in self.runs)
-        scored = [
-            (run[metric], run["name"])
-            for run in self.runs
-            if not run.get("diverged") and isinstance(run.get(metric), (int, float))
-            and math.isfinite(run[metric]) and run["steps"] == steps
-        ]  # fmt: skip
-        if not scored:
-            why = "no validation split to choose on (train with --validation N)"
+        finals = [run.get(metric) for run in self.runs]
+        ranked = rank_models(
+            [value if isinstance(value, (int, float)) else np.nan for value in finals],
+            finished=[run["steps"] == steps for run in self.runs],
+            diverged=[bool(run.get("diverged")) for run in self.runs],
+            larger=METRICS[metric],
+        )  # fmt: skip
+        if not ranked.size:
+            why = "no validation split to choose on (train with `validation`=N)"
             raise DataError(
                 f"{self.logdir}: no model has a final {metric}"
                 + (f": the run has {why}" if metric.startswith("validation") else "")
                 + "; or take a model by its run name"
             )
-        larger = METRICS[metric]
-        return self[max(scored)[1] if larger else min(scored)[1]]
+        return self[self.runs[ranked[0]]["name"]]
 
 
 def chosen_on_validation(results: dict) -> str | None:
@@ -273,6 +269,6 @@ def choose(run: TrainedRun, name: str | None = None, *, best: bool = False) -> M
         return run.best() if best else run[run.names[0]]
     shown = ", ".join(run.names[:4]) + (", ..." if len(run) > 4 else "")
     raise DataError(
-        f"{run.logdir} holds {len(run)} models ({shown}); choose one with --run NAME, or "
-        "--best for the best on the validation split"
+        f"{run.logdir} holds {len(run)} models ({shown}); choose one with `run`=NAME, or "
+        "`best` for the best on the validation split"
     )
