@@ -330,7 +330,8 @@ def test_each_rung_is_cut_into_the_largest_chunks_that_end_on_its_evaluations(
             chunk = size
         rung_config = halving.rung_config(config, np.arange(3), rung)
         assert rung_config.chunk_steps == chunk, (rung, start)
-        assert (rung_config.steps, rung_config.schedule_steps) == (end, end - start)
+        schedule_steps = halving.rung_training(config, rung)["schedule_steps"]
+        assert (rung_config.steps, schedule_steps) == (end, end - start)
 
 
 def test_finalists_are_none_until_the_last_rung_and_a_rung_end_makes_a_checkpoint_due(small):

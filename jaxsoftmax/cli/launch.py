@@ -16,11 +16,10 @@ FILES_IN_RESERVE = 256  # for the rest of the process: libraries, data, the comp
 def sweep_run(args, config, settings, resume, dataset, say):
     """The run to drive: the one the checkpoint `resume` saved, or a new sweep or search
     (see `search.runs`) of `config` on a plan made here."""
-    from jaxsoftmax.outputs.summaries import HISTOGRAM_BUCKETS
+    from jaxsoftmax.outputs.summaries import histogram_buckets
     from jaxsoftmax.search.runs import restore_run, start_run
 
-    searching = bool(config.trials)  # a search writes no histograms: see outputs
-    buckets = HISTOGRAM_BUCKETS if settings.summaries and not searching else 0
+    buckets = histogram_buckets(config, settings.summaries)
     cap = None
     if settings.summaries:  # three event files open per model of a slice, resumed ones too
         cap = max(1, (allow_open_files() - FILES_IN_RESERVE) // 3)

@@ -98,7 +98,7 @@ def train_logged(
 
 def _started(dataset, config, halving, auto, seed: int, summaries: bool) -> tuple[Run, dict]:
     """A new run (`auto`'s search and choice first, if asked for), and its log's record."""
-    from jaxsoftmax.outputs.summaries import HISTOGRAM_BUCKETS
+    from jaxsoftmax.outputs.summaries import histogram_buckets
     from jaxsoftmax.search.runs import start_run
 
     found = None
@@ -108,7 +108,7 @@ def _started(dataset, config, halving, auto, seed: int, summaries: bool) -> tupl
         choice = search_and_choose(dataset, time_budget=auto, seed=seed)
         config, found = choice.retrain, choice.record
     config = SweepConfig() if config is None else config
-    buckets = HISTOGRAM_BUCKETS if summaries and not config.trials else 0
+    buckets = histogram_buckets(config, summaries)
     run = start_run(dataset, config, halving, histogram_buckets=buckets,
                     keep_params=keeps_params(config, dataset))  # fmt: skip
     names = grid.run_names(config) if found is None else [found["chosen"]]
@@ -170,7 +170,7 @@ def _resumed(dataset: Dataset, logdir: pathlib.Path) -> tuple[Run, dict]:
     """The run stopped in `logdir`, restored, and its log's record (names, summaries,
     auto, resumes counted up; `extra`: the checkpoint's record to keep, updated)."""
     from jaxsoftmax.files import CHECKPOINT_FILE
-    from jaxsoftmax.outputs.summaries import HISTOGRAM_BUCKETS
+    from jaxsoftmax.outputs.summaries import histogram_buckets
     from jaxsoftmax.search.runs import restore_run
     from jaxsoftmax.sweep import checkpoint as checkpoints
 
@@ -198,8 +198,7 @@ def _resumed(dataset: Dataset, logdir: pathlib.Path) -> tuple[Run, dict]:
         raise CheckpointError(f"checkpoint {path} holds no record of its log") from None
     if len(record["names"]) != checkpoint.config.num_models:
         raise CheckpointError(f"checkpoint {path} is damaged (its run names)")
-    searching = bool(checkpoint.config.trials)
-    buckets = HISTOGRAM_BUCKETS if record["summaries"] and not searching else 0
+    buckets = histogram_buckets(checkpoint.config, record["summaries"])
     return restore_run(dataset, checkpoint, histogram_buckets=buckets), record
 
 

@@ -39,6 +39,15 @@ from jaxsoftmax.outputs._tensorboardx import EventsWriter, Summary, event_pb2, s
 from jaxsoftmax.outputs.pictures import confusion_picture, misclassified_picture, weight_templates
 
 HISTOGRAM_BUCKETS = 30
+
+
+def histogram_buckets(config, summaries: bool) -> int:
+    """The buckets of the histograms a run computes on the device for its summaries: none
+    without summaries, and none in a search (its best trials' curves are written at its
+    end, not every trial's as it goes)."""
+    return HISTOGRAM_BUCKETS if summaries and not config.is_search else 0
+
+
 INPUT_IMAGES = 5  # as many as the tutorial showed
 # CUSTOM SCALARS: one chart per metric and split, every model's line in it.
 SCALAR_CHARTS = {

@@ -171,14 +171,8 @@ class AutoChoice:
     record: dict
 
 
-def search_and_choose(
-    dataset: Dataset,
-    *,
-    time_budget: float = 60.0,
-    seed: int = 0,
-    on_chunk: Callable | None = None,
-    **plan_options,
-) -> AutoChoice:
+def search_and_choose(dataset: Dataset, *, time_budget: float = 60.0, seed: int = 0,
+                      on_chunk: Callable | None = None, **plan_options) -> AutoChoice:  # fmt: skip
     """Steps 1 and 2 of the recipe (see the module's docstring), and the config of step
     3; `js.auto`, `js.train_logged(auto=...)` and `--auto` all run it."""
     began = time.perf_counter()

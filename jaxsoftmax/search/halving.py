@@ -60,7 +60,7 @@ class HalvingSearch(Run):
         """A new search of `config.trials`; `plan_options` go to `make_plan` per rung."""
         halving.check(config)  # one seed, a validation split, rungs that fit
         config.check_fits(len(dataset.train_images))
-        if not config.trials:
+        if not config.is_search:
             raise ConfigError("successive halving needs trials (a `search`)")
         progress = Progress.start(
             config, dataset.num_features, dataset.num_classes, keep_params=False
@@ -110,12 +110,14 @@ class HalvingSearch(Run):
     def _rung_run(self) -> SweepRun:
         if self._run is None:
             config = self.halving.rung_config(self.config, self.survivors, self.rung)
-            plan = make_plan(config, self._dataset, **self._plan_options)
+            training = self.halving.rung_training(self.config, self.rung)
+            plan = make_plan(config, self._dataset, descent=training["descent"],
+                             **self._plan_options)  # fmt: skip
             self.probe_s += plan.probe_s
             last = self.rung == len(self.rungs) - 1
             self._run = SweepRun.start(
                 self._dataset, config, plan, histogram_buckets=self._histogram_buckets,
-                keep_params=last, warm=self._warm, keep_states=not last,
+                keep_params=last, warm=self._warm, keep_states=not last, **training,
             )  # fmt: skip
         return self._run
 
@@ -142,7 +144,8 @@ class HalvingSearch(Run):
         _carry(run.progress, keep, history)
         states = [leaf[keep] for leaf in run.progress.states]
         if self.config.schedule == "cosine":  # each rung decays to a stable iterate: see search
-            states = restart_schedule(states, run.descent, next_config.schedule_steps)
+            steps = self.halving.rung_training(self.config, self.rung)["schedule_steps"]
+            states = restart_schedule(states, run.descent, steps)
         self._warm = WarmStart(run.config.steps, states, history)
         run.progress.states = None  # every trial's state: gone, now that the best are kept
 
@@ -247,9 +250,10 @@ class HalvingSearch(Run):
         if wrong:
             raise CheckpointError(f"the search's record is damaged: {', '.join(wrong)}")
         last = rung >= len(rungs) - 1
+        training = halving.rung_training(config, min(rung, len(rungs) - 1))
         run = SweepRun.restore(dataset, sweep, histogram_buckets=histogram_buckets,
                                keep_params=last, keep_states=not last,
-                               devices=plan_options.get("devices"))  # fmt: skip
+                               devices=plan_options.get("devices"), **training)  # fmt: skip
         return cls(
             dataset, config, halving, progress, rung=rung, survivors=survivors,
             rung_accuracy=accuracy, run=run, plan_options=plan_options,

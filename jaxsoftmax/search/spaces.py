@@ -186,7 +186,7 @@ class Halving:
 
     def rung_config(self, config: SweepConfig, trials: np.ndarray, rung: int) -> SweepConfig:
         """The config of `rung`: the `trials` (indices of config.trials) trained to its end,
-        a cosine schedule spanning the rung alone, chunks that end where rungs do."""
+        in chunks that end where rungs do (see `rung_training` for how it trains)."""
         ends = self.rungs(config.steps)
         start = ends[rung - 1] if rung else 0
         chunk = self.min_steps
@@ -196,16 +196,19 @@ class Halving:
             and (chunk * self.eta) % config.eval_every == 0
         ):
             chunk *= self.eta
-        parts = tuple(p for p, used in (("weight_decay", config.uses_weight_decay),
-                                        ("momentum", config.uses_momentum)) if used)  # fmt: skip
         return dataclasses.replace(
-            config,
-            trials=tuple(config.trials[k] for k in trials),
-            steps=ends[rung],
-            schedule_steps=ends[rung] - start,
+            config, trials=tuple(config.trials[k] for k in trials), steps=ends[rung],
             chunk_steps=chunk,
-            descent_parts=parts,
-        )
+        )  # fmt: skip
+
+    def rung_training(self, config: SweepConfig, rung: int) -> dict:
+        """How `rung` of a search of `config` trains, for `SweepRun.start`/`restore`: a
+        cosine schedule spanning the rung alone (`schedule_steps`), and every part of
+        the gradient descent any trial uses (`descent`), so that each rung's state has
+        the form of the first's, whichever trials go on."""
+        ends = self.rungs(config.steps)
+        return {"schedule_steps": ends[rung] - (ends[rung - 1] if rung else 0),
+                "descent": config.descent}  # fmt: skip
 
 
 def default_min_steps(steps: int, eval_every: int, eta: int) -> int:

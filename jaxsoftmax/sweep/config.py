@@ -137,6 +137,9 @@ def _check_trials(trials) -> tuple[tuple[float, float, float], ...]:
     return tuple(checked)
 
 
+_RUNG_SETTINGS = ("schedule_steps", "descent_parts")  # in checkpoints before 2026-12-06
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SweepConfig:
     """How to train a sweep; the defaults reproduce the TensorFlow tutorial.
@@ -168,13 +171,11 @@ class SweepConfig:
       evaluate_test: evaluate the test set at every evaluation; a search turns it off
         (it chooses on validation, and evaluates the test set for the chosen model).
       trials: explicit settings, (learning_rate, weight_decay, momentum) each, trained
-        instead of the product of the three axes (a random search's); the axes stay
-        at their defaults then. Seeds still multiply them.
-      schedule_steps: the steps the cosine schedule spans; by default `steps`. A rung
-        of a halving search sets it to the rung's own steps (see `search.Halving`).
-      descent_parts: parts of the gradient descent to hold even where every value is 0
-        (`weight_decay`, `momentum`): a search's later rungs keep the state its first
-        rung began with.
+        instead of the product of the three axes (a search's); the axes stay at their
+        defaults then (giving both is an error). Seeds still multiply them.
+
+    How a search's rung trains (a schedule spanning the rung alone, the descent's parts
+    its first rung began with) is the search's, passed to the `SweepRun` it drives.
     """
 
     learning_rates: tuple[float, ...] = DEFAULT_LEARNING_RATES
@@ -192,24 +193,14 @@ class SweepConfig:
     validation: int = 0
     evaluate_test: bool = True
     trials: tuple[tuple[float, float, float], ...] = ()
-    schedule_steps: int | None = None
-    descent_parts: tuple[str, ...] = ()
 
     def __post_init__(self):
         axis_fields = {field for field, _ in AXES.values()}
         for field in dataclasses.fields(self):
-            if field.name not in (*axis_fields, "trials", "schedule_steps", "descent_parts"):
+            if field.name not in (*axis_fields, "trials"):
                 value = check_setting(field.name, getattr(self, field.name))
                 object.__setattr__(self, field.name, value)
-        if self.schedule_steps is not None:
-            object.__setattr__(
-                self, "schedule_steps", check_count("schedule_steps", self.schedule_steps)
-            )
         object.__setattr__(self, "trials", _check_trials(self.trials))
-        parts = tuple(self.descent_parts)
-        if not set(parts) <= {"weight_decay", "momentum"}:
-            raise ConfigError(f"descent_parts {parts!r} are not weight_decay or momentum")
-        object.__setattr__(self, "descent_parts", parts)
         defaults = (DEFAULT_LEARNING_RATES, (0.0,), (0.0,))
         axes = (self.learning_rates, self.weight_decays, self.momenta)
         if self.trials and tuple(map(tuple, axes)) != defaults:
@@ -296,18 +287,19 @@ class SweepConfig:
         ]
 
     @property
+    def is_search(self) -> bool:
+        """Whether the models are explicit `trials` (a search's), not a grid's product."""
+        return bool(self.trials)
+
+    @property
     def uses_weight_decay(self) -> bool:
         """Whether any model has weight decay (else it stays out of the program)."""
-        return "weight_decay" in self.descent_parts or any(
-            setting["weight_decay"] for setting in self.settings
-        )
+        return any(setting["weight_decay"] for setting in self.settings)
 
     @property
     def uses_momentum(self) -> bool:
         """Whether any model has momentum (else it stays out of the program)."""
-        return "momentum" in self.descent_parts or any(
-            setting["momentum"] for setting in self.settings
-        )
+        return any(setting["momentum"] for setting in self.settings)
 
     @property
     def descent(self):
@@ -319,8 +311,8 @@ class SweepConfig:
 
     @property
     def cosine_steps(self) -> int:
-        """The steps a cosine schedule spans; 0 for the constant schedule."""
-        return (self.schedule_steps or self.steps) if self.schedule == "cosine" else 0
+        """The steps a cosine schedule spans (all of them); 0 for the constant schedule."""
+        return self.steps if self.schedule == "cosine" else 0
 
     @property
     def points(self) -> list[dict]:
@@ -343,20 +335,18 @@ class SweepConfig:
         """A JSON-friendly copy."""
         copy = dataclasses.asdict(self)
         copy |= {field: list(copy[field]) for field, _ in AXES.values()}
-        copy["descent_parts"] = list(self.descent_parts)
         return copy | {"trials": [list(trial) for trial in self.trials]}
 
     @classmethod
     def from_dict(cls, values: Mapping) -> "SweepConfig":
-        """The config `to_dict` wrote (unknown keys are an error)."""
+        """The config `to_dict` wrote (unknown keys are an error; a search's rung settings,
+        which earlier versions kept here, are left to the search that derives them)."""
+        values = {k: v for k, v in values.items() if k not in _RUNG_SETTINGS}
         names = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
             raise ConfigError(f"unknown settings {', '.join(unknown)}")
         axes = {field for field, _ in AXES.values()}
-        values = dict(values)
         if "trials" in values:
             values["trials"] = tuple(tuple(trial) for trial in values["trials"])
-        if "descent_parts" in values:
-            values["descent_parts"] = tuple(values["descent_parts"])
         return cls(**{k: tuple(v) if k in axes else v for k, v in values.items()})

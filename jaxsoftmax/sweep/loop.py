@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from jaxsoftmax.core import engine
+from jaxsoftmax.core.optimizer import GradientDescent
 from jaxsoftmax.data.dataset import Dataset
 from jaxsoftmax.errors import CheckpointError, ConfigError
 from jaxsoftmax.sweep import parallel, warm
@@ -54,6 +55,8 @@ class SweepRun(Run):
         keep_states: bool = False,
         histogram_buckets: int = 0,
         devices=None,
+        schedule_steps: int | None = None,
+        descent: GradientDescent | None = None,
     ):
         """Use `start` or `restore`."""
         config.check_fits(len(dataset.train_images))
@@ -68,7 +71,8 @@ class SweepRun(Run):
         self._spread = self._mesh.size > 1 or jax.process_count() > 1
         self._data = parallel.device_data(dataset, config, self._mesh if self._spread else None)
         self._loss_scale = self._replicated(np.float32(config.loss_scale))
-        self.descent = config.descent
+        self.descent = descent or config.descent
+        self._cosine_steps = (schedule_steps or config.steps) if config.schedule == "cosine" else 0
         self._histogram_buckets = histogram_buckets
         self._initial_step, self._initial_state = initial
         if self._initial_step and self._initial_step not in plan.chunk_ends:
@@ -95,6 +99,7 @@ class SweepRun(Run):
         warm: WarmStart | None = None,
         keep_states: bool = False,
         devices=None,
+        **training,
     ) -> "SweepRun":
         """A new sweep of `config` on `dataset`, following `plan` (default: `make_plan`'s).
 
@@ -107,6 +112,9 @@ class SweepRun(Run):
             for a warm start of another sweep.
           devices: the devices to shard the models over (default: every device of
             every process); as many as `plan.num_devices`.
+          training: how a search's rung trains (`schedule_steps`, the steps a cosine
+            schedule spans if not `config.steps`; `descent`, if not `config.descent`):
+            see `search.Halving.rung_training`.
         """
         if plan is None:
             plan = make_plan(
@@ -129,7 +137,7 @@ class SweepRun(Run):
         return cls(
             dataset, config, plan, progress, histogram_buckets=histogram_buckets,
             initial=(warm.step, warm.state) if warm else (0, None), keep_states=keep_states,
-            devices=devices,
+            devices=devices, **training,
         )  # fmt: skip
 
     @classmethod
@@ -142,16 +150,15 @@ class SweepRun(Run):
         keep_params: bool | None = None,
         keep_states: bool | None = None,
         devices=None,
+        **training,
     ) -> "SweepRun":
-        """The sweep `checkpoint` saved, going on where it stopped, on the same data.
+        """The sweep `checkpoint` saved, going on where it stopped, on the same data
+        (`training` as for `start`).
 
         `keep_params` None keeps final parameters if the checkpoint does; True keeps them
         from now on (NaN for models finished before), False drops them. `keep_states`
-        None keeps final states if the checkpoint holds some.
-
-        Raises:
-          CheckpointError: the checkpoint's parts do not fit together, or it was
-            trained on other data, or on another number of devices.
+        None keeps final states if the checkpoint holds some. Raises CheckpointError
+        where its parts do not fit together, or it holds other data or devices.
         """
         wrong = checkpoint.inconsistencies()
         if wrong:
@@ -191,6 +198,7 @@ class SweepRun(Run):
             keep_states=progress.states is not None if keep_states is None else keep_states,
             histogram_buckets=histogram_buckets,
             devices=devices,
+            **training,
         )
 
     @property
@@ -248,7 +256,7 @@ class SweepRun(Run):
             num_features=self._dataset.num_features,
             num_classes=self._dataset.num_classes,
             init_scale=self.config.init_scale,
-            cosine_steps=self.config.cosine_steps,
+            cosine_steps=self._cosine_steps,
             descent=self.descent,
             layout=self.plan.layout,
             target=target,
@@ -353,7 +361,7 @@ class SweepRun(Run):
 
     def search_record(self) -> dict | None:
         """A random search's record (its trials are the sweep's models); None for a grid."""
-        if not self.config.trials:
+        if not self.config.is_search:
             return None
         return {"strategy": "random", "trials": self.config.num_models}
 

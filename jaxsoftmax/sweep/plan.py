@@ -229,12 +229,14 @@ def default_layout(devices: Sequence) -> str:
     return CLASS_MAJOR if all(device.platform == "cpu" for device in devices) else FEATURE_MAJOR
 
 
-def bytes_per_model(config: SweepConfig, num_features: int, num_classes: int, num_test: int) -> int:
+def bytes_per_model(
+    config: SweepConfig, num_features: int, num_classes: int, num_test: int, descent=None
+) -> int:
     """Device memory one model of a program needs, about: its parameters and optimiser
-    state (several copies in flight), a step's logits, and the test evaluation's
-    logits and probabilities."""
+    state (several copies in flight; `descent`: its parts, if not `config.descent`), a
+    step's logits, and the test evaluation's logits and probabilities."""
     parameters = (num_features + 1) * num_classes * 4
-    copies = 5 + config.uses_momentum
+    copies = 5 + (config.descent if descent is None else descent).momentum
     step = 4 * config.batch_size * num_classes * 4 + config.chunk_steps * 8
     evaluation = 3 * num_test * num_classes * 4
     return copies * parameters + step + evaluation
@@ -270,6 +272,7 @@ def make_plan(
     devices: Sequence | None = None,
     layout: str | None = None,
     report: Callable[[str], None] | None = None,
+    descent=None,
 ) -> SweepPlan:
     """The plan for training `config`; every process of a run must call it at the same point.
 
@@ -285,14 +288,17 @@ def make_plan(
         shapes on `devices`, measured once and cached beside the compilation cache
         (see `layout_probe`); `default_layout(devices)` for programs too small to probe.
       report: called with a line saying what a layout probe measured, when one runs.
+      descent: the gradient descent's parts it trains with, if not `config.descent`
+        (a search's rung: see `search.Halving.rung_training`).
 
     Returns:
       The plan, the same in every process: free memory differs between hosts, so
       the smallest limit over all processes is taken.
     """
     devices = jax.devices() if devices is None else list(devices)
+    descent = descent or config.descent
     model_bytes = bytes_per_model(
-        config, dataset.num_features, dataset.num_classes, len(dataset.test_images)
+        config, dataset.num_features, dataset.num_classes, len(dataset.test_images), descent
     )
     limit = max_models_per_slice or default_max_models(model_bytes, devices)
     if models_cap is not None:
@@ -310,7 +316,7 @@ def make_plan(
     )
     if layout in (None, AUTO):
         began = time.perf_counter()
-        chosen, probed = measured_layout(plan, config, dataset, devices, report)
+        chosen, probed = measured_layout(plan, config, dataset, devices, report, descent)
         probe_s = time.perf_counter() - began if probed else 0.0
         plan = dataclasses.replace(plan, layout=chosen, probe_s=probe_s)
     return plan
@@ -342,8 +348,8 @@ def compiler_options(plan: SweepPlan, platform: str) -> dict:
 
 
 def measured_layout(
-    plan: SweepPlan, config: SweepConfig, dataset: Dataset, devices, report=None
-) -> str:
+    plan: SweepPlan, config: SweepConfig, dataset: Dataset, devices, report=None, descent=None
+) -> tuple[str, bool]:
     """The faster layout for `plan`'s programs on `devices` (see `layout_probe`), the
     same in every process; the plan's own where its programs are too small to probe.
     And whether a probe measured it (not a cached answer)."""
@@ -351,7 +357,7 @@ def measured_layout(
     from jaxsoftmax.sweep import layout_probe
 
     per_device = plan.models_per_slice // plan.num_devices
-    descent = config.descent
+    descent = descent or config.descent
     measured = []
     try:
         chosen = layout_probe.choose(
