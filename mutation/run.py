@@ -117,7 +117,12 @@ TARGETS = (
            only=("HalvingSearch._end_rung", "HalvingSearch.finalists")),
     Target("predicted class and best model", "jaxsoftmax/trained/run.py",
            ("tests/test_trained.py",),
-           only=("Model.predict_proba", "Model.predict", "TrainedRun.best")),
+           only=("Model.predict_proba", "Model.logits", "Model.predict", "TrainedRun.best")),
+    Target("the best-model rule", "jaxsoftmax/sweep/results.py",
+           ("tests/test_search.py", "tests/test_trained.py", "tests/test_logged.py"),
+           only=("rank_models", "SweepResult.finals", "SweepResult.ranked", "SweepResult.best")),
+    Target("host softmax", "jaxsoftmax/core/host.py",
+           ("tests/test_trained.py", "tests/test_search.py", "tests/test_arrays.py")),
 )  # fmt: skip
 
 
