@@ -84,7 +84,7 @@ def write_figures(
         if figures["weights.png"] is None:
             say("note: no 'weights' image in the run's events; weights.png skipped")
     else:
-        say(f"note: {logdir} holds no TensorBoard events (trained without summaries?); "
+        say(f"note: {logdir} holds no TensorBoard events (trained with --no-summaries?); "
             "loss.png, accuracy.png and weights.png skipped")  # fmt: skip
     written = []
     try:
