@@ -7,7 +7,7 @@ import pathlib
 import sys
 
 from jaxsoftmax.data import load as data
-from jaxsoftmax.outputs import logdirs, logged
+from jaxsoftmax.outputs import logdirs
 
 MAX_OPEN_FILES = 65536
 FILES_IN_RESERVE = 256  # for the rest of the process: libraries, data, the compilation cache
@@ -29,7 +29,7 @@ def sweep_run(args, config, settings, resume, dataset, say):
         return restore_run(dataset, resume, histogram_buckets=buckets, **options)
     halving = settings.halving()
     run = start_run(dataset, config, halving, histogram_buckets=buckets,
-                    keep_params=logged.keeps_params(config, dataset), **options)  # fmt: skip
+                    **options)  # fmt: skip
     if halving is None and run.plan.max_models == cap and run.plan.num_slices > 1:
         say(f"note: at most {cap} models per slice, for as many event files as may be open")
     return run

@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # the command line imports this module before JAX (see cli._p
     from jaxsoftmax.sweep.results import SweepResult
 
 DEFAULT_CHECKPOINT_EVERY = 1000  # steps, as the command line's --checkpoint-every
-KEEP_PARAMS_BYTES = 2**29  # the final checkpoint keeps every model's parameters up to this
 
 
 def train_logged(
@@ -109,8 +108,7 @@ def _started(dataset, config, halving, auto, seed: int, summaries: bool) -> tupl
         config, found = choice.retrain, choice.record
     config = SweepConfig() if config is None else config
     buckets = histogram_buckets(config, summaries)
-    run = start_run(dataset, config, halving, histogram_buckets=buckets,
-                    keep_params=keeps_params(config, dataset))  # fmt: skip
+    run = start_run(dataset, config, halving, histogram_buckets=buckets)
     names = grid.run_names(config) if found is None else [found["chosen"]]
     return run, {"names": list(names), "summaries": summaries, "auto": found, "resumes": 0}
 
@@ -200,9 +198,3 @@ def _resumed(dataset: Dataset, logdir: pathlib.Path) -> tuple[Run, dict]:
         raise CheckpointError(f"checkpoint {path} is damaged (its run names)")
     buckets = histogram_buckets(checkpoint.config, record["summaries"])
     return restore_run(dataset, checkpoint, histogram_buckets=buckets), record
-
-
-def keeps_params(config: SweepConfig, dataset: Dataset) -> bool:
-    """Whether the final checkpoint keeps every model's parameters (KEEP_PARAMS_BYTES)."""
-    parameter_bytes = (dataset.num_features + 1) * dataset.num_classes * 4
-    return config.num_models * parameter_bytes <= KEEP_PARAMS_BYTES

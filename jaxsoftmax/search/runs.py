@@ -8,7 +8,7 @@ or a successive-halving search (`HalvingSearch`); started, or restored from a ch
 from jaxsoftmax.data.dataset import Dataset
 from jaxsoftmax.search.halving import HalvingSearch
 from jaxsoftmax.search.spaces import Halving
-from jaxsoftmax.sweep.checkpoint import SearchCheckpoint, SweepCheckpoint
+from jaxsoftmax.sweep.checkpoint import SearchCheckpoint, SweepCheckpoint, keeps_params
 from jaxsoftmax.sweep.config import SweepConfig
 from jaxsoftmax.sweep.loop import SweepRun
 from jaxsoftmax.sweep.plan import make_plan
@@ -21,16 +21,19 @@ def start_run(
     halving: Halving | None = None,
     *,
     histogram_buckets: int = 0,
-    keep_params: bool = True,
+    keep_params: bool | None = None,
     **plan_options,
 ) -> Run:
     """A new run of `config`: successive halving over its trials if `halving` is given,
-    else one sweep of every model; `plan_options` go to `make_plan`."""
+    else one sweep of every model; `plan_options` go to `make_plan`. `keep_params`: keep
+    every model's final parameters (default: up to `checkpoint.KEEP_PARAMS_BYTES`)."""
     if halving is not None:
         return HalvingSearch.start(
             dataset, config, halving, histogram_buckets=histogram_buckets, **plan_options
         )
     plan = make_plan(config, dataset, **plan_options)
+    if keep_params is None:
+        keep_params = keeps_params(config, dataset)
     return SweepRun.start(
         dataset, config, plan, histogram_buckets=histogram_buckets, keep_params=keep_params,
         devices=plan_options.get("devices"),

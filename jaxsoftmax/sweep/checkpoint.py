@@ -53,6 +53,14 @@ METRICS = (
     "validation_loss", "validation_accuracy",
 )  # fmt: skip
 _PER_MODEL = ("steps_done", "diverged_at", "high_steps")
+KEEP_PARAMS_BYTES = 2**29  # a run's final checkpoint keeps every model's parameters up to this
+
+
+def keeps_params(config: SweepConfig, dataset) -> bool:
+    """Whether a run's final checkpoint keeps every model's parameters (up to
+    KEEP_PARAMS_BYTES of them: a huge grid keeps its metrics, not its weights)."""
+    parameter_bytes = (dataset.num_features + 1) * dataset.num_classes * 4
+    return config.num_models * parameter_bytes <= KEEP_PARAMS_BYTES
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
