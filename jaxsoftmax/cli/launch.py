@@ -1,7 +1,6 @@
 """Starting a command-line run: the run to drive (a sweep, or a search), its log
 directory, and what the process needs first (the compilation cache, open files)."""
 
-import argparse
 import dataclasses
 import pathlib
 import sys
@@ -13,7 +12,7 @@ MAX_OPEN_FILES = 65536
 FILES_IN_RESERVE = 256  # for the rest of the process: libraries, data, the compilation cache
 
 
-def sweep_run(args, config, settings, resume, dataset, say):
+def sweep_run(session, config, settings, resume, dataset, say):
     """The run to drive: the one the checkpoint `resume` saved, or a new sweep or search
     (see `search.runs`) of `config` on a plan made here."""
     from jaxsoftmax.outputs.summaries import histogram_buckets
@@ -23,7 +22,7 @@ def sweep_run(args, config, settings, resume, dataset, say):
     cap = None
     if settings.summaries:  # three event files open per model of a slice, resumed ones too
         cap = max(1, (allow_open_files() - FILES_IN_RESERVE) // 3)
-    options = {"max_models_per_slice": args.max_models_per_slice, "models_cap": cap,
+    options = {"max_models_per_slice": session.max_models_per_slice, "models_cap": cap,
                "layout": settings.layout, "report": say}  # fmt: skip
     if resume is not None:
         return restore_run(dataset, resume, histogram_buckets=buckets, **options)
@@ -35,19 +34,20 @@ def sweep_run(args, config, settings, resume, dataset, say):
     return run
 
 
-def logdir(args: argparse.Namespace) -> pathlib.Path:
-    if args.resume is not None:
-        logdirs.check_writable(args.resume)
-        return args.resume
-    if args.logdir is not None:
-        return logdirs.prepare_logdir(args.logdir, overwrite=args.overwrite)
+def logdir(session) -> pathlib.Path:
+    """The folder the run writes to: the one it resumes, the one given, or a new one."""
+    if session.resume is not None:
+        logdirs.check_writable(session.resume)
+        return session.resume
+    if session.logdir is not None:
+        return logdirs.prepare_logdir(session.logdir, overwrite=session.overwrite)
     return logdirs.new_logdir()
 
 
-def enable_compilation_cache(args: argparse.Namespace) -> None:
+def enable_compilation_cache(session) -> None:
     from jaxsoftmax.sweep import runtime
 
-    if not args.no_compilation_cache:
+    if session.compilation_cache:
         try:
             runtime.enable_compilation_cache(data.user_cache_dir() / "jax")
         except OSError as error:
@@ -72,7 +72,7 @@ def allow_open_files() -> int:
     return soft
 
 
-def auto_search(args, dataset, settings, stops, *, quiet: bool):
+def auto_search(session, dataset, settings, stops):
     """--auto's search (see `auto`), with a progress bar: the config retraining the
     chosen setting on all the training data, and the settings naming it, with what the
     search found (`settings.auto`, for results.json and the last line).
@@ -86,9 +86,11 @@ def auto_search(args, dataset, settings, stops, *, quiet: bool):
     from jaxsoftmax.search import auto
     from jaxsoftmax.sweep import parallel
 
-    if args.logdir is not None and parallel.is_main_process():  # before spending the budget
-        logdirs.check_free(args.logdir, overwrite=args.overwrite)
-    with tqdm.tqdm(unit="step", desc="--auto: searching", disable=quiet, file=sys.stderr) as bar:
+    if session.logdir is not None and parallel.is_main_process():  # before spending the budget
+        logdirs.check_free(session.logdir, overwrite=session.overwrite)
+    with tqdm.tqdm(
+        unit="step", desc="--auto: searching", disable=session.quiet, file=sys.stderr
+    ) as bar:
 
         def on_chunk(done: int, total: int, best: float) -> None:
             if stops.requested is not None:
@@ -100,8 +102,8 @@ def auto_search(args, dataset, settings, stops, *, quiet: bool):
             bar.set_postfix({"validation_accuracy": f"{best:.2%}"})
 
         choice = auto.search_and_choose(
-            dataset, time_budget=args.time_budget, seed=args.seed, on_chunk=on_chunk,
-            max_models_per_slice=args.max_models_per_slice, layout=settings.layout,
+            dataset, time_budget=session.time_budget, seed=session.seed, on_chunk=on_chunk,
+            max_models_per_slice=session.max_models_per_slice, layout=settings.layout,
         )  # fmt: skip
     return choice.retrain, dataclasses.replace(
         settings, run_names=(choice.name,), auto=choice.record

@@ -3,6 +3,7 @@ from the checkpoint of the run it resumes."""
 
 import argparse
 import dataclasses
+import pathlib
 
 from jaxsoftmax.data import load as data
 from jaxsoftmax.errors import CheckpointError, ConfigError
@@ -92,6 +93,32 @@ class Settings:
             raise CheckpointError(f"checkpoint {path} is damaged (its command-line settings)")
         values = extra | {"run_names": tuple(extra["run_names"]), "resumes": extra["resumes"] + 1}
         return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Session:
+    """What this invocation asks for beyond the run itself (not kept in a checkpoint):
+    where it writes (`logdir`, or the `resume` folder; `overwrite`), how many models a
+    program may hold, whether the compilation cache is used, `--auto`'s budget and seed,
+    and whether the terminal hears about progress."""
+
+    logdir: pathlib.Path | None
+    resume: pathlib.Path | None
+    overwrite: bool
+    max_models_per_slice: int | None
+    compilation_cache: bool
+    time_budget: float
+    seed: int
+    quiet: bool
+
+    @classmethod
+    def from_flags(cls, args: argparse.Namespace) -> "Session":
+        return cls(
+            logdir=args.logdir, resume=args.resume, overwrite=args.overwrite,
+            max_models_per_slice=args.max_models_per_slice,
+            compilation_cache=not args.no_compilation_cache, time_budget=args.time_budget,
+            seed=args.seed, quiet=args.quiet,
+        )  # fmt: skip
 
 
 def settings_from_flags(args: argparse.Namespace) -> tuple[SweepConfig | None, Settings, None]:

@@ -17,7 +17,7 @@ import time
 from jaxsoftmax.cli import common as cmdline
 from jaxsoftmax.cli import interrupts
 from jaxsoftmax.cli import settings as flag_rules
-from jaxsoftmax.cli.settings import settings_from_checkpoint, settings_from_flags
+from jaxsoftmax.cli.settings import Session, settings_from_checkpoint, settings_from_flags
 from jaxsoftmax.data import catalog
 from jaxsoftmax.data import load as data
 from jaxsoftmax.errors import DataError
@@ -267,29 +267,30 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
     )
     if args.data_dir is not None:  # given again with --resume, say
         settings = dataclasses.replace(settings, data_dir=str(args.data_dir.resolve()))
-    dataset, times = _prepare(args, settings, stops, start)
+    session = Session.from_flags(args)
+    dataset, times = _prepare(args, session, settings, stops, start)
     from jaxsoftmax.cli import launch
     from jaxsoftmax.outputs import logged
     from jaxsoftmax.outputs import writing as outputs
     from jaxsoftmax.sweep import parallel
 
-    say = _printer(args.quiet)
+    say = _printer(session.quiet)
     say(data.describe(dataset))
     if args.auto:
-        config, settings = launch.auto_search(args, dataset, settings, stops, quiet=args.quiet)
-    run = launch.sweep_run(args, config, settings, resume, dataset, say)
-    logdir = launch.logdir(args) if parallel.is_main_process() else None  # only now: writing
+        config, settings = launch.auto_search(session, dataset, settings, stops)
+    run = launch.sweep_run(session, config, settings, resume, dataset, say)
+    logdir = launch.logdir(session) if parallel.is_main_process() else None  # writing, now
     with stops.deferred():
         result, extras, timing = logged.log_run(
             run, dataset, logdir, names=settings.run_names, began=start, timing=times,
             summaries=settings.summaries, checkpoint_every=settings.checkpoint_every,
-            progress=not args.quiet, checkpoint_extra={"settings": settings.to_dict()},
+            progress=not session.quiet, checkpoint_extra={"settings": settings.to_dict()},
             resumes=settings.resumes, auto=settings.auto,
             stop_requested=lambda: parallel.any_process(stops.requested is not None),
         )  # all processes stop at one chunk  # fmt: skip
     if logdir is not None:
         outputs.print_outcome(
-            logdir, run, result, timing=timing, names=settings.run_names, quiet=args.quiet
+            logdir, run, result, timing=timing, names=settings.run_names, quiet=session.quiet
         )
         if settings.auto is not None and not result.interrupted:
             print(launch.auto_outcome(settings.auto, result))
@@ -300,7 +301,7 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
     return 0
 
 
-def _prepare(args, settings, stops, start: float) -> tuple[data.Dataset, dict[str, float]]:
+def _prepare(args, session, settings, stops, start: float) -> tuple[data.Dataset, dict[str, float]]:
     """What comes before training: JAX and the data, read together from local IDX files
     (gunzip lets go of the GIL: about 0.25 s sooner), jax.distributed, the compilation
     cache. A download or TFDS runs after the imports, where Ctrl-C stops it at once.
@@ -308,7 +309,7 @@ def _prepare(args, settings, stops, start: float) -> tuple[data.Dataset, dict[st
     Returns:
       The data, and the seconds the imports took and the data took beyond them.
     """
-    say = _printer(args.quiet)
+    say = _printer(session.quiet)
     options = {"data_dir": settings.data_dir, "num_classes": settings.num_classes}
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         reading = None
@@ -320,7 +321,7 @@ def _prepare(args, settings, stops, start: float) -> tuple[data.Dataset, dict[st
         imported = time.perf_counter()
         parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
         stops.install()  # jax.distributed takes SIGTERM for its preemption notifier
-        launch.enable_compilation_cache(args)
+        launch.enable_compilation_cache(session)
         try:
             dataset = reading.result() if reading is not None else None
         except DataError:  # not on disk, or invalid: the main thread fetches it, or says why
