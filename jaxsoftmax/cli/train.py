@@ -287,6 +287,7 @@ def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSigna
             progress=not session.quiet, checkpoint_extra={"settings": settings.to_dict()},
             resumes=settings.resumes, auto=settings.auto,
             stop_requested=lambda: parallel.any_process(stops.requested is not None),
+            stop_note="stopping: saving a checkpoint (Ctrl-C again quits at once)",
         )  # all processes stop at one chunk  # fmt: skip
     if logdir is not None:
         outputs.print_outcome(

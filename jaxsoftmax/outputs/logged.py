@@ -128,6 +128,7 @@ def log_run(
     resumes: int = 0,
     auto: dict | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
+    stop_note: str | None = None,
 ) -> tuple[SweepResult, dict, dict[str, float]]:
     """Drives `run` (a sweep or a search) to its end, or to a stop `stop_requested` asks
     for, writing TensorBoard events, checkpoints and at the end results.json to `logdir`
@@ -140,6 +141,7 @@ def log_run(
       checkpoint_extra: kept in each checkpoint, to resume the log.
       resumes: how many times the run has been resumed.
       auto: what `auto`'s search found, for results.json.
+      stop_note: a line on stderr when a stop is asked for (the command line's).
 
     Returns:
       The result, results.json's sections beside the runs (`search`, `auto`), and the
@@ -152,7 +154,12 @@ def log_run(
         quiet=not progress, checkpoint_extra=checkpoint_extra or {}, resumes=resumes,
     ) as out:  # fmt: skip
         result, extras = outputs.drive(
-            run, out, dataset, checkpoint_every=checkpoint_every, stop_requested=stop_requested
+            run,
+            out,
+            dataset,
+            checkpoint_every=checkpoint_every,
+            stop_requested=stop_requested,
+            stop_note=stop_note,
         )
         if auto is not None:
             extras["auto"] = auto

@@ -179,10 +179,17 @@ class RunOutputs(contextlib.AbstractContextManager):
 
 
 def drive(
-    run, out: RunOutputs, dataset: Dataset, *, checkpoint_every: int, stop_requested=lambda: False
+    run,
+    out: RunOutputs,
+    dataset: Dataset,
+    *,
+    checkpoint_every: int,
+    stop_requested=lambda: False,
+    stop_note: str | None = None,
 ) -> tuple:
     """The run loop every caller shares: each chunk recorded, a checkpoint when due or
-    when `stop_requested()` says so (then the loop ends), a final one, and the run's end.
+    when `stop_requested()` says so (then the loop ends, saying `stop_note` if given), a
+    final one, and the run's end.
 
     Returns:
       The result, and keyword arguments for `write_results` (see `RunOutputs.finish`).
@@ -193,7 +200,8 @@ def drive(
         if stop or run.checkpoint_due(checkpoint_every):
             out.save(run.checkpoint())
         if stop:
-            out.note("stopping: saving a checkpoint (Ctrl-C again quits at once)")
+            if stop_note is not None:
+                out.note(stop_note)
             break
     if not run.checkpointed:
         out.save(run.checkpoint())
