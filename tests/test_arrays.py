@@ -138,6 +138,10 @@ def test_a_python_run_logs_what_the_command_line_logs(mnist, mnist_dir, tmp_path
         ({"train_labels": [[0], [1], [1]]}, "labels have shape (3, 1)"),
         ({"train_labels": [0, 1, -1]}, "whole numbers >= 0"),
         ({"class_names": ["a", "b", "c"]}, "3 class names for 2 classes"),
+        ({"test_labels": None}, "give test images and test labels, or neither"),
+        ({"test_images": None}, "give test images and test labels, or neither"),
+        ({"test_images": np.zeros((0, 4), np.uint8), "test_labels": []}, "test split is empty"),
+        ({"train_images": np.zeros((0, 4), np.uint8), "train_labels": []}, "train split is empty"),
     ],
 )
 def test_bad_arrays_are_refused_in_one_line(change, message):
@@ -152,3 +156,31 @@ def test_whole_pixels_of_a_wider_integer_type_are_the_same_pixels(mnist):
     wide = js.make_dataset(**{k: v.astype(np.int64) for k, v in arrays_of(mnist).items()})
     assert wide.train_images.dtype == np.uint8 and wide.inputs == features.PIXELS
     assert wide.fingerprint() == js.make_dataset(**arrays_of(mnist)).fingerprint()
+
+
+def test_a_dataset_without_a_test_split_trains_chooses_on_validation_and_predicts(tmp_path):
+    """No test split at all: nothing is evaluated on one (no NaN charts, no analysis), a
+    sweep and a search still choose on validation, and the models predict."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(900, 5)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5)
+    dataset = js.make_dataset(train_images=x, train_labels=y)
+    assert dataset.test_images.shape == (0, 5) and dataset.num_classes == 3
+    config = SweepConfig(learning_rates=(0.5, 2.0), steps=60, eval_every=20, loss_scale=1.0,
+                         validation=300)  # fmt: skip
+    result = js.train_logged(dataset, config, tmp_path / "sweep")
+    document = json.loads((tmp_path / "sweep" / "results.json").read_text())
+    assert all(run["test_accuracy"] is None for run in document["runs"])
+    assert "analyses" not in document or not document["analyses"]
+    k = int(np.nanargmax(result.validation_accuracy[-1]))
+    best = js.load_run(tmp_path / "sweep").best()
+    assert best.name == document["runs"][k]["name"]
+    held_out = config.split(dataset)[1]  # what predict gets right is what was recorded
+    accuracy = (best.predict(x[held_out]) == y[held_out]).mean()
+    assert accuracy == pytest.approx(result.validation_accuracy[-1, k], abs=1e-6) and accuracy > 0.7
+    space = js.parse_space("learning_rate=log:0.1:3")
+    trials = js.search_config(space, 9, validation=300, steps=90, eval_every=10, loss_scale=1.0,
+                              evaluate_test=False)  # fmt: skip
+    js.train_logged(dataset, trials, tmp_path / "search", halving=js.Halving(min_steps=10))
+    found = json.loads((tmp_path / "search" / "results.json").read_text())["search"]
+    assert found["chosen"] == js.load_run(tmp_path / "search").best().name

@@ -160,8 +160,8 @@ def make_dataset(
     *,
     train_images,
     train_labels,
-    test_images,
-    test_labels,
+    test_images=None,
+    test_labels=None,
     name: str = "arrays",
     num_classes: int | None = None,
     class_names=None,
@@ -181,7 +181,8 @@ def make_dataset(
     Args:
       train_images, test_images: (N, features) vectors, (N, height, width) images or
         (N, height, width, channels), of one kind (pixels or features) and shape.
-      train_labels, test_labels: (N,) whole numbers >= 0.
+      train_labels, test_labels: (N,) whole numbers >= 0. Without a test split (both
+        None), nothing is evaluated on one: choose on a validation split.
       name: what to call the data in messages and results.json.
       num_classes: the class count if known (from the user, or TFDS metadata). Else a
         dataset the catalog knows by `name` has its own (10 for mnist), and any other
@@ -194,9 +195,16 @@ def make_dataset(
         one line naming the split.
     """
     train_images = _examples(origin, "train", train_images)
-    test_images = _examples(origin, "test", test_images)
     train_labels = _labels(origin, "train", train_labels)
-    test_labels = _labels(origin, "test", test_labels)
+    if (test_images is None) != (test_labels is None):
+        raise DataError(f"{origin}: give test images and test labels, or neither")
+    if test_images is None:  # no test split: an empty one of the same kind and shape
+        test_images, test_labels = train_images[:0], train_labels[:0]
+    else:
+        test_images = _examples(origin, "test", test_images)
+        test_labels = _labels(origin, "test", test_labels)
+        if len(test_images) == 0 and len(test_labels) == 0:
+            raise DataError(f"{origin}: test split is empty; give None for no test split")
     _check_splits(origin, (train_images, train_labels), (test_images, test_labels))
     num_classes = _class_count(name, origin, train_labels, test_labels, num_classes)
     if class_names is not None:
@@ -235,7 +243,7 @@ def _check_splits(origin: str, train: tuple, test: tuple) -> None:
             raise DataError(
                 f"{origin}: {split} split has {len(images)} images but {len(labels)} labels"
             )
-        if len(images) == 0:
+        if len(images) == 0 and split == "train":
             raise DataError(f"{origin}: {split} split is empty")
         if not _whole_and_not_negative(np.asarray(labels)):
             raise DataError(f"{origin}: {split} labels must be whole numbers >= 0")
@@ -291,16 +299,18 @@ def _labels(origin: str, split: str, labels) -> np.ndarray:
 
 def _whole_and_not_negative(labels: np.ndarray) -> bool:
     if np.issubdtype(labels.dtype, np.integer):
-        return bool(labels.min() >= 0)
+        return bool((labels >= 0).all())
     if np.issubdtype(labels.dtype, np.floating):  # 3.0 is a label, 2.5 and NaN are not
         return bool(np.isfinite(labels).all() and (labels == np.round(labels)).all()
-                    and labels.min() >= 0)  # fmt: skip
+                    and (labels >= 0).all())  # fmt: skip
     return False
 
 
 def _class_count(name, origin, train_labels, test_labels, num_classes: int | None) -> int:
     """The class count, checked against the labels (see `make_dataset`)."""
-    spans = {"training": int(train_labels.max()), "test": int(test_labels.max())}
+    spans = {"training": int(train_labels.max())}
+    if len(test_labels):  # a dataset without a test split takes its count from training
+        spans["test"] = int(test_labels.max())
     spec = catalog.DATASETS.get(name)
     if num_classes is None and spec is not None and spec.class_names:
         num_classes = len(spec.class_names)
@@ -311,7 +321,7 @@ def _class_count(name, origin, train_labels, test_labels, num_classes: int | Non
                     f"{origin}: {split} label {largest} is outside the {num_classes} classes "
                     f"of {name}; check the label files, or pass `num_classes`=N"
                 )
-    elif spans["training"] != spans["test"]:
+    elif spans["training"] != spans.get("test", spans["training"]):
         raise DataError(
             f"{origin}: training labels span 0..{spans['training']} but test labels "
             f"0..{spans['test']}; check the label files, or pass `num_classes`=N if the "

@@ -80,7 +80,7 @@ def chosen_models(result: SweepResult, limit: int = ANALYSED) -> list[int]:
 
 def analyse(result: SweepResult, dataset: Dataset, models: list[int]) -> dict[int, Analysis]:
     """Each of `models`' errors on `dataset`'s test set (see `Analysis`)."""
-    if not models:
+    if not models or not len(dataset.test_labels):  # no test split: nothing to analyse
         return {}
     shown = min(EXAMPLES, len(dataset.test_labels))
     outputs = _analyse(

@@ -245,7 +245,8 @@ def _first_events(writer, run: Run, dataset: Dataset) -> None:
     first = batches.first_batch(config.seed_values[0], len(train.train_images), config.batch_size)
     if dataset.drawable:
         writer.write_inputs(train.train_images[first])
-    splits = ("validation",) * bool(config.validation) + ("test",) * config.evaluate_test
+    tested = config.evaluate_test and len(dataset.test_labels) > 0
+    splits = ("validation",) * bool(config.validation) + ("test",) * tested
     writer.write_layout(splits)
     writer.write_graph(
         graph.train_step_graph(

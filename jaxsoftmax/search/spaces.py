@@ -244,8 +244,8 @@ def conclude(result, dataset, *, rung_accuracy: np.ndarray | None = None):
             k: {"rung_validation_accuracy": [float32_or_none(v) for v in rung_accuracy[:, k]]}
             for k in range(result.config.num_models)
         }  # fmt: skip
-    if chosen is None:
-        return result, None, per_run
+    if chosen is None or not len(dataset.test_labels):  # nothing chosen, or nothing to test
+        return result, chosen, per_run
     model = Model(name="chosen", w=result.params["w"][chosen], b=result.params["b"][chosen],
                   image_shape=dataset.image_shape, class_names=dataset.class_names,
                   inputs=dataset.inputs)  # fmt: skip
