@@ -28,6 +28,7 @@ _EXPORTS = {
     "Halving": ("search.spaces", "Halving"),
     "HalvingSearch": ("search.halving", "HalvingSearch"),
     "Run": ("sweep.protocol", "Run"),
+    "SoftmaxClassifier": ("estimators.classifier", "SoftmaxClassifier"),
     "SearchCheckpoint": ("sweep.checkpoint", "SearchCheckpoint"),
     "restore_run": ("search.runs", "restore_run"),
     "start_run": ("search.runs", "start_run"),
@@ -83,6 +84,7 @@ __all__ = [
     "Model",
     "Run",
     "SearchCheckpoint",
+    "SoftmaxClassifier",
     "SweepCheckpoint",
     "SweepConfig",
     "SweepPlan",
@@ -139,6 +141,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from jaxsoftmax.data.idx import read_idx
     from jaxsoftmax.data.load import load_dataset
     from jaxsoftmax.errors import CheckpointError, ConfigError, DataError, JaxsoftmaxError
+    from jaxsoftmax.estimators.classifier import SoftmaxClassifier
     from jaxsoftmax.search.runs import restore_run, start_run
     from jaxsoftmax.sweep.checkpoint import SearchCheckpoint, SweepCheckpoint
     from jaxsoftmax.sweep.checkpoint import load as load_checkpoint

@@ -13,7 +13,7 @@ import pytest
 from .conftest import REPO
 
 PACKAGE = REPO / "jaxsoftmax"
-LAYERS = ["cli", "plots", "outputs", "search", "trained", "sweep", "data", "core"]
+LAYERS = ["cli", "estimators", "plots", "outputs", "search", "trained", "sweep", "data", "core"]
 
 
 def lint_imports(root: pathlib.Path) -> subprocess.CompletedProcess:

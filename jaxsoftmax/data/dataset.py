@@ -196,15 +196,7 @@ def make_dataset(
     """
     train_images = _examples(origin, "train", train_images)
     train_labels = _labels(origin, "train", train_labels)
-    if (test_images is None) != (test_labels is None):
-        raise DataError(f"{origin}: give test images and test labels, or neither")
-    if test_images is None:  # no test split: an empty one of the same kind and shape
-        test_images, test_labels = train_images[:0], train_labels[:0]
-    else:
-        test_images = _examples(origin, "test", test_images)
-        test_labels = _labels(origin, "test", test_labels)
-        if len(test_images) == 0 and len(test_labels) == 0:
-            raise DataError(f"{origin}: test split is empty; give None for no test split")
+    test_images, test_labels = _test_split(origin, test_images, test_labels, train_images)
     _check_splits(origin, (train_images, train_labels), (test_images, test_labels))
     num_classes = _class_count(name, origin, train_labels, test_labels, num_classes)
     if class_names is not None:
@@ -224,6 +216,19 @@ def make_dataset(
         origin=origin,
         class_names=class_names or (),
     )
+
+
+def _test_split(origin: str, images, labels, train_images: np.ndarray):
+    """The test split's examples and labels; without one (both None), an empty split of
+    the train split's kind and shape."""
+    if (images is None) != (labels is None):
+        raise DataError(f"{origin}: give test images and test labels, or neither")
+    if images is None:
+        return train_images[:0], np.zeros(0, np.int64)
+    images, labels = _examples(origin, "test", images), _labels(origin, "test", labels)
+    if len(images) == 0 and len(labels) == 0:
+        raise DataError(f"{origin}: test split is empty; give None for no test split")
+    return images, labels
 
 
 def _check_splits(origin: str, train: tuple, test: tuple) -> None:

@@ -67,7 +67,7 @@ def update(
         bad_train = ~np.isfinite(train_loss)
         note(np.where(bad_train.any(axis=0), steps[bad_train.argmax(axis=0)], 0))
         bad_test = ~np.isfinite(eval_loss)
-        if len(eval_steps):
+        if len(eval_steps) and len(eval_loss):  # a run may evaluate no split at all
             note(np.where(bad_test.any(axis=0), eval_steps[bad_test.argmax(axis=0)], 0))
         note(np.where(params_finite, 0, steps[-1]))
         high = bad_train | (train_loss > FACTOR * initial_loss)

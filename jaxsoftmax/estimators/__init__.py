@@ -1,0 +1,2 @@
+"""scikit-learn's API over the library: `SoftmaxClassifier` (a fitted one predicts with
+NumPy alone; scikit-learn is the `sklearn` extra)."""

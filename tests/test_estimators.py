@@ -1,0 +1,140 @@
+"""`js.SoftmaxClassifier` as scikit-learn's users take it: against float64 NumPy gradient
+descent, inside a Pipeline and cross-validation, with any labels, pickled into a process
+without JAX, and refusing what it cannot fit."""
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import jaxsoftmax as js
+
+
+def _data(n=240, d=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    y = (x @ rng.normal(size=(d, classes))).argmax(axis=1)
+    return x, y
+
+
+def numpy_descent(x, y, classes, *, rate, steps, alpha=0.0, momentum=0.0):
+    """Full-batch gradient descent on the mean cross-entropy in float64, from zeros,
+    with L2 on the weights and heavy-ball momentum as optax's sgd applies them."""
+    onehot = np.eye(classes)[y]
+    w, b = np.zeros((x.shape[1], classes)), np.zeros(classes)
+    trace_w, trace_b = np.zeros_like(w), np.zeros_like(b)
+    for _ in range(steps):
+        logits = x @ w + b
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        grad_w = x.T @ (p - onehot) / len(x) + alpha * w
+        grad_b = (p - onehot).mean(axis=0)
+        trace_w, trace_b = grad_w + momentum * trace_w, grad_b + momentum * trace_b
+        w, b = w - rate * trace_w, b - rate * trace_b
+    return w, b
+
+
+@parametrize_with_checks([js.SoftmaxClassifier(max_iter=5)])
+def test_scikit_learns_own_estimator_checks_pass(estimator, check):
+    """Every check scikit-learn runs on its own classifiers; none skipped or expected to fail."""
+    check(estimator)
+
+
+@pytest.mark.parametrize(("alpha", "momentum"), [(0.0, 0.0), (0.05, 0.0), (0.0, 0.6)])
+def test_a_full_batch_fit_is_float64_gradient_descent(alpha, momentum):
+    x, y = _data()
+    model = js.SoftmaxClassifier(learning_rate=0.3, max_iter=25, batch_size=len(x),
+                                 alpha=alpha, momentum=momentum).fit(x, y)  # fmt: skip
+    w, b = numpy_descent(x, y, 3, rate=0.3, steps=25, alpha=alpha, momentum=momentum)
+    np.testing.assert_allclose(model.coef_, w.T, atol=2e-5)
+    np.testing.assert_allclose(model.intercept_, b, atol=2e-5)
+    logits = x @ w + b
+    np.testing.assert_array_equal(model.predict(x), logits.argmax(axis=1))
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict_proba(x), expected, atol=2e-5)
+    np.testing.assert_allclose(model.predict_log_proba(x), np.log(expected), atol=1e-4)
+    assert (
+        model.n_features_in_ == 6 and model.n_iter_ == 25 and model.classes_.tolist() == [0, 1, 2]
+    )
+
+
+def test_two_classes_of_any_labels_score_as_logistic_regression_does():
+    x, y = _data(classes=2)
+    labels = np.array(["no", "yes"])[y]
+    model = js.SoftmaxClassifier(learning_rate=0.3, max_iter=25, batch_size=len(x)).fit(x, labels)
+    w, b = numpy_descent(x, y, 2, rate=0.3, steps=25)
+    assert model.classes_.tolist() == ["no", "yes"]
+    assert model.coef_.shape == (1, 6) and model.intercept_.shape == (1,)
+    score = model.decision_function(x)
+    np.testing.assert_allclose(score, x @ (w[:, 1] - w[:, 0]) + b[1] - b[0], atol=2e-5)
+    np.testing.assert_allclose(model.predict_proba(x)[:, 1], 1 / (1 + np.exp(-score)), atol=1e-7)
+    np.testing.assert_array_equal(model.predict(x), np.where(score > 0, "yes", "no"))
+
+
+def test_a_pipeline_cross_validates_and_clones():
+    x, y = load_digits(return_X_y=True)
+    pipeline = make_pipeline(StandardScaler(), js.SoftmaxClassifier(random_state=1))
+    assert cross_val_score(pipeline, x, y, cv=3).mean() > 0.9
+    copy = clone(pipeline)
+    assert copy.get_params()["softmaxclassifier__random_state"] == 1
+
+
+def test_mnist_pixels_in_0_1_reach_the_tutorials_accuracy(mnist):
+    flat = lambda images: images.reshape(len(images), -1).astype(np.float32) / 255  # noqa: E731
+    model = js.SoftmaxClassifier().fit(flat(mnist.train_images), mnist.train_labels)
+    assert model.score(flat(mnist.test_images), mnist.test_labels) > 0.91
+
+
+def test_a_pickled_model_predicts_in_a_process_without_jax(tmp_path):
+    x, y = _data()
+    model = js.SoftmaxClassifier(max_iter=3).fit(x, np.array(["a", "b", "c"])[y])
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(model))
+    np.save(tmp_path / "x.npy", x)
+    program = (
+        "import pickle, sys, numpy as np\n"
+        f"model = pickle.loads(open({str(tmp_path / 'model.pkl')!r}, 'rb').read())\n"
+        f"print(' '.join(model.predict(np.load({str(tmp_path / 'x.npy')!r}))))\n"
+        "assert 'jax' not in sys.modules, 'jax was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == model.predict(x).tolist()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"x": np.full((4, 2), np.nan)}, "NaN"),
+        ({"y": np.zeros(4, int)}, "at least 2 classes"),
+        ({"y": np.linspace(0, 1, 4)}, "Unknown label type"),
+        ({"params": {"max_iter": 0}}, "max_iter"),
+        ({"params": {"learning_rate": -1.0}}, "learning rate"),
+        ({"params": {"momentum": 1.0}}, "momentum"),
+        ({"params": {"schedule": "linear"}}, "schedule"),
+        ({"params": {"random_state": "seven"}}, "random_state"),
+    ],
+)
+def test_what_it_cannot_fit_is_refused_with_a_value_error(change, message):
+    x, y = np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match=message):
+        js.SoftmaxClassifier(**change.get("params", {})).fit(change.get("x", x), change.get("y", y))
+
+
+def test_predicting_before_fitting_or_with_other_columns_is_refused():
+    x, y = _data()
+    with pytest.raises(NotFittedError):
+        js.SoftmaxClassifier().predict(x)
+    model = js.SoftmaxClassifier(max_iter=1).fit(x, y)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(x[:, :4])
