@@ -19,19 +19,23 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from jaxsoftmax.core import host
 
+EPOCHS = 5  # max_iter=None: this many epochs,
+MIN_STEPS = 500  # or as many as make this many steps on a small dataset
+
 
 class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     """Multinomial logistic regression (softmax) trained by minibatch SGD with JAX.
 
     Parameters:
-      learning_rate: the SGD step size on the mean cross-entropy (0.5: the tutorial's
-        0.005 on its loss of 100 x the mean cross-entropy).
-      max_iter: epochs over the training data.
+      learning_rate: the SGD step size on the mean cross-entropy (the tutorial's 0.005 on
+        its loss of 100 x the mean cross-entropy is 0.5 here).
+      max_iter: epochs over the training data; None: EPOCHS, or on a small dataset as
+        many as make MIN_STEPS steps.
       batch_size: examples per step (all of them where there are fewer).
       alpha: L2 penalty: `alpha * W` is added to the weights' gradient (not the biases').
       momentum: SGD's heavy-ball momentum, in [0, 1).
-      schedule: `constant`, or `cosine`: the step size falls along a cosine to 0 over
-        the epochs, so that training ends on a stable iterate.
+      schedule: `cosine`: the step size falls along a cosine to 0 over the epochs, so
+        that training ends on a stable iterate; or `constant`.
       random_state: seeds the minibatch order (an int; None: 0). The weights start at 0.
 
     Attributes:
@@ -42,12 +46,12 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        learning_rate: float = 0.5,
-        max_iter: int = 5,
+        learning_rate: float = 1.0,
+        max_iter: int | None = None,
         batch_size: int = 100,
         alpha: float = 0.0,
         momentum: float = 0.0,
-        schedule: str = "constant",
+        schedule: str = "cosine",
         random_state: int | None = None,
     ):
         self.learning_rate = learning_rate
@@ -73,7 +77,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             )
         dataset = make_dataset(train_images=X.astype(np.float32), train_labels=labels,
                                num_classes=len(self.classes_), origin="fit")  # fmt: skip
-        result = train_sweep(dataset, self._config(len(X)), keep_params=True)
+        config = self._config(len(X))
+        result = train_sweep(dataset, config, keep_params=True)
         w, b = result.params["w"][0], result.params["b"][0]
         if result.diverged_at[0] or not (np.isfinite(w).all() and np.isfinite(b).all()):
             raise ValueError(
@@ -83,7 +88,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) == 2:  # one score, as LogisticRegression: class 1 against 0
             w, b = w[:, 1:] - w[:, :1], b[1:] - b[:1]
         self.coef_, self.intercept_ = w.T.astype(np.float64), b.astype(np.float64)
-        self.n_iter_ = self.max_iter
+        self.n_iter_ = config.steps // max(1, len(X) // config.batch_size)  # epochs run
         return self
 
     def _config(self, examples: int):
@@ -91,9 +96,13 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         from jaxsoftmax.errors import ConfigError
         from jaxsoftmax.sweep.config import SweepConfig, check_count
 
-        epochs = check_count("max_iter", self.max_iter)
         batch = min(check_count("batch_size", self.batch_size), examples)
-        steps = epochs * max(1, examples // batch)
+        per_epoch = max(1, examples // batch)
+        if self.max_iter is None:
+            epochs = max(EPOCHS, -(-MIN_STEPS // per_epoch))
+        else:
+            epochs = check_count("max_iter", self.max_iter)
+        steps = epochs * per_epoch
         if self.random_state is not None and not isinstance(self.random_state, int | np.integer):
             raise ConfigError(f"random_state must be an int or None, got {self.random_state!r}")
         return SweepConfig(
