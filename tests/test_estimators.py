@@ -133,6 +133,9 @@ def test_a_pickled_model_predicts_in_a_process_without_jax(tmp_path):
         ({"params": {"momentum": 1.0}}, "momentum"),
         ({"params": {"schedule": "linear"}}, "schedule"),
         ({"params": {"random_state": "seven"}}, "random_state"),
+        ({"params": {"early_stopping": True, "validation_fraction": 1.5}}, "validation_fraction"),
+        ({"params": {"early_stopping": True, "n_iter_no_change": 0}}, "n_iter_no_change"),
+        ({"params": {"early_stopping": True, "tol": -1.0}}, "tol"),
     ],
 )
 def test_what_it_cannot_fit_is_refused_with_a_value_error(change, message):
@@ -148,3 +151,30 @@ def test_predicting_before_fitting_or_with_other_columns_is_refused():
     model = js.SoftmaxClassifier(max_iter=1).fit(x, y)
     with pytest.raises(ValueError, match="features"):
         model.predict(x[:, :4])
+
+
+def test_early_stopping_stops_by_its_rule_and_trains_on_the_rest_alone():
+    """It stops at the first epoch after which the held-out accuracy has not risen by more
+    than tol for n_iter_no_change epochs, and its model is then that of a plain fit, for
+    as many epochs, on the examples it did not hold out (the same batches, as the split
+    keeps their order)."""
+    from jaxsoftmax.sweep.config import SweepConfig
+
+    x, y = load_digits(return_X_y=True)
+    x = StandardScaler().fit_transform(x)
+    settings = {"learning_rate": 0.5, "schedule": "constant", "random_state": 4}
+    stopped = js.SoftmaxClassifier(early_stopping=True, max_iter=100, n_iter_no_change=3,
+                                   **settings).fit(x, y)  # fmt: skip
+    scores, stale, best, stop = stopped.validation_scores_, 0, -np.inf, None
+    for epoch, score in enumerate(scores, start=1):
+        stale, best = (0, score) if score > best + 1e-4 else (stale + 1, best)
+        if stale == 3:
+            stop = epoch
+            break
+    assert stop == stopped.n_iter_ == len(scores) < 100
+    dataset = js.make_dataset(train_images=x.astype(np.float32), train_labels=y)
+    kept = np.setdiff1d(np.arange(len(x)), SweepConfig(validation=180, seed=4).split(dataset)[1])
+    plain = js.SoftmaxClassifier(max_iter=stopped.n_iter_, **settings).fit(x[kept], y[kept])
+    np.testing.assert_allclose(stopped.coef_, plain.coef_, atol=1e-6)
+    held_out = np.setdiff1d(np.arange(len(x)), kept)
+    assert stopped.score(x[held_out], y[held_out]) == pytest.approx(scores[-1], abs=1e-6)

@@ -36,12 +36,17 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
       momentum: SGD's heavy-ball momentum, in [0, 1).
       schedule: `cosine`: the step size falls along a cosine to 0 over the epochs, so
         that training ends on a stable iterate; or `constant`.
-      random_state: seeds the minibatch order (an int; None: 0). The weights start at 0.
+      random_state: seeds the minibatch order and the validation split (an int; None:
+        0). The weights start at 0.
+      early_stopping: hold out `validation_fraction` of the training examples (chosen by
+        `random_state`) and stop once their accuracy has not risen by more than `tol`
+        for `n_iter_no_change` epochs in a row (the model is the last epoch's).
 
     Attributes:
       classes_: the labels, sorted. coef_: (n_classes, n_features), or (1, n_features)
       for two classes, as scikit-learn's LogisticRegression; intercept_: (n_classes,) or
-      (1,). n_features_in_, feature_names_in_ (for named columns), n_iter_ (epochs run).
+      (1,). n_features_in_, feature_names_in_ (for named columns), n_iter_ (epochs run);
+      with early stopping, validation_scores_: the held-out accuracy after each epoch.
     """
 
     def __init__(
@@ -53,6 +58,10 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         momentum: float = 0.0,
         schedule: str = "cosine",
         random_state: int | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 5,
+        tol: float = 1e-4,
     ):
         self.learning_rate = learning_rate
         self.max_iter = max_iter
@@ -61,11 +70,14 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.momentum = momentum
         self.schedule = schedule
         self.random_state = random_state
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
 
     def fit(self, X, y):
         """Trains on (X, y) from zero weights: `max_iter` epochs of minibatch SGD."""
         from jaxsoftmax.data.dataset import make_dataset
-        from jaxsoftmax.sweep.train import train_sweep
 
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
@@ -77,40 +89,85 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             )
         dataset = make_dataset(train_images=X.astype(np.float32), train_labels=labels,
                                num_classes=len(self.classes_), origin="fit")  # fmt: skip
-        config = self._config(len(X))
-        result = train_sweep(dataset, config, keep_params=True)
-        w, b = result.params["w"][0], result.params["b"][0]
-        if result.diverged_at[0] or not (np.isfinite(w).all() and np.isfinite(b).all()):
+        config, per_epoch = self._config(len(X))
+        w, b, diverged, self.n_iter_ = self._train(dataset, config, per_epoch)
+        if diverged or not (np.isfinite(w).all() and np.isfinite(b).all()):
             raise ValueError(
-                f"training diverged at step {result.diverged_at[0]}; use a smaller "
-                "learning_rate, or scale the features (StandardScaler)"
+                f"training diverged at step {diverged}; use a smaller learning_rate, or "
+                "scale the features (StandardScaler)"
             )
         if len(self.classes_) == 2:  # one score, as LogisticRegression: class 1 against 0
             w, b = w[:, 1:] - w[:, :1], b[1:] - b[:1]
         self.coef_, self.intercept_ = w.T.astype(np.float64), b.astype(np.float64)
-        self.n_iter_ = config.steps // max(1, len(X) // config.batch_size)  # epochs run
         return self
 
+    def _train(self, dataset, config, per_epoch: int) -> tuple:
+        """The final weights, the step training diverged at (0: it did not), and the
+        epochs run: all of them, or up to the early stop (see the class)."""
+        from jaxsoftmax.sweep.loop import SweepRun
+
+        run, scores, best, stale = SweepRun.start(dataset, config), [], -np.inf, 0
+        for report in run:
+            params = report.params
+            if config.validation:  # one report an epoch, one evaluation each
+                scores.append(float(report.validation.accuracy[-1, 0]))
+                stale = 0 if scores[-1] > best + self.tol else stale + 1
+                best = max(best, scores[-1])
+                if stale >= self.n_iter_no_change:
+                    break
+        if config.validation:
+            self.validation_scores_ = np.asarray(scores)
+        epochs = int(run.steps_trained) // per_epoch
+        return params["w"][0], params["b"][0], int(run.progress.diverged_at[0]), epochs
+
     def _config(self, examples: int):
-        """The one-model sweep `fit` trains (parameters checked where SweepConfig checks)."""
-        from jaxsoftmax.errors import ConfigError
+        """The one-model sweep `fit` trains, and its steps an epoch (parameters checked
+        where SweepConfig checks them). With early stopping it evaluates the held-out
+        examples after every epoch, one epoch a chunk."""
         from jaxsoftmax.sweep.config import SweepConfig, check_count
 
-        batch = min(check_count("batch_size", self.batch_size), examples)
-        per_epoch = max(1, examples // batch)
+        validation = self._validation_size(examples) if self.early_stopping else 0
+        batch = min(check_count("batch_size", self.batch_size), examples - validation)
+        per_epoch = max(1, (examples - validation) // batch)
         if self.max_iter is None:
             epochs = max(EPOCHS, -(-MIN_STEPS // per_epoch))
         else:
             epochs = check_count("max_iter", self.max_iter)
         steps = epochs * per_epoch
+        every = {"eval_every": per_epoch, "chunk_steps": per_epoch} if validation else {
+            "eval_every": steps}  # fmt: skip
+        config = SweepConfig(
+            learning_rates=(self.learning_rate,), weight_decays=(self.alpha,),
+            momenta=(self.momentum,), steps=steps, batch_size=batch, loss_scale=1.0,
+            schedule=self.schedule, seed=self._seed(), validation=validation,
+            evaluate_test=False, **every,
+        )  # fmt: skip
+        return config, per_epoch
+
+    def _seed(self) -> int:
+        from jaxsoftmax.errors import ConfigError
+
         if self.random_state is not None and not isinstance(self.random_state, int | np.integer):
             raise ConfigError(f"random_state must be an int or None, got {self.random_state!r}")
-        return SweepConfig(
-            learning_rates=(self.learning_rate,), weight_decays=(self.alpha,),
-            momenta=(self.momentum,), steps=steps, batch_size=batch, eval_every=steps,
-            loss_scale=1.0, schedule=self.schedule, seed=int(self.random_state or 0),
-            evaluate_test=False,
-        )  # fmt: skip
+        return int(self.random_state or 0)
+
+    def _validation_size(self, examples: int) -> int:
+        """Examples early stopping holds out: `validation_fraction` of them, at least 1."""
+        from jaxsoftmax.errors import ConfigError
+        from jaxsoftmax.sweep.config import check_count
+
+        check_count("n_iter_no_change", self.n_iter_no_change)
+        fraction, tol = self.validation_fraction, self.tol
+        if not (isinstance(fraction, float | int) and 0 < fraction < 1):
+            raise ConfigError(f"validation_fraction must be in (0, 1), got {fraction!r}")
+        if not (isinstance(tol, float | int) and tol >= 0):
+            raise ConfigError(f"tol must be a number >= 0, got {tol!r}")
+        size = max(1, round(fraction * examples))
+        if size >= examples:
+            raise ConfigError(
+                f"early stopping needs more than {examples} examples to hold some out"
+            )
+        return size
 
     def decision_function(self, X) -> np.ndarray:
         """The scores `X @ coef_.T + intercept_`: (n_samples, n_classes), or (n_samples,)
