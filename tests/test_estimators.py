@@ -178,3 +178,51 @@ def test_early_stopping_stops_by_its_rule_and_trains_on_the_rest_alone():
     np.testing.assert_allclose(stopped.coef_, plain.coef_, atol=1e-6)
     held_out = np.setdiff1d(np.arange(len(x)), kept)
     assert stopped.score(x[held_out], y[held_out]) == pytest.approx(scores[-1], abs=1e-6)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_warm_start_goes_on_exactly_where_the_last_fit_ended(momentum):
+    """fit(3 epochs) then a warm fit(2) is fit(5), bitwise: the weights, the momentum and
+    the minibatch order go on; the second fit reports its own epochs."""
+    x, y = _data(n=450)
+    settings = {"schedule": "constant", "momentum": momentum, "random_state": 2}
+    warm = js.SoftmaxClassifier(max_iter=3, warm_start=True, **settings).fit(x, y)
+    warm.set_params(max_iter=2).fit(x, y)
+    whole = js.SoftmaxClassifier(max_iter=5, **settings).fit(x, y)
+    np.testing.assert_array_equal(warm.coef_, whole.coef_)
+    np.testing.assert_array_equal(warm.intercept_, whole.intercept_)
+    assert warm.n_iter_ == 2
+    cold = js.SoftmaxClassifier(max_iter=2, **settings).fit(x, y)
+    assert not np.array_equal(cold.coef_, whole.coef_)
+    restarted = pickle.loads(pickle.dumps(warm)).fit(x, y)  # the state travels with it
+    assert restarted.n_iter_ == 2 and not np.array_equal(restarted.coef_, whole.coef_)
+
+
+def test_warm_start_refuses_other_data_or_settings():
+    x, y = _data(n=450)
+    model = js.SoftmaxClassifier(max_iter=1, warm_start=True).fit(x, y)
+    with pytest.raises(ValueError, match="same classes and columns"):
+        model.fit(x[:, :4], y)
+    model = js.SoftmaxClassifier(max_iter=1, warm_start=True).fit(x, y)
+    with pytest.raises(ValueError, match="same learning_rate"):
+        model.set_params(learning_rate=0.1).fit(x, y)
+
+
+def test_partial_fit_over_epochs_is_fit_and_refuses_what_does_not_go_on():
+    """Three partial_fit calls over the data are fit(3 epochs), bitwise (constant schedule);
+    the classes come once, and must hold every label."""
+    x, y = _data(n=450)
+    pieces = js.SoftmaxClassifier(schedule="constant", random_state=5)
+    for _ in range(3):
+        pieces.partial_fit(x, y, classes=[0, 1, 2])
+    whole = js.SoftmaxClassifier(schedule="constant", random_state=5, max_iter=3).fit(x, y)
+    np.testing.assert_array_equal(pieces.coef_, whole.coef_)
+    assert pieces.n_iter_ == 1
+    with pytest.raises(ValueError, match="needs classes"):
+        js.SoftmaxClassifier().partial_fit(x, y)
+    with pytest.raises(ValueError, match="outside classes"):
+        js.SoftmaxClassifier().partial_fit(x, y, classes=[0, 1])
+    with pytest.raises(ValueError, match="not those of the first call"):
+        pieces.partial_fit(x, y, classes=[0, 1, 2, 3])
+    with pytest.raises(ValueError, match="settings of the first call"):
+        pieces.set_params(learning_rate=0.1).partial_fit(x, y)

@@ -12,6 +12,8 @@ labels may be any values (`classes_`). A fitted classifier holds NumPy arrays on
 never imports JAX.
 """
 
+import math
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
@@ -38,6 +40,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         that training ends on a stable iterate; or `constant`.
       random_state: seeds the minibatch order and the validation split (an int; None:
         0). The weights start at 0.
+      warm_start: a fit after a fit goes on from where the last one ended (its weights,
+        momentum and step: with a constant schedule, fit(3 epochs) then fit(2) is fit(5);
+        a cosine schedule starts its decay again over the new epochs), on data with the
+        same classes and columns, with the same settings (not after an early stop: that
+        fit starts again).
       early_stopping: hold out `validation_fraction` of the training examples (chosen by
         `random_state`) and stop once their accuracy has not risen by more than `tol`
         for `n_iter_no_change` epochs in a row (the model is the last epoch's).
@@ -58,6 +65,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         momentum: float = 0.0,
         schedule: str = "cosine",
         random_state: int | None = None,
+        warm_start: bool = False,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 5,
@@ -70,27 +78,54 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.momentum = momentum
         self.schedule = schedule
         self.random_state = random_state
+        self.warm_start = warm_start
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
 
     def fit(self, X, y):
-        """Trains on (X, y) from zero weights: `max_iter` epochs of minibatch SGD."""
-        from jaxsoftmax.data.dataset import make_dataset
-
+        """Trains on (X, y) from zero weights (or, with warm_start, from the last fit):
+        `max_iter` epochs of minibatch SGD."""
+        before = self._warm_state()
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         self.classes_, labels = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"SoftmaxClassifier needs at least 2 classes to tell apart; y holds 1 class "
-                f"({self.classes_[0]!r})"
-            )
+        _check_classes(self.classes_)
+        return self._fit(X, labels, self._continued(before, X.shape[1]))
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y), going on from the last fit or partial_fit as warm_start
+        does (its weights, momentum and step); `classes`, every label there will be, on
+        the first call. A cosine schedule decays over each call's epoch."""
+        first = getattr(self, "_state", None) is None or not hasattr(self, "classes_")
+        before = None if first else (*self._warm_state(force=True)[:2],)
+        X, y = validate_data(self, X, y, reset=first, dtype=[np.float64, np.float32])
+        check_classification_targets(y)
+        if first:
+            if classes is None:
+                raise ValueError("the first partial_fit needs classes: every label there will be")
+            self.classes_ = np.unique(classes)
+            _check_classes(self.classes_)
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(f"classes {classes!r} are not those of the first call")
+        labels = np.searchsorted(self.classes_, y)
+        if not np.array_equal(self.classes_[np.minimum(labels, len(self.classes_) - 1)], y):
+            raise ValueError(f"y holds labels outside classes {self.classes_.tolist()!r}")
+        if before is not None and self._settings != self._settings_now():
+            raise ValueError("partial_fit goes on only with the settings of the first call")
+        return self._fit(X, labels, before, epochs=1)
+
+    def _fit(self, X, labels, warm, epochs: int | None = None):
+        """Trains from `warm` ((step, state), or None: zeros) for `epochs` (default: as
+        max_iter says); the weights as LogisticRegression holds them."""
+        from jaxsoftmax.data.dataset import make_dataset
+
         dataset = make_dataset(train_images=X.astype(np.float32), train_labels=labels,
                                num_classes=len(self.classes_), origin="fit")  # fmt: skip
-        config, per_epoch = self._config(len(X))
-        w, b, diverged, self.n_iter_ = self._train(dataset, config, per_epoch)
+        start = 0 if warm is None else warm[0]
+        config, per_epoch = self._config(len(X), start=start, epochs=epochs)
+        w, b, diverged, self.n_iter_ = self._train(dataset, config, per_epoch, warm)
         if diverged or not (np.isfinite(w).all() and np.isfinite(b).all()):
             raise ValueError(
                 f"training diverged at step {diverged}; use a smaller learning_rate, or "
@@ -101,12 +136,39 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.coef_, self.intercept_ = w.T.astype(np.float64), b.astype(np.float64)
         return self
 
-    def _train(self, dataset, config, per_epoch: int) -> tuple:
+    def _warm_state(self, force: bool = False):
+        """What a warm start goes on from: the last fit's step, state, classes, columns and
+        settings; None without warm_start (unless `force`) or a previous whole fit."""
+        if not (self.warm_start or force) or getattr(self, "_state", None) is None:
+            return None
+        return (self._step, self._state, self.classes_, self.coef_.shape[1], self._settings)
+
+    def _continued(self, before, features: int):
+        """(step, state) to go on from, checked against this fit's data and settings."""
+        if before is None:
+            return None
+        step, state, classes, columns, settings = before
+        if not (np.array_equal(classes, self.classes_) and columns == features):
+            raise ValueError("warm_start goes on only on data with the same classes and columns")
+        if settings != self._settings_now():
+            raise ValueError(
+                "warm_start goes on only with the same learning_rate, batch_size, alpha, "
+                "momentum, schedule and random_state; set warm_start=False to start again"
+            )
+        return step, state
+
+    def _settings_now(self) -> tuple:
+        return (self.learning_rate, self.batch_size, self.alpha, self.momentum, self.schedule,
+                self.random_state)  # fmt: skip
+
+    def _train(self, dataset, config, per_epoch: int, warm=None) -> tuple:
         """The final weights, the step training diverged at (0: it did not), and the
         epochs run: all of them, or up to the early stop (see the class)."""
         from jaxsoftmax.sweep.loop import SweepRun
 
-        run, scores, best, stale = SweepRun.start(dataset, config), [], -np.inf, 0
+        options = {} if warm is None else self._warm_options(dataset, config, *warm)
+        run = SweepRun.start(dataset, config, keep_states=not config.validation, **options)
+        scores, best, stale = [], -np.inf, 0
         for report in run:
             params = report.params
             if config.validation:  # one report an epoch, one evaluation each
@@ -117,25 +179,46 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                     break
         if config.validation:
             self.validation_scores_ = np.asarray(scores)
+        states = run.progress.states if run.finished else None
+        self._state = None if states is None else [np.asarray(leaf) for leaf in states]
+        self._step, self._settings = config.steps, self._settings_now()
         epochs = int(run.steps_trained) // per_epoch
         return params["w"][0], params["b"][0], int(run.progress.diverged_at[0]), epochs
 
-    def _config(self, examples: int):
+    @staticmethod
+    def _warm_options(dataset, config, step: int, state: list) -> dict:
+        """`SweepRun.start`'s options to go on from `state` at `step`."""
+        from jaxsoftmax.sweep.progress import Progress
+        from jaxsoftmax.sweep.warm import WarmStart, restart_schedule
+
+        options = {}
+        if config.schedule == "cosine":  # the decay starts again over the new steps
+            options["schedule_steps"] = config.steps - step
+            state = restart_schedule(state, config.descent, config.steps - step)
+        record = Progress.start(config, dataset.num_features, dataset.num_classes,
+                                keep_params=True)  # fmt: skip
+        return options | {"warm": WarmStart(step, state, record)}
+
+    def _config(self, examples: int, start: int = 0, epochs: int | None = None):
         """The one-model sweep `fit` trains, and its steps an epoch (parameters checked
         where SweepConfig checks them). With early stopping it evaluates the held-out
         examples after every epoch, one epoch a chunk."""
         from jaxsoftmax.sweep.config import SweepConfig, check_count
 
-        validation = self._validation_size(examples) if self.early_stopping else 0
+        validation = self._validation_size(examples) if self.early_stopping and not epochs else 0
         batch = min(check_count("batch_size", self.batch_size), examples - validation)
         per_epoch = max(1, (examples - validation) // batch)
-        if self.max_iter is None:
+        if epochs is not None:  # partial_fit's one epoch
+            pass
+        elif self.max_iter is None:
             epochs = max(EPOCHS, -(-MIN_STEPS // per_epoch))
         else:
             epochs = check_count("max_iter", self.max_iter)
-        steps = epochs * per_epoch
-        every = {"eval_every": per_epoch, "chunk_steps": per_epoch} if validation else {
-            "eval_every": steps}  # fmt: skip
+        steps = start + epochs * per_epoch
+        every = {"eval_every": steps}
+        if validation or start:  # chunks that end at each epoch (and where the last fit did)
+            window = math.gcd(start, per_epoch)
+            every = {"eval_every": window, "chunk_steps": window}
         config = SweepConfig(
             learning_rates=(self.learning_rate,), weight_decays=(self.alpha,),
             momenta=(self.momentum,), steps=steps, batch_size=batch, loss_scale=1.0,
@@ -197,3 +280,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """The class of the largest score (ties: the first class)."""
         chosen = host.predicted(self._logits(X))
         return self.classes_[chosen]
+
+
+def _check_classes(classes: np.ndarray) -> None:
+    if len(classes) < 2:
+        raise ValueError(
+            f"SoftmaxClassifier needs at least 2 classes to tell apart; y holds 1 class "
+            f"({classes[0]!r})"
+        )
