@@ -71,18 +71,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         n_iter_no_change: int = 5,
         tol: float = 1e-4,
     ):
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.alpha = alpha
-        self.momentum = momentum
-        self.schedule = schedule
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
+        self.learning_rate, self.max_iter, self.batch_size = learning_rate, max_iter, batch_size
+        self.alpha, self.momentum, self.schedule = alpha, momentum, schedule
+        self.random_state, self.warm_start = random_state, warm_start
+        self.early_stopping, self.validation_fraction = early_stopping, validation_fraction
+        self.n_iter_no_change, self.tol = n_iter_no_change, tol
 
     def fit(self, X, y):
         """Trains on (X, y) from zero weights (or, with warm_start, from the last fit):
