@@ -11,7 +11,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
-from sklearn.model_selection import cross_val_score
+from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -88,6 +88,19 @@ def test_a_pipeline_cross_validates_and_clones():
     assert cross_val_score(pipeline, x, y, cv=3).mean() > 0.9
     copy = clone(pipeline)
     assert copy.get_params()["softmaxclassifier__random_state"] == 1
+
+
+def test_scikit_learns_grid_search_scores_each_setting_as_cross_validation_does():
+    x, y = load_digits(return_X_y=True)
+    pipeline = make_pipeline(StandardScaler(), js.SoftmaxClassifier(max_iter=2))
+    grid = {"softmaxclassifier__learning_rate": [0.05, 1.0]}
+    search = GridSearchCV(pipeline, grid, cv=3).fit(x, y)
+    for params, mean in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"],
+                            strict=True):  # fmt: skip
+        alone = cross_val_score(pipeline.set_params(**params), x, y, cv=3).mean()
+        assert mean == pytest.approx(alone, abs=1e-12)
+    assert search.best_params_ == {"softmaxclassifier__learning_rate": 1.0}
+    assert search.score(x, y) > 0.9
 
 
 def test_mnist_pixels_in_0_1_reach_the_tutorials_accuracy(mnist):
