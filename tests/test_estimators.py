@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import jaxsoftmax as js
+from jaxsoftmax.estimators import classifier
 
 
 def _data(n=240, d=6, classes=3, seed=0):
@@ -26,9 +27,12 @@ def _data(n=240, d=6, classes=3, seed=0):
     return x, y
 
 
-def numpy_descent(x, y, classes, *, rate, steps, alpha=0.0, momentum=0.0):
+def numpy_descent(x, y, classes, *, rate, steps, alpha=0.0, momentum=0.0, weights=None):
     """Full-batch gradient descent on the mean cross-entropy in float64, from zeros,
-    with L2 on the weights and heavy-ball momentum as optax's sgd applies them."""
+    with L2 on the weights and heavy-ball momentum as optax's sgd applies them; with
+    `weights`, on the weighted mean (sum of weight x cross-entropy / sum of weights)."""
+    weights = np.ones(len(x)) if weights is None else np.asarray(weights, np.float64)
+    share = (weights / weights.mean())[:, None]
     onehot = np.eye(classes)[y]
     w, b = np.zeros((x.shape[1], classes)), np.zeros(classes)
     trace_w, trace_b = np.zeros_like(w), np.zeros_like(b)
@@ -36,16 +40,20 @@ def numpy_descent(x, y, classes, *, rate, steps, alpha=0.0, momentum=0.0):
         logits = x @ w + b
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
-        grad_w = x.T @ (p - onehot) / len(x) + alpha * w
-        grad_b = (p - onehot).mean(axis=0)
+        grad_w = x.T @ (share * (p - onehot)) / len(x) + alpha * w
+        grad_b = (share * (p - onehot)).mean(axis=0)
         trace_w, trace_b = grad_w + momentum * trace_w, grad_b + momentum * trace_b
         w, b = w - rate * trace_w, b - rate * trace_b
     return w, b
 
 
-@parametrize_with_checks([js.SoftmaxClassifier(max_iter=5)])
+@parametrize_with_checks(
+    [js.SoftmaxClassifier(max_iter=5)],
+    expected_failed_checks=lambda estimator: classifier.EXPECTED_FAILED_CHECKS,
+)
 def test_scikit_learns_own_estimator_checks_pass(estimator, check):
-    """Every check scikit-learn runs on its own classifiers; none skipped or expected to fail."""
+    """Every check scikit-learn runs on its own classifiers; those expected to fail are
+    named with the reason in `classifier.EXPECTED_FAILED_CHECKS`."""
     check(estimator)
 
 
@@ -66,6 +74,51 @@ def test_a_full_batch_fit_is_float64_gradient_descent(alpha, momentum):
     assert (
         model.n_features_in_ == 6 and model.n_iter_ == 25 and model.classes_.tolist() == [0, 1, 2]
     )
+
+
+def test_sample_weights_count_as_repeated_examples():
+    """Whole-number weights on a full batch: float64 descent on the examples repeated
+    that many times (0: left out); weights all equal: the unweighted fit, bitwise."""
+    x, y = _data()
+    counts = np.random.default_rng(1).integers(0, 4, len(x))
+    settings = {"learning_rate": 0.3, "max_iter": 25, "schedule": "constant", "alpha": 0.01}
+    model = js.SoftmaxClassifier(batch_size=len(x), **settings).fit(x, y, sample_weight=counts)
+    w, b = numpy_descent(np.repeat(x, counts, axis=0), np.repeat(y, counts), 3, rate=0.3,
+                         steps=25, alpha=0.01)  # fmt: skip
+    np.testing.assert_allclose(model.coef_, w.T, atol=1e-5)
+    np.testing.assert_allclose(model.intercept_, b, atol=1e-5)
+    plain = js.SoftmaxClassifier(batch_size=32, **settings).fit(x, y)
+    same = js.SoftmaxClassifier(batch_size=32, **settings).fit(x, y, sample_weight=[3.0] * len(x))
+    np.testing.assert_array_equal(same.coef_, plain.coef_)
+
+
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 1.0, 1: 5.0, 2: 0.5}])
+def test_class_weights_reweigh_each_class(class_weight):
+    """`balanced` (n / (classes x count)) and a dict against float64 descent on the
+    reweighted mean; a class weight times a sample weight is their product."""
+    x, y = _data()
+    counts = np.bincount(y)
+    per_class = (len(y) / (3 * counts) if class_weight == "balanced"
+                 else np.array([class_weight[k] for k in range(3)]))  # fmt: skip
+    sample = np.linspace(0.5, 2.0, len(x))
+    settings = {"learning_rate": 0.3, "max_iter": 25, "schedule": "constant",
+                "batch_size": len(x), "class_weight": class_weight}  # fmt: skip
+    model = js.SoftmaxClassifier(**settings).fit(x, y, sample_weight=sample)
+    w, b = numpy_descent(x, y, 3, rate=0.3, steps=25, weights=per_class[y] * sample)
+    np.testing.assert_allclose(model.coef_, w.T, atol=1e-5)
+    np.testing.assert_allclose(model.intercept_, b, atol=1e-5)
+
+
+def test_weights_that_cannot_weigh_are_refused():
+    x, y = _data()
+    for weights, message in (([1.0] * 3, "sample_weight.shape"), (-np.ones(len(x)), "Negative"),
+                             (np.zeros(len(x)), "non-zero")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            js.SoftmaxClassifier(max_iter=1).fit(x, y, sample_weight=weights)
+    with pytest.raises(ValueError, match="not in class_weight"):
+        js.SoftmaxClassifier(max_iter=1, class_weight={7: 2.0}).fit(x, y)
+    with pytest.raises(ValueError, match="balanced"):
+        js.SoftmaxClassifier(class_weight="balanced").partial_fit(x, y, classes=[0, 1, 2])
 
 
 def test_two_classes_of_any_labels_score_as_logistic_regression_does():

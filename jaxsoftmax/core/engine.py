@@ -48,6 +48,8 @@ class DeviceData(NamedTuple):
       test_labels: int32 (num_test,).
       validation_images: uint8 (num_validation, num_features), held out of training.
       validation_labels: int32 (num_validation,).
+      train_weights: float32 (num_train,), each training example's weight in the loss;
+        empty: unweighted (the batch mean of the cross-entropy, a program without weights).
     """
 
     train_images: jax.Array
@@ -56,6 +58,7 @@ class DeviceData(NamedTuple):
     test_labels: jax.Array
     validation_images: jax.Array
     validation_labels: jax.Array
+    train_weights: jax.Array
 
     def evaluated(self) -> dict[str, tuple[jax.Array, jax.Array]]:
         """{split: (images, labels)} of the splits with examples: `test`, `validation`."""
@@ -85,6 +88,7 @@ def train_step(
     loss_scale: float | jax.Array,
     optimizer: optax.GradientTransformation,
     objective: Callable[..., tuple[jax.Array, jax.Array]] = model.objective,
+    weights: jax.Array | None = None,
 ) -> tuple[TrainState, Metrics]:
     """One step of one model with `optimizer`, which made `state.opt_state`.
 
@@ -97,13 +101,14 @@ def train_step(
         whose hyperparameters are read from the state.
       objective: `model.objective`, or `model.class_major_objective` for a state
         whose weights (and anything shaped like them) are held class-major.
+      weights: float32 (batch,), each example's weight in the loss, or None (each 1).
 
     Returns:
       The new state, and the loss and accuracy on this batch before the step.
     """
     with jax.named_scope("train"):
         grad_fn = jax.value_and_grad(objective, has_aux=True)
-        (loss, batch_accuracy), grads = grad_fn(state.params, inputs, labels, loss_scale)
+        (loss, batch_accuracy), grads = grad_fn(state.params, inputs, labels, loss_scale, weights)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
     return TrainState(params, opt_state), Metrics(loss, batch_accuracy)
@@ -114,11 +119,13 @@ def sweep_step(
     inputs: jax.Array,
     labels: jax.Array,
     loss_scale: float | jax.Array,
+    weights: jax.Array | None = None,
     *,
     descent: GradientDescent,
     layout: str,
 ) -> tuple[TrainState, Metrics]:
-    """`train_step` vmapped over a sweep (state in `layout`) on the same batch.
+    """`train_step` vmapped over a sweep (state in `layout`) on the same batch (and its
+    examples' `weights`, or None).
 
     Where the weights are class-major, so are the logits (`model.class_major_objective`):
     on a CPU that is about 1.2x the model-steps/s at K=3 and K=30 of computing them
@@ -128,7 +135,7 @@ def sweep_step(
     """
     objective = model.class_major_objective if layout == CLASS_MAJOR else model.objective
     step = functools.partial(train_step, optimizer=descent.transformation(), objective=objective)
-    return jax.vmap(step, in_axes=(0, None, None, None))(state, inputs, labels, loss_scale)
+    return jax.vmap(lambda one: step(one, inputs, labels, loss_scale, weights=weights))(state)
 
 
 def _squeeze(tree):
@@ -141,7 +148,9 @@ def _unsqueeze(tree):
     return jax.tree_util.tree_map(lambda leaf: leaf[None], tree)
 
 
-def per_seed(step, state: TrainState, inputs, labels, loss_scale) -> tuple[TrainState, Metrics]:
+def per_seed(
+    step, state: TrainState, inputs, labels, loss_scale, weights=None
+) -> tuple[TrainState, Metrics]:
     """A `sweep_step` (`step`, its options bound) for a grid: S seeds of M models each,
     one batch per seed.
 
@@ -149,6 +158,7 @@ def per_seed(step, state: TrainState, inputs, labels, loss_scale) -> tuple[Train
       state: leading axes (S, M), in the step's layout.
       inputs: float32 (S, batch, features), the batch of each seed.
       labels: int32 (S, batch).
+      weights: float32 (S, batch), the examples' weights, or None.
 
     Returns the new state and metrics of shape (S, M).
 
@@ -156,7 +166,7 @@ def per_seed(step, state: TrainState, inputs, labels, loss_scale) -> tuple[Train
     axis instead, so the M models share one matrix product and the loop never
     reshapes the state.
     """
-    return jax.vmap(step, in_axes=(0, 0, 0, None))(state, inputs, labels, loss_scale)
+    return jax.vmap(step, in_axes=(0, 0, 0, None, 0))(state, inputs, labels, loss_scale, weights)
 
 
 @functools.partial(
@@ -209,7 +219,12 @@ def run_chunk(
         inputs = model.scale_images(data.train_images[indices.reshape(-1)])
         inputs = inputs.reshape(*indices.shape, -1)
         labels = data.train_labels[indices]
-        return step(state, *((inputs[0], labels[0]) if one_seed else (inputs, labels)), loss_scale)
+        # Weights only where the data has them: the unweighted program stays as it was.
+        weights = data.train_weights[indices] if data.train_weights.shape[0] else None
+        if one_seed:
+            weights = None if weights is None else weights[0]
+            return step(state, inputs[0], labels[0], loss_scale, weights)
+        return step(state, inputs, labels, loss_scale, weights)
 
     def one_window(state, window_batches):
         state, train_metrics = jax.lax.scan(one_step, state, window_batches)

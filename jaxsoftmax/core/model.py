@@ -70,18 +70,23 @@ def logits(params: Params, inputs: jax.Array) -> jax.Array:
         return inputs @ params["w"] + params["b"][None, :]
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+def cross_entropy(
+    logits: jax.Array, labels: jax.Array, weights: jax.Array | None = None, axis: int = -1
+) -> jax.Array:
     """Mean cross-entropy of integer labels under softmax(logits), computed stably.
 
     Args:
-      logits: (batch, num_classes).
+      logits: (batch, num_classes), or (num_classes, batch) with `axis=0`.
       labels: integer (batch,).
+      weights: (batch,), each example's weight: the mean of weight x cross-entropy;
+        None: each 1.
 
     Returns:
       A scalar.
     """
     with jax.named_scope("cross_entropy_loss"):
-        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels, axis=axis)
+        return (losses if weights is None else weights * losses).mean()
 
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -91,7 +96,11 @@ def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def objective(
-    params: Params, inputs: jax.Array, labels: jax.Array, loss_scale: float
+    params: Params,
+    inputs: jax.Array,
+    labels: jax.Array,
+    loss_scale: float,
+    weights: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """The training objective `loss_scale * mean cross-entropy`, and the batch accuracy.
 
@@ -100,16 +109,22 @@ def objective(
       inputs: float32 (batch, num_features).
       labels: integer (batch,).
       loss_scale: multiplier of the mean cross-entropy (100 reproduces the tutorial).
+      weights: (batch,), each example's weight in the mean (see `cross_entropy`), or None.
 
     Returns:
       (loss, accuracy), both scalars; differentiate the first with `has_aux=True`.
     """
     batch_logits = logits(params, inputs)
-    return loss_scale * cross_entropy(batch_logits, labels), accuracy(batch_logits, labels)
+    loss = cross_entropy(batch_logits, labels, weights)
+    return loss_scale * loss, accuracy(batch_logits, labels)
 
 
 def class_major_objective(
-    params: Params, inputs: jax.Array, labels: jax.Array, loss_scale: float
+    params: Params,
+    inputs: jax.Array,
+    labels: jax.Array,
+    loss_scale: float,
+    weights: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """`objective` for weights held class-major: `w` of shape (num_classes, num_features).
 
@@ -120,8 +135,7 @@ def class_major_objective(
     """
     with jax.named_scope("softmax_linear_model"):
         class_logits = params["w"] @ inputs.T + params["b"][:, None]
-    with jax.named_scope("cross_entropy_loss"):
-        losses = optax.softmax_cross_entropy_with_integer_labels(class_logits, labels, axis=0)
+    loss = cross_entropy(class_logits, labels, weights, axis=0)
     with jax.named_scope("accuracy"):
         hits = jnp.argmax(class_logits, axis=0) == labels
-    return loss_scale * losses.mean(), hits.mean()
+    return loss_scale * loss, hits.mean()

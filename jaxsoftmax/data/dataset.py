@@ -30,6 +30,8 @@ class Dataset:
       num_classes: number of classes.
       origin: where the data came from (a folder, or `tfds`), for messages.
       class_names: what each label means (`0`, `1`, ... where the data does not say).
+      train_weights: float32 (num_train,), how much each training example counts in the
+        loss (a step's loss is the batch mean of weight x cross-entropy), or None: each 1.
 
     The arrays are not to be changed in place: `fingerprint()` is hashed once, and
     `dataclasses.replace` makes a changed dataset.
@@ -43,6 +45,7 @@ class Dataset:
     num_classes: int
     origin: str
     class_names: tuple[str, ...] = ()
+    train_weights: np.ndarray | None = None
 
     def __post_init__(self):
         if not self.class_names:
@@ -111,9 +114,11 @@ class Dataset:
         check_validation(size, len(self.train_images))
         order = np.random.default_rng([seed, VALIDATION_STREAM]).permutation(len(self.train_images))
         held_out, kept = np.sort(order[:size]), np.sort(order[size:])
+        weights = None if self.train_weights is None else self.train_weights[kept]
         rest = dataclasses.replace(
-            self, train_images=self.train_images[kept], train_labels=self.train_labels[kept]
-        )
+            self, train_images=self.train_images[kept], train_labels=self.train_labels[kept],
+            train_weights=weights,
+        )  # fmt: skip
         return rest, held_out
 
     def fingerprint(self) -> str:
@@ -121,7 +126,9 @@ class Dataset:
         Hashed once (the arrays are not changed in place)."""
         if "_fingerprint" not in self.__dict__:
             digest = hashlib.sha256()
-            for array in (self.train_images, self.train_labels, self.test_images, self.test_labels):
+            arrays = (self.train_images, self.train_labels, self.test_images, self.test_labels)
+            weights = () if self.train_weights is None else (self.train_weights,)
+            for array in arrays + weights:
                 array = np.ascontiguousarray(array)
                 digest.update(f"{array.dtype.str}{array.shape}".encode())
                 digest.update(array.data)
@@ -166,6 +173,7 @@ def make_dataset(
     num_classes: int | None = None,
     class_names=None,
     origin: str = "arrays in memory",
+    train_weights=None,
 ) -> Dataset:
     """Builds a Dataset from arrays a caller holds, after checking that they fit together.
 
@@ -189,6 +197,8 @@ def make_dataset(
         one as many as its labels span, the same in both splits.
       class_names: what each class is called (default: the catalog's, else the labels).
       origin: where the data came from, for messages.
+      train_weights: (N,) numbers >= 0, not all 0: how much each training example
+        counts (a step's loss is the batch mean of weight x cross-entropy); None: each 1.
 
     Raises:
       DataError: ragged, non-finite or mismatched arrays, counts, shapes or labels, in
@@ -215,7 +225,26 @@ def make_dataset(
         num_classes=num_classes,
         origin=origin,
         class_names=class_names or (),
+        train_weights=_weights(origin, train_weights, len(train_labels)),
     )
+
+
+def _weights(origin: str, weights, examples: int) -> np.ndarray | None:
+    """The training examples' weights as float32, or None (checked as `make_dataset` says)."""
+    if weights is None:
+        return None
+    try:
+        weights = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{origin}: train weights must be numbers, one per example") from None
+    if weights.shape != (examples,):
+        raise DataError(
+            f"{origin}: train weights have shape {weights.shape}; give one per example "
+            f"({examples},)"
+        )
+    if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
+        raise DataError(f"{origin}: train weights must be finite, >= 0 and not all 0")
+    return weights.astype(np.float32)
 
 
 def _test_split(origin: str, images, labels, train_images: np.ndarray):

@@ -16,10 +16,20 @@ import math
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from jaxsoftmax.core import host
+
+# The checks of scikit-learn's `parametrize_with_checks` this estimator is expected to
+# fail, and why (pass as its `expected_failed_checks`).
+EXPECTED_FAILED_CHECKS = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "trains in float32: weights equal repeated examples to about 1e-7 relative "
+        "(measured 1.5e-7), and the check allows 1e-7"
+    ),
+}
 
 EPOCHS = 5  # max_iter=None: this many epochs,
 MIN_STEPS = 500  # or as many as make this many steps on a small dataset
@@ -38,6 +48,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
       momentum: SGD's heavy-ball momentum, in [0, 1).
       schedule: `cosine`: the step size falls along a cosine to 0 over the epochs, so
         that training ends on a stable iterate; or `constant`.
+      class_weight: each class's weight in the loss: None (each 1), `balanced` (n_samples /
+        (n_classes * the class's count), as scikit-learn's), or {label: weight}; it
+        multiplies `fit`'s `sample_weight`. The weights are relative: scaled to mean 1
+        over the examples fitted, each step's loss is the batch mean of weight x
+        cross-entropy (so on a full batch, an example of weight 2 counts as two copies).
       random_state: seeds the minibatch order and the validation split (an int; None:
         0). The weights start at 0.
       warm_start: a fit after a fit goes on from where the last one ended (its weights,
@@ -64,6 +79,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         alpha: float = 0.0,
         momentum: float = 0.0,
         schedule: str = "cosine",
+        class_weight: dict | str | None = None,
         random_state: int | None = None,
         warm_start: bool = False,
         early_stopping: bool = False,
@@ -73,24 +89,28 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     ):
         self.learning_rate, self.max_iter, self.batch_size = learning_rate, max_iter, batch_size
         self.alpha, self.momentum, self.schedule = alpha, momentum, schedule
+        self.class_weight = class_weight
         self.random_state, self.warm_start = random_state, warm_start
         self.early_stopping, self.validation_fraction = early_stopping, validation_fraction
         self.n_iter_no_change, self.tol = n_iter_no_change, tol
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Trains on (X, y) from zero weights (or, with warm_start, from the last fit):
-        `max_iter` epochs of minibatch SGD."""
+        `max_iter` epochs of minibatch SGD; `sample_weight`, each example's weight in
+        the loss (see `class_weight`)."""
         before = self._warm_state()
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         self.classes_, labels = np.unique(y, return_inverse=True)
         _check_classes(self.classes_)
-        return self._fit(X, labels, self._continued(before, X.shape[1]))
+        weights = self._weights(X, labels, sample_weight)
+        return self._fit(X, labels, self._continued(before, X.shape[1]), weights=weights)
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over (X, y), going on from the last fit or partial_fit as warm_start
         does (its weights, momentum and step); `classes`, every label there will be, on
-        the first call. A cosine schedule decays over each call's epoch."""
+        the first call. A cosine schedule decays over each call's epoch. `class_weight`
+        may not be `balanced` here (no call sees every example; give a dict)."""
         first = getattr(self, "_state", None) is None or not hasattr(self, "classes_")
         before = None if first else (*self._warm_state(force=True)[:2],)
         X, y = validate_data(self, X, y, reset=first, dtype=[np.float64, np.float32])
@@ -107,15 +127,37 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y holds labels outside classes {self.classes_.tolist()!r}")
         if before is not None and self._settings != self._settings_now():
             raise ValueError("partial_fit goes on only with the settings of the first call")
-        return self._fit(X, labels, before, epochs=1)
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' needs every example at once, which partial_fit "
+                "does not see; give a dict (sklearn.utils.class_weight.compute_class_weight)"
+            )
+        weights = self._weights(X, labels, sample_weight)
+        return self._fit(X, labels, before, epochs=1, weights=weights)
 
-    def _fit(self, X, labels, warm, epochs: int | None = None):
+    def _weights(self, X, labels, sample_weight) -> np.ndarray | None:
+        """Each example's weight, `sample_weight` x its class's, scaled to mean 1; None
+        where both are None (the unweighted program)."""
+        if sample_weight is None and self.class_weight is None:
+            return None
+        weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if self.class_weight is not None:
+            y = self.classes_[labels]
+            weights = weights * compute_class_weight(self.class_weight, classes=self.classes_,
+                                                     y=y)[labels]  # fmt: skip
+        if not weights.sum() > 0:
+            raise ValueError("sample_weight x class_weight is 0 for every example; weigh some")
+        return weights / weights.mean()
+
+    def _fit(self, X, labels, warm, epochs: int | None = None, weights=None):
         """Trains from `warm` ((step, state), or None: zeros) for `epochs` (default: as
-        max_iter says); the weights as LogisticRegression holds them."""
+        max_iter says), each example counting `weights` (None: 1); the weights as
+        LogisticRegression holds them."""
         from jaxsoftmax.data.dataset import make_dataset
 
         dataset = make_dataset(train_images=X.astype(np.float32), train_labels=labels,
-                               num_classes=len(self.classes_), origin="fit")  # fmt: skip
+                               num_classes=len(self.classes_), origin="fit",
+                               train_weights=weights)  # fmt: skip
         start = 0 if warm is None else warm[0]
         config, per_epoch = self._config(len(X), start=start, epochs=epochs)
         w, b, diverged, self.n_iter_ = self._train(dataset, config, per_epoch, warm)
@@ -124,6 +166,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 f"training diverged at step {diverged}; use a smaller learning_rate, or "
                 "scale the features (StandardScaler)"
             )
+        return self._set_weights(w, b)
+
+    def _set_weights(self, w: np.ndarray, b: np.ndarray) -> "SoftmaxClassifier":
+        """Holds a softmax model's (features, classes) weights and (classes,) biases as
+        LogisticRegression does (`coef_`, `intercept_`)."""
         if len(self.classes_) == 2:  # one score, as LogisticRegression: class 1 against 0
             w, b = w[:, 1:] - w[:, :1], b[1:] - b[:1]
         self.coef_, self.intercept_ = w.T.astype(np.float64), b.astype(np.float64)
@@ -196,18 +243,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         """The one-model sweep `fit` trains, and its steps an epoch (parameters checked
         where SweepConfig checks them). With early stopping it evaluates the held-out
         examples after every epoch, one epoch a chunk."""
-        from jaxsoftmax.sweep.config import SweepConfig, check_count
+        from jaxsoftmax.sweep.config import SweepConfig
 
         validation = self._validation_size(examples) if self.early_stopping and not epochs else 0
-        batch = min(check_count("batch_size", self.batch_size), examples - validation)
-        per_epoch = max(1, (examples - validation) // batch)
-        if epochs is not None:  # partial_fit's one epoch
-            pass
-        elif self.max_iter is None:
-            epochs = max(EPOCHS, -(-MIN_STEPS // per_epoch))
-        else:
-            epochs = check_count("max_iter", self.max_iter)
-        steps = start + epochs * per_epoch
+        batch, per_epoch, max_epochs = self._epochs(examples - validation)
+        steps = start + (epochs or max_epochs) * per_epoch
         every = {"eval_every": steps}
         if validation or start:  # chunks that end at each epoch (and where the last fit did)
             window = math.gcd(start, per_epoch)
@@ -219,6 +259,16 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             evaluate_test=False, **every,
         )  # fmt: skip
         return config, per_epoch
+
+    def _epochs(self, examples: int) -> tuple[int, int, int]:
+        """(examples a step, steps an epoch, epochs) of a fit on `examples` (see max_iter)."""
+        from jaxsoftmax.sweep.config import check_count
+
+        batch = min(check_count("batch_size", self.batch_size), examples)
+        per_epoch = max(1, examples // batch)
+        if self.max_iter is None:
+            return batch, per_epoch, max(EPOCHS, -(-MIN_STEPS // per_epoch))
+        return batch, per_epoch, check_count("max_iter", self.max_iter)
 
     def _seed(self) -> int:
         from jaxsoftmax.errors import ConfigError

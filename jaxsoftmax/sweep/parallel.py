@@ -151,6 +151,7 @@ def device_data(dataset: "Dataset", config: "SweepConfig", mesh=None) -> "engine
         dataset.test_labels[test],
         dataset.train_images[validation].reshape(-1, dataset.num_features),
         dataset.train_labels[validation],
+        np.zeros(0, np.float32) if train.train_weights is None else train.train_weights,
     )
     if mesh is None:
         # device_put copies; jnp.asarray would compile a program for each array's shape.
