@@ -29,6 +29,7 @@ _EXPORTS = {
     "HalvingSearch": ("search.halving", "HalvingSearch"),
     "Run": ("sweep.protocol", "Run"),
     "SoftmaxClassifier": ("estimators.classifier", "SoftmaxClassifier"),
+    "SoftmaxSearchCV": ("estimators.search", "SoftmaxSearchCV"),
     "SearchCheckpoint": ("sweep.checkpoint", "SearchCheckpoint"),
     "restore_run": ("search.runs", "restore_run"),
     "start_run": ("search.runs", "start_run"),
@@ -85,6 +86,7 @@ __all__ = [
     "Run",
     "SearchCheckpoint",
     "SoftmaxClassifier",
+    "SoftmaxSearchCV",
     "SweepCheckpoint",
     "SweepConfig",
     "SweepPlan",
@@ -142,6 +144,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from jaxsoftmax.data.load import load_dataset
     from jaxsoftmax.errors import CheckpointError, ConfigError, DataError, JaxsoftmaxError
     from jaxsoftmax.estimators.classifier import SoftmaxClassifier
+    from jaxsoftmax.estimators.search import SoftmaxSearchCV
     from jaxsoftmax.search.runs import restore_run, start_run
     from jaxsoftmax.sweep.checkpoint import SearchCheckpoint, SweepCheckpoint
     from jaxsoftmax.sweep.checkpoint import load as load_checkpoint
