@@ -81,7 +81,8 @@ def test_sample_weights_count_as_repeated_examples():
     that many times (0: left out); weights all equal: the unweighted fit, bitwise."""
     x, y = _data()
     counts = np.random.default_rng(1).integers(0, 4, len(x))
-    settings = {"learning_rate": 0.3, "max_iter": 25, "schedule": "constant", "alpha": 0.01}
+    settings = {"learning_rate": 0.3, "max_iter": 25, "schedule": "constant", "alpha": 0.01,
+                "momentum": 0.0}  # fmt: skip
     model = js.SoftmaxClassifier(batch_size=len(x), **settings).fit(x, y, sample_weight=counts)
     w, b = numpy_descent(np.repeat(x, counts, axis=0), np.repeat(y, counts), 3, rate=0.3,
                          steps=25, alpha=0.01)  # fmt: skip
@@ -101,7 +102,7 @@ def test_class_weights_reweigh_each_class(class_weight):
     per_class = (len(y) / (3 * counts) if class_weight == "balanced"
                  else np.array([class_weight[k] for k in range(3)]))  # fmt: skip
     sample = np.linspace(0.5, 2.0, len(x))
-    settings = {"learning_rate": 0.3, "max_iter": 25, "schedule": "constant",
+    settings = {"learning_rate": 0.3, "max_iter": 25, "schedule": "constant", "momentum": 0.0,
                 "batch_size": len(x), "class_weight": class_weight}  # fmt: skip
     model = js.SoftmaxClassifier(**settings).fit(x, y, sample_weight=sample)
     w, b = numpy_descent(x, y, 3, rate=0.3, steps=25, weights=per_class[y] * sample)
@@ -124,7 +125,7 @@ def test_weights_that_cannot_weigh_are_refused():
 def test_two_classes_of_any_labels_score_as_logistic_regression_does():
     x, y = _data(classes=2)
     labels = np.array(["no", "yes"])[y]
-    model = js.SoftmaxClassifier(learning_rate=0.3, max_iter=25, batch_size=len(x),
+    model = js.SoftmaxClassifier(learning_rate=0.3, max_iter=25, batch_size=len(x), momentum=0,
                                  schedule="constant").fit(x, labels)  # fmt: skip
     w, b = numpy_descent(x, y, 2, rate=0.3, steps=25)
     assert model.classes_.tolist() == ["no", "yes"]
@@ -157,12 +158,12 @@ def test_scikit_learns_grid_search_scores_each_setting_as_cross_validation_does(
 
 
 def test_mnist_pixels_in_0_1_reach_the_tutorials_accuracy(mnist):
-    """The defaults (chosen on MNIST's last 10,000 training images, held out) against the
-    tutorial's best, 92.05% (README)."""
+    """The defaults (chosen by 5-fold cross-validation on the training images) against
+    the issue's target, 92.5%, above the tutorial's best, 92.05% (README)."""
     flat = lambda images: images.reshape(len(images), -1).astype(np.float32) / 255  # noqa: E731
     model = js.SoftmaxClassifier().fit(flat(mnist.train_images), mnist.train_labels)
     assert model.n_iter_ == 5
-    assert model.score(flat(mnist.test_images), mnist.test_labels) > 0.9205
+    assert model.score(flat(mnist.test_images), mnist.test_labels) >= 0.925
 
 
 def test_a_small_dataset_gets_enough_steps_by_default():

@@ -85,13 +85,19 @@ def train_folds(
             batch_weights = jnp.take_along_axis(weights, indices, axis=1) if weighted else None
             new, _ = step(state, inputs[indices], labels[indices], loss_scale, batch_weights)
             active = (position < per_epoch) & (epoch * per_epoch + position < steps)
-
-            def keep(new_leaf, old_leaf):
-                where = active.reshape(active.shape + (1,) * (new_leaf.ndim - 1))
-                return jnp.where(where, new_leaf, old_leaf)
-
-            return jax.tree_util.tree_map(keep, new, state), None
+            return _where_active(active, new, state), None
 
         return jax.lax.scan(one_step, state, jnp.arange(epoch_steps))[0], None
 
     return jax.lax.scan(one_epoch, state, jnp.arange(epochs))[0]
+
+
+def _where_active(active: jax.Array, new, old):
+    """`new` in the folds (leading axis) where `active`, else `old`."""
+
+    def pick(new_leaf, old_leaf):
+        return jnp.where(
+            active.reshape(active.shape + (1,) * (new_leaf.ndim - 1)), new_leaf, old_leaf
+        )
+
+    return jax.tree_util.tree_map(pick, new, old)

@@ -216,15 +216,8 @@ def run_chunk(
     step = step if one_seed else functools.partial(per_seed, step)
 
     def one_step(state, indices):
-        inputs = model.scale_images(data.train_images[indices.reshape(-1)])
-        inputs = inputs.reshape(*indices.shape, -1)
-        labels = data.train_labels[indices]
-        # Weights only where the data has them: the unweighted program stays as it was.
-        weights = data.train_weights[indices] if data.train_weights.shape[0] else None
-        if one_seed:
-            weights = None if weights is None else weights[0]
-            return step(state, inputs[0], labels[0], loss_scale, weights)
-        return step(state, inputs, labels, loss_scale, weights)
+        batch = _batch(data, indices[0] if one_seed else indices)
+        return step(state, *batch[:2], loss_scale, batch[2])
 
     def one_window(state, window_batches):
         state, train_metrics = jax.lax.scan(one_step, state, window_batches)
@@ -240,6 +233,14 @@ def run_chunk(
 
     state, outputs = jax.lax.scan(one_window, _squeeze(state) if one_seed else state, batches)
     return (_unsqueeze(state) if one_seed else state), *outputs
+
+
+def _batch(data: DeviceData, indices: jax.Array) -> tuple:
+    """The inputs, labels and weights (None for unweighted data: then the program is the
+    one without weights) of the training examples at `indices`, of any shape."""
+    inputs = model.scale_images(data.train_images[indices.reshape(-1)])
+    weights = data.train_weights[indices] if data.train_weights.shape[0] else None
+    return inputs.reshape(*indices.shape, -1), data.train_labels[indices], weights
 
 
 def _histograms(params: model.Params, num_buckets: int) -> dict[str, Histogram] | None:

@@ -197,8 +197,7 @@ def make_dataset(
         one as many as its labels span, the same in both splits.
       class_names: what each class is called (default: the catalog's, else the labels).
       origin: where the data came from, for messages.
-      train_weights: (N,) numbers >= 0, not all 0: how much each training example
-        counts (a step's loss is the batch mean of weight x cross-entropy); None: each 1.
+      train_weights: (N,) numbers >= 0, not all 0, as `Dataset.train_weights`; None: 1s.
 
     Raises:
       DataError: ragged, non-finite or mismatched arrays, counts, shapes or labels, in
@@ -209,13 +208,7 @@ def make_dataset(
     test_images, test_labels = _test_split(origin, test_images, test_labels, train_images)
     _check_splits(origin, (train_images, train_labels), (test_images, test_labels))
     num_classes = _class_count(name, origin, train_labels, test_labels, num_classes)
-    if class_names is not None:
-        class_names = tuple(str(class_name) for class_name in class_names)
-        if len(class_names) != num_classes:
-            raise DataError(
-                f"{origin}: {len(class_names)} class names for {num_classes} classes; "
-                "name each class once"
-            )
+    class_names = _class_names(origin, class_names, num_classes)
     return Dataset(
         name=name,
         train_images=train_images,
@@ -227,6 +220,18 @@ def make_dataset(
         class_names=class_names or (),
         train_weights=_weights(origin, train_weights, len(train_labels)),
     )
+
+
+def _class_names(origin: str, class_names, num_classes: int) -> tuple[str, ...] | None:
+    if class_names is None:
+        return None
+    class_names = tuple(str(class_name) for class_name in class_names)
+    if len(class_names) != num_classes:
+        raise DataError(
+            f"{origin}: {len(class_names)} class names for {num_classes} classes; "
+            "name each class once"
+        )
+    return class_names
 
 
 def _weights(origin: str, weights, examples: int) -> np.ndarray | None:

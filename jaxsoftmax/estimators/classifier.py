@@ -38,6 +38,11 @@ MIN_STEPS = 500  # or as many as make this many steps on a small dataset
 class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     """Multinomial logistic regression (softmax) trained by minibatch SGD with JAX.
 
+    The defaults (learning_rate=2.0, momentum=0.5, 5 epochs of 100-example batches on a
+    cosine) are the best 5-fold cross-validated accuracy on MNIST's 60,000 training
+    images of a `SoftmaxSearchCV` over learning_rate 0.5-4, momentum 0-0.9 and alpha
+    0 or 1e-5 (92.14%; the test images were not looked at).
+
     Parameters:
       learning_rate: the SGD step size on the mean cross-entropy (the tutorial's 0.005 on
         its loss of 100 x the mean cross-entropy is 0.5 here).
@@ -73,11 +78,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        learning_rate: float = 1.0,
+        learning_rate: float = 2.0,
         max_iter: int | None = None,
         batch_size: int = 100,
         alpha: float = 0.0,
-        momentum: float = 0.0,
+        momentum: float = 0.5,
         schedule: str = "cosine",
         class_weight: dict | str | None = None,
         random_state: int | None = None,

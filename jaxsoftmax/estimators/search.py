@@ -171,6 +171,20 @@ def _rows(X, rows: np.ndarray):
     return X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
 
 
+def _fold_weights(base, trains, X, labels, classes, sample_weight) -> np.ndarray:
+    """(F, N): each fold's weight of each example, as `base` weighs the fold's examples
+    when it fits them alone; (F, 0) where nothing is weighted."""
+    if sample_weight is None and base.class_weight is None:
+        return np.zeros((len(trains), 0), np.float32)
+    weights = np.zeros((len(trains), len(X)), np.float32)
+    for f, train in enumerate(trains):
+        fitted = clone(base)
+        fitted.classes_ = classes
+        part = None if sample_weight is None else sample_weight[train]
+        weights[f, train] = fitted._weights(X[train], labels[train], part)
+    return weights
+
+
 def _train_folds(base, candidates, X, labels, classes, splits, sample_weight) -> tuple:
     """The weights (F, M, features, classes) and biases (F, M, classes) of every fold x
     setting, each as `base` with that setting fits the fold alone."""
@@ -186,18 +200,10 @@ def _train_folds(base, candidates, X, labels, classes, splits, sample_weight) ->
     shapes = [base._epochs(len(train)) for train in trains]
     batch = min(shape[0] for shape in shapes)
     steps = np.asarray([epochs * per_epoch for _, per_epoch, epochs in shapes], np.int32)
-    width = max(map(len, trains))
-    folds = np.zeros((len(trains), width), np.int32)
+    folds = np.zeros((len(trains), max(map(len, trains))), np.int32)
     for f, train in enumerate(trains):
         folds[f, : len(train)] = train
-    fold_weights = np.zeros((len(trains), 0), np.float32)
-    if sample_weight is not None or base.class_weight is not None:
-        fold_weights = np.zeros((len(trains), len(X)), np.float32)
-        for f, train in enumerate(trains):
-            fitted = clone(base)
-            fitted.classes_ = classes
-            part = None if sample_weight is None else sample_weight[train]
-            fold_weights[f, train] = fitted._weights(X[train], labels[train], part)
+    fold_weights = _fold_weights(base, trains, X, labels, classes, sample_weight)
 
     def setting(name):
         return jnp.asarray([float(c.get(name, getattr(base, name))) for c in candidates],
