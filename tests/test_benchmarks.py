@@ -278,3 +278,33 @@ def test_startup_times_the_default_run_and_the_floor_in_fresh_processes(mnist_di
     peaks = []
     startup.wall([sys.executable, "-c", "pass"], os.environ, peaks)
     assert peaks[0] < 50 < resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_sklearn_compare_quick_mode_runs_every_peer_and_renders_its_table(mnist_dir, tmp_path):
+    """The smoke run of benchmarks/sklearn_compare.py: every classifier on both sets, the
+    three searches on the same folds (ours and GridSearchCV over the same classifier and
+    grid choose alike), the figure, and the README's table drawn from the JSON."""
+    from benchmarks import sklearn_compare, tables
+
+    argv = ["--quick", "--data-dir", str(mnist_dir), "--out", str(tmp_path)]
+    document = sklearn_compare.main(argv)
+    written = json.loads((tmp_path / "sklearn_compare-quick.json").read_text())
+    assert written == json.loads(json.dumps(document))
+    assert [(row["data"], row["model"]) for row in written["fits"]] == [
+        (data, model) for data in ("MNIST", "breast cancer") for model in sklearn_compare.peers()
+    ]
+    assert all(0.7 < row["test_accuracy"] <= 1 and row["fit_s"] > 0 for row in written["fits"])
+    ours, alone, peer = written["searches"]
+    assert ours["search"] == "SoftmaxSearchCV" and ours["settings"] == 2 and ours["folds"] == 2
+    assert ours["best_params"] == alone["best_params"]
+    assert ours["best_cv_accuracy"] == pytest.approx(alone["best_cv_accuracy"], abs=2 / 1000)
+    assert peer["settings"] == 2 and 0.7 < peer["best_cv_accuracy"] <= 1
+    assert (tmp_path / "sklearn_compare-quick.png").read_bytes()[:4] == b"\x89PNG"
+
+    class Written(dict):  # tables.Results over the quick run's JSON
+        def __getitem__(self, name):
+            return written
+
+    text = tables.readme_sklearn(Written())
+    assert text.count("| MNIST |") == 3 and "| SoftmaxSearchCV | 2 × 2 |" in text
+    assert f"{100 * ours['best_cv_accuracy']:.2f}%" in text

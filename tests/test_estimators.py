@@ -2,6 +2,7 @@
 descent, inside a Pipeline and cross-validation, with any labels, pickled into a process
 without JAX, and refusing what it cannot fit."""
 
+import json
 import pickle
 import subprocess
 import sys
@@ -293,3 +294,30 @@ def test_partial_fit_over_epochs_is_fit_and_refuses_what_does_not_go_on():
         pieces.partial_fit(x, y, classes=[0, 1, 2, 3])
     with pytest.raises(ValueError, match="settings of the first call"):
         pieces.set_params(learning_rate=0.1).partial_fit(x, y)
+
+
+def test_a_fit_with_a_logdir_writes_what_tensorboard_reads_and_fits_the_same(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    x, y = _data()
+    plain = js.SoftmaxClassifier(max_iter=4).fit(x, y)
+    logged = js.SoftmaxClassifier(max_iter=4, logdir=str(tmp_path / "fit")).fit(x, y)
+    np.testing.assert_array_equal(logged.coef_, plain.coef_)
+    assert logged.n_iter_ == plain.n_iter_ == 4
+    (run,) = json.loads((tmp_path / "fit" / "results.json").read_text())["runs"]
+
+    def events(*folder):
+        found = EventAccumulator(str(tmp_path.joinpath("fit", *folder)),
+                                 size_guidance={"scalars": 0, "histograms": 0})  # fmt: skip
+        return found.Reload()
+
+    steps = [event.step for event in events(run["name"], "train").Scalars("train/loss")]
+    assert steps == list(range(1, 4 * (len(x) // 100) + 1))
+    assert sorted(events(run["name"]).Tags()["histograms"]) == ["biases", "weights"]
+    assert events().Tags()["graph"]
+    with pytest.raises(ValueError, match="logdir logs a fit from zero"):
+        js.SoftmaxClassifier(logdir=str(tmp_path / "other")).partial_fit(x, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="logdir logs a fit from zero"):
+        js.SoftmaxClassifier(early_stopping=True, logdir=str(tmp_path / "other")).fit(x, y)
+    with pytest.raises(ValueError, match="holds"):  # a second fit into the same folder
+        js.SoftmaxClassifier(max_iter=4, logdir=str(tmp_path / "fit")).fit(x, y)

@@ -11,7 +11,13 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import jaxsoftmax as js
 from jaxsoftmax.estimators import search
-from jaxsoftmax.estimators.search import _train_folds
+from jaxsoftmax.estimators.folds import Folds
+
+
+def fold_params(base, candidates, x, labels, splits, weights=None):
+    """Every (fold, candidate) model's weights and biases, as SoftmaxSearchCV trains them."""
+    folds = Folds(base, x, labels, np.unique(labels), [train for train, _ in splits], weights)
+    return folds.params(folds.train(folds.start(candidates)), len(candidates))
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +52,7 @@ def test_each_folds_model_is_that_fold_fitted_alone(digits, weighted):
         weights = np.linspace(0.2, 3.0, len(x))
     found = js.SoftmaxSearchCV(base, grid, cv=splits).fit(x, y, sample_weight=weights)
     candidates = found.cv_results_["params"]
-    w, b = _train_folds(base, candidates, x, y, np.arange(10), splits, weights)
+    w, b = fold_params(base, candidates, x, y, splits, weights)
     for f, (train, test) in enumerate(splits):
         part = None if weights is None else weights[train]
         for c, params in enumerate(candidates):
@@ -86,6 +92,33 @@ def test_random_search_draws_what_parameter_sampler_draws(digits):
     assert found.best_score_ == max(found.cv_results_["mean_test_score"]) > 0.8
 
 
+def test_halving_trains_each_rung_on_from_the_last_and_keeps_the_best_third(digits):
+    """With a constant schedule a rung's models are fits of that many epochs alone; each
+    rung keeps the best third by mean held-out score; the best is the last rung's."""
+    x, y = digits
+    grid = {"learning_rate": [0.05, 0.5, 3.0], "momentum": [0.0, 0.5, 0.9]}
+    base = js.SoftmaxClassifier(max_iter=9, schedule="constant")  # 11 steps an epoch here
+    found = js.SoftmaxSearchCV(base, grid, cv=KFold(3), halving=True, min_resources=11).fit(x, y)
+    results = found.cv_results_
+    assert found.n_resources_ == [11, 33, 99] and found.n_candidates_ == [9, 3, 1]
+    assert results["iter"].tolist() == [0] * 9 + [1] * 3 + [2]
+    assert results["n_resources"].tolist() == [11] * 9 + [33] * 3 + [99]
+    splits = list(KFold(3).split(x))
+    for row, params in enumerate(results["params"]):
+        epochs = results["n_resources"][row] // 11
+        for f, (train, test) in enumerate(splits):
+            alone = js.SoftmaxClassifier(max_iter=epochs, schedule="constant", **params)
+            alone.fit(x[train], y[train])
+            score = results[f"split{f}_test_score"][row]
+            assert score == pytest.approx(alone.score(x[test], y[test]), abs=1.5 / len(test))
+    for rung, survivors in ((0, slice(9, 12)), (1, slice(12, 13))):
+        rows = np.flatnonzero(results["iter"] == rung)
+        means = results["mean_test_score"][rows]
+        best = rows[np.sort(np.argsort(-means, kind="stable")[: len(rows) // 3 or 1])]
+        assert [results["params"][k] for k in best] == results["params"][survivors]
+    assert found.best_index_ == 12 and found.best_params_ == results["params"][12]
+
+
 def test_what_one_program_cannot_search_is_refused(digits):
     x, y = digits
     cases = [
@@ -100,3 +133,49 @@ def test_what_one_program_cannot_search_is_refused(digits):
     for found, message in cases:
         with pytest.raises(ValueError, match=message):
             found.fit(x, y)
+
+
+SHARDED = """
+import json
+import jax, numpy as np
+from sklearn.datasets import load_digits
+import jaxsoftmax as js
+from jaxsoftmax.core import crossval
+from jaxsoftmax.estimators.folds import Folds
+assert jax.device_count() == 4, jax.devices()
+held = {}
+program = crossval.train_folds
+def spy(state, *args, **kwargs):
+    held["devices"] = len(state.params["w"].sharding.device_set)
+    return program(state, *args, **kwargs)
+crossval.train_folds = spy
+x, y = load_digits(return_X_y=True)
+x = x / 16
+splits = [(np.arange(0, 1200), np.arange(1200, 1797)), (np.arange(600, 1797), np.arange(600))]
+base = js.SoftmaxClassifier(max_iter=2)
+grid = [{"learning_rate": rate} for rate in (0.3, 1.0, 2.0)]
+folds = Folds(base, x, y, np.arange(10), [train for train, _ in splits])
+w, b = folds.params(folds.train(folds.start(grid)), len(grid))
+worst = 0.0
+for f, (train, _) in enumerate(splits):
+    for c, params in enumerate(grid):
+        alone = js.SoftmaxClassifier(max_iter=2, **params).fit(x[train], y[train])
+        worst = max(worst, float(np.abs(w[f, c].T - alone.coef_).max()))
+print(json.dumps({"devices": held["devices"], "shape": list(w.shape), "worst": worst}))
+"""
+
+
+def test_settings_shard_over_four_cpu_devices_and_train_as_each_fold_alone():
+    """3 settings padded to 4, one a device; each (fold, setting) model is the fold's own."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    done = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["devices"] == 4 and report["shape"] == [2, 3, 64, 10]
+    assert report["worst"] < 1e-5

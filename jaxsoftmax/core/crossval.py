@@ -30,7 +30,8 @@ def fold_order(seed_key: jax.Array, epoch: jax.Array, size: jax.Array, width: in
 
 
 @functools.partial(
-    jax.jit, static_argnames=("epochs", "epoch_steps", "batch_size", "descent", "layout")
+    jax.jit,
+    static_argnames=("epochs", "epoch_steps", "batch_size", "descent", "layout", "masked"),
 )
 def train_folds(
     state: engine.TrainState,
@@ -42,54 +43,56 @@ def train_folds(
     steps: jax.Array,
     seed: jax.Array,
     loss_scale: jax.Array,
+    start: jax.Array = 0,
     *,
     epochs: int,
     epoch_steps: int,
     batch_size: int,
     descent: GradientDescent,
     layout: str,
+    masked: bool = True,
 ) -> engine.TrainState:
     """Trains F folds x M settings, each fold on its own examples, for its own steps.
 
     Args:
       state: leading axes (F, M), in `layout`.
-      inputs: float32 (N, features), every training example once.
-      labels: int32 (N,).
+      inputs, labels: float32 (N, features) and int32 (N,), every training example once.
       weights: float32 (F, N), each example's weight in each fold's loss; (F, 0): none.
-      folds: int32 (F, width): each fold's training examples (indices into `inputs`),
-        the first `sizes[f]` of its row.
-      sizes: int32 (F,), examples in each fold.
-      steps: int32 (F,), steps each fold trains.
-      seed: int32 scalar: orders the minibatches (as `batches.shuffle_key`).
-      loss_scale: float32 scalar, multiplier of the mean cross-entropy.
-      epochs, epoch_steps: the most epochs and the most steps an epoch of any fold (static).
+      folds, sizes: int32 (F, width), each fold's training examples (indices into
+        `inputs`), the first `sizes[f]` (int32 (F,)) of its row.
+      steps: int32 (F,), the step each fold trains to.
+      seed, loss_scale: orders the minibatches (`shuffle_key`); scales the loss.
+      start: int32 scalar, the steps every fold has already taken (the state's).
+      epochs, epoch_steps: epochs to go through from the first a fold is in at `start`,
+        and the most steps an epoch of any fold.
       batch_size, descent, layout: examples a step; the descent's parts; the layout.
+      masked: whether some steps of those epochs are not to be trained (folds of other
+        steps an epoch or in all, a start or end within an epoch); False leaves the
+        choice of which folds train out of the program. (Keywords are static.)
 
-    Returns:
-      The final state, axes (F, M).
+    Returns the final state, axes (F, M).
     """
-    key = shuffle_key(seed)
-    width = folds.shape[1]
-    per_epoch = sizes // batch_size
-    weighted = weights.shape[1] > 0
-    step = functools.partial(
-        engine.per_seed, functools.partial(engine.sweep_step, descent=descent, layout=layout)
-    )
+    key, per_epoch, weighted = shuffle_key(seed), sizes // batch_size, weights.shape[1] > 0
+    step = functools.partial(engine.sweep_step, descent=descent, layout=layout)
+    step = functools.partial(engine.per_seed, step)
 
     def one_epoch(state, epoch):
-        orders = jax.vmap(fold_order, in_axes=(None, None, 0, None))(key, epoch, sizes, width)
+        order = functools.partial(fold_order, key, epoch, width=folds.shape[1])
+        orders = jax.vmap(order)(sizes)
 
         def one_step(state, position):
             columns = jax.lax.dynamic_slice_in_dim(orders, position * batch_size, batch_size, 1)
             indices = jnp.take_along_axis(folds, columns, axis=1)  # (F, batch)
             batch_weights = jnp.take_along_axis(weights, indices, axis=1) if weighted else None
             new, _ = step(state, inputs[indices], labels[indices], loss_scale, batch_weights)
-            active = (position < per_epoch) & (epoch * per_epoch + position < steps)
-            return _where_active(active, new, state), None
+            step_number = epoch * per_epoch + position
+            active = (position < per_epoch) & (step_number >= start) & (step_number < steps)
+            return (_where_active(active, new, state) if masked else new), None
 
         return jax.lax.scan(one_step, state, jnp.arange(epoch_steps))[0], None
 
-    return jax.lax.scan(one_epoch, state, jnp.arange(epochs))[0]
+    first = jnp.min(start // per_epoch)
+    return jax.lax.scan(one_epoch, state, first + jnp.arange(epochs))[0]
 
 
 def _where_active(active: jax.Array, new, old):

@@ -31,6 +31,11 @@ EXPECTED_FAILED_CHECKS = {
     ),
 }
 
+LOGGED_FROM_ZERO = (
+    "logdir logs a fit from zero: not with warm_start, partial_fit or early_stopping; "
+    "set logdir=None for those"
+)
+
 EPOCHS = 5  # max_iter=None: this many epochs,
 MIN_STEPS = 500  # or as many as make this many steps on a small dataset
 
@@ -65,6 +70,10 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         a cosine schedule starts its decay again over the new epochs), on data with the
         same classes and columns, with the same settings (not after an early stop: that
         fit starts again).
+      logdir: a new folder to write the fit to, as `js.train_logged` writes a run:
+        TensorBoard summaries (each step's loss and accuracy, the weight and bias
+        histograms, the graph), results.json and a checkpoint. Only for a fit from zero
+        (not with warm_start, partial_fit or early_stopping); None: nothing written.
       early_stopping: hold out `validation_fraction` of the training examples (chosen by
         `random_state`) and stop once their accuracy has not risen by more than `tol`
         for `n_iter_no_change` epochs in a row (the model is the last epoch's).
@@ -91,6 +100,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 5,
         tol: float = 1e-4,
+        logdir: str | None = None,
     ):
         self.learning_rate, self.max_iter, self.batch_size = learning_rate, max_iter, batch_size
         self.alpha, self.momentum, self.schedule = alpha, momentum, schedule
@@ -98,6 +108,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.random_state, self.warm_start = random_state, warm_start
         self.early_stopping, self.validation_fraction = early_stopping, validation_fraction
         self.n_iter_no_change, self.tol = n_iter_no_change, tol
+        self.logdir = logdir
 
     def fit(self, X, y, sample_weight=None):
         """Trains on (X, y) from zero weights (or, with warm_start, from the last fit):
@@ -116,6 +127,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         does (its weights, momentum and step); `classes`, every label there will be, on
         the first call. A cosine schedule decays over each call's epoch. `class_weight`
         may not be `balanced` here (no call sees every example; give a dict)."""
+        if self.logdir is not None:
+            raise ValueError(LOGGED_FROM_ZERO)
         first = getattr(self, "_state", None) is None or not hasattr(self, "classes_")
         before = None if first else (*self._warm_state(force=True)[:2],)
         X, y = validate_data(self, X, y, reset=first, dtype=[np.float64, np.float32])
@@ -211,6 +224,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         epochs run: all of them, or up to the early stop (see the class)."""
         from jaxsoftmax.sweep.loop import SweepRun
 
+        if self.logdir is not None:
+            return self._train_logged(dataset, config, per_epoch, warm)
         options = {} if warm is None else self._warm_options(dataset, config, *warm)
         run = SweepRun.start(dataset, config, keep_states=not config.validation, **options)
         scores, best, stale = [], -np.inf, 0
@@ -229,6 +244,17 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self._step, self._settings = config.steps, self._settings_now()
         epochs = int(run.steps_trained) // per_epoch
         return params["w"][0], params["b"][0], int(run.progress.diverged_at[0]), epochs
+
+    def _train_logged(self, dataset, config, per_epoch: int, warm) -> tuple:
+        """`_train`, written to `logdir` by `js.train_logged` (a fit from zero only)."""
+        from jaxsoftmax.outputs.logged import train_logged
+
+        if warm is not None or config.validation or self.warm_start:
+            raise ValueError(LOGGED_FROM_ZERO)
+        result = train_logged(dataset, config, self.logdir)
+        self._state, self._step, self._settings = None, config.steps, self._settings_now()
+        epochs = int(result.steps_done[0]) // per_epoch
+        return result.params["w"][0], result.params["b"][0], int(result.diverged_at[0]), epochs
 
     @staticmethod
     def _warm_options(dataset, config, step: int, state: list) -> dict:

@@ -12,6 +12,7 @@ setting of every fold trains in the same vmapped steps. Each fold's model is the
 `SoftmaxClassifier.fit` makes on that fold's examples alone (the same minibatches).
 """
 
+import functools
 import time
 
 import numpy as np
@@ -22,6 +23,7 @@ from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, indexable, validate_data
 
+from jaxsoftmax.core import host
 from jaxsoftmax.estimators.classifier import SoftmaxClassifier
 
 # The checks of scikit-learn's `parametrize_with_checks` this search is expected to fail.
@@ -55,6 +57,15 @@ class SoftmaxSearchCV(BaseSearchCV):
       cv: folds: an int (stratified k-fold), a splitter, or an iterable of splits.
       random_state: seeds the draws from `param_distributions`.
       error_score: the score of a model whose training diverged (default NaN).
+      halving: successive halving, as `HalvingRandomSearchCV` with training steps for
+        its resource: every setting trains `min_resources` steps, the best 1/`factor` by
+        mean held-out score go on to `factor` times as many, and so on up to a fit's
+        steps; each rung goes on from where the last ended, its cosine over the rung
+        alone (the library's `Halving`, as `--search` uses it). cv_results_ then has a
+        row per setting and rung (`iter`, `n_resources`), and the best is the last
+        rung's; n_resources_, n_candidates_, n_iterations_ as scikit-learn's.
+      factor, min_resources: halving's factor, and its first rung's steps (None: about
+        a fit's steps / factor**3).
 
     Attributes are `GridSearchCV`'s: cv_results_ (its keys), best_index_, best_score_,
     best_params_, best_estimator_, refit_time_, scorer_, n_splits_, classes_.
@@ -77,11 +88,15 @@ class SoftmaxSearchCV(BaseSearchCV):
         cv=None,
         random_state=None,
         error_score=np.nan,
+        halving: bool = False,
+        factor: int = 3,
+        min_resources: int | None = None,
     ):
         self.estimator, self.param_grid = estimator, param_grid
         self.param_distributions, self.n_iter = param_distributions, n_iter
         self.scoring, self.refit, self.cv = scoring, refit, cv
         self.random_state, self.error_score = random_state, error_score
+        self.halving, self.factor, self.min_resources = halving, factor, min_resources
 
     def _candidates(self) -> list[dict]:
         if (self.param_grid is None) == (self.param_distributions is None):
@@ -111,10 +126,12 @@ class SoftmaxSearchCV(BaseSearchCV):
         return base
 
     def fit(self, X, y, *, groups=None, sample_weight=None):
-        """Trains every setting on every fold in one program, scores each fold's held-out
-        examples, and (with refit) fits the best setting on all of (X, y)."""
-        base = self._base()
-        candidates = self._candidates()
+        """Trains every setting on every fold in one program (with halving: the survivors
+        of each rung in one), scores each fold's held-out examples, and (with refit)
+        fits the best setting on all of (X, y)."""
+        from jaxsoftmax.estimators.folds import Folds
+
+        base, candidates = self._base(), self._candidates()
         X, y = indexable(X, y)
         checked = clone(base)
         Xa, ya = validate_data(checked, X, y, dtype=[np.float64, np.float32])
@@ -123,124 +140,137 @@ class SoftmaxSearchCV(BaseSearchCV):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, Xa, dtype=np.float64,
                                                  ensure_non_negative=True)  # fmt: skip
-        cv = check_cv(self.cv, ya, classifier=True)
-        splits = list(cv.split(Xa, ya, groups))
-        self.n_splits_ = len(splits)
-        scorer = check_scoring(base, self.scoring)
-
-        start = time.perf_counter()
-        weights = _train_folds(base, candidates, Xa, labels, classes, splits, sample_weight)
-        fit_time = (time.perf_counter() - start) / (len(candidates) * len(splits))
-
-        out = []
-        for c, candidate in enumerate(candidates):
-            for f, (_, test) in enumerate(splits):
-                model = clone(base).set_params(**candidate)
-                model.classes_, model.n_features_in_ = classes, Xa.shape[1]
-                if hasattr(checked, "feature_names_in_"):
-                    model.feature_names_in_ = checked.feature_names_in_
-                w, b = weights[0][f, c], weights[1][f, c]
-                begin = time.perf_counter()
-                if np.isfinite(w).all() and np.isfinite(b).all():
-                    score = scorer(model._set_weights(w, b), _rows(X, test), ya[test])
-                else:
-                    score = self.error_score
-                    if isinstance(score, str) and score == "raise":
-                        raise ValueError(f"training {candidate} diverged on fold {f}")
-                out.append({"test_scores": score, "n_test_samples": len(test),
-                            "fit_time": fit_time, "score_time": time.perf_counter() - begin,
-                            "fit_error": None})  # fmt: skip
-        results = self._format_results(candidates, len(splits), out)
+        splits = list(check_cv(self.cv, ya, classifier=True).split(Xa, ya, groups))
+        self.n_splits_, self.scorer_ = len(splits), check_scoring(base, self.scoring)
+        folds = Folds(base, Xa, labels, classes, [train for train, _ in splits], sample_weight)
+        score = functools.partial(self._scores, base, checked, X, ya, classes, splits)
+        if self.halving:
+            rows, out, more = self._halving(folds, candidates, score)
+        else:
+            began = time.perf_counter()
+            state = folds.train(folds.start(candidates))
+            fit_time = (time.perf_counter() - began) / (len(candidates) * len(splits))
+            rows, out, more = candidates, score(candidates, folds.params(state, len(candidates)),
+                                                fit_time), None  # fmt: skip
+        self.cv_results_ = self._format_results(rows, len(splits), out, more)
         self.multimetric_ = False
-        self.best_index_ = self._select_best_index(self.refit, "score", results)
-        self.best_score_ = results["mean_test_score"][self.best_index_]
-        self.best_params_ = results["params"][self.best_index_]
+        self.best_index_ = self._best(self.cv_results_)
+        self.best_score_ = self.cv_results_["mean_test_score"][self.best_index_]
+        self.best_params_ = self.cv_results_["params"][self.best_index_]
         if self.refit:
             self.best_estimator_ = clone(base).set_params(**self.best_params_)
-            begin = time.perf_counter()
+            began = time.perf_counter()
             self.best_estimator_.fit(X, y, sample_weight=sample_weight)
-            self.refit_time_ = time.perf_counter() - begin
+            self.refit_time_ = time.perf_counter() - began
             if hasattr(self.best_estimator_, "feature_names_in_"):
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
-        self.scorer_, self.cv_results_ = scorer, results
         return self
+
+    def _best(self, results: dict) -> int:
+        """The best row by mean score (ties: the first), among the last rung's with halving."""
+        if not self.halving:
+            return self._select_best_index(self.refit, "score", results)
+        last = np.flatnonzero(results["iter"] == results["iter"].max())
+        return int(last[np.argmax(results["mean_test_score"][last])])
+
+    def _halving(self, folds, candidates: list[dict], score) -> tuple[list, list, dict]:
+        """Successive halving (`search.spaces.Halving`): rungs of training steps, each
+        trained from where the last ended (its cosine over the rung alone), keeping the
+        best 1/factor of the settings by mean held-out score. The rows of cv_results_:
+        each setting at each rung it trained in (`iter`, `n_resources`: its steps)."""
+        from jaxsoftmax.search.spaces import Halving, default_min_steps
+        from jaxsoftmax.sweep.warm import restart_schedule
+
+        total = int(folds.steps.min())
+        rule = Halving(eta=self.factor, min_steps=self.min_resources
+                       or default_min_steps(total, 1, self.factor))  # fmt: skip
+        if rule.min_steps >= total:
+            raise ValueError(
+                f"min_resources {rule.min_steps} is not below the {total} steps of a fit; "
+                "give fewer, or more max_iter"
+            )
+        ends, kept, state, kept_now = rule.rungs(total), np.arange(len(candidates)), None, None
+        rows, out, more = [], [], {"iter": [], "n_resources": []}
+        self.n_resources_, self.n_candidates_ = ends, []
+        for rung, end in enumerate(ends):
+            start = ends[rung - 1] if rung else 0
+            alive = [candidates[k] for k in kept]
+            began = time.perf_counter()
+            if state is None:
+                state = folds.start(alive, decay_steps=end)
+            else:
+                state = _restarted(folds, state, kept_now, end - start, restart_schedule)
+            state = folds.train(state, start, end)
+            fit_time = (time.perf_counter() - began) / (len(alive) * self.n_splits_)
+            found = score(alive, folds.params(state, len(alive)), fit_time)
+            rows += alive
+            out += found
+            more["iter"] += [rung] * len(alive)
+            more["n_resources"] += [end] * len(alive)
+            self.n_candidates_.append(len(alive))
+            means = np.nanmean(np.reshape([o["test_scores"] for o in found], (len(alive), -1)), 1)
+            order = np.argsort(-np.nan_to_num(means, nan=-np.inf), kind="stable")
+            kept_now = np.sort(order[: rule.survivors(len(alive))])
+            kept = kept[kept_now]
+        self.n_iterations_ = len(ends)
+        return rows, out, more
+
+    def _scores(self, base, checked, X, y, classes, splits, candidates, params, fit_time):
+        """scikit-learn's per-(setting, fold) records of `params` ((F, M, ...) weights
+        and biases) scored on each fold's held-out examples: accuracy (the default) for
+        every setting of a fold at once, any other scorer model by model."""
+        scores = np.full((len(candidates), len(splits)), np.nan)
+        times = np.zeros_like(scores)
+        models = [clone(base).set_params(**candidate) for candidate in candidates]
+        for model in models:
+            model.classes_, model.n_features_in_ = classes, checked.n_features_in_
+            if hasattr(checked, "feature_names_in_"):
+                model.feature_names_in_ = checked.feature_names_in_
+        for f, (_, test) in enumerate(splits):
+            began, held_out = time.perf_counter(), _rows(X, test)
+            finite = np.isfinite(params[0][f]).all(axis=(1, 2)) & np.isfinite(params[1][f]).all(1)
+            healthy = np.flatnonzero(finite).tolist()
+            fitted = [models[c]._set_weights(params[0][f, c], params[1][f, c]) for c in healthy]
+            if self.scoring in (None, "accuracy"):
+                scores[healthy, f] = _accuracies(fitted, np.asarray(held_out), y[test])
+            else:
+                scores[healthy, f] = [self.scorer_(model, held_out, y[test]) for model in fitted]
+            times[:, f] = (time.perf_counter() - began) / len(candidates)
+            if len(healthy) < len(candidates):
+                if isinstance(self.error_score, str) and self.error_score == "raise":
+                    raise ValueError(f"training diverged on fold {f}")
+                scores[~finite, f] = self.error_score
+        return [{"test_scores": scores[c, f], "n_test_samples": len(test), "fit_time": fit_time,
+                 "score_time": times[c, f], "fit_error": None}
+                for c in range(len(candidates)) for f, (_, test) in enumerate(splits)]  # fmt: skip
+
+
+def _accuracies(models: list, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each fitted model's `score` (accuracy) on (X, y), their scores in one product."""
+    if not models:
+        return np.zeros(0)
+    coef = np.concatenate([model.coef_ for model in models])  # (sum of scores, features)
+    scores = X @ coef.T + np.concatenate([model.intercept_ for model in models])
+    per_model = scores.reshape(len(X), len(models), -1)
+    if per_model.shape[2] == 1:  # two classes: one score each, as decision_function gives
+        per_model = np.concatenate([np.zeros_like(per_model), per_model], axis=2)
+    hits = models[0].classes_[host.predicted(per_model)] == y[:, None]
+    return hits.mean(axis=0)
+
+
+def _restarted(folds, state, kept: np.ndarray, steps: int, restart_schedule):
+    """The state of the `kept` settings (padded again), its cosine starting over `steps`."""
+    import jax
+
+    pad = -len(kept) % len(folds.devices)
+    kept = np.concatenate([kept, kept[-1:].repeat(pad)])
+    leaves, treedef = jax.tree_util.tree_flatten(state)
+    host = [np.asarray(leaf)[:, kept] for leaf in leaves]
+    if folds.base.schedule == "cosine":
+        host = restart_schedule(host, folds.descent, steps)
+    return folds.spread(jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(a) for a in host]))
 
 
 def _rows(X, rows: np.ndarray):
     """`rows` of X, a NumPy array or a pandas frame (its names kept for the scorer)."""
     return X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
-
-
-def _fold_weights(base, trains, X, labels, classes, sample_weight) -> np.ndarray:
-    """(F, N): each fold's weight of each example, as `base` weighs the fold's examples
-    when it fits them alone; (F, 0) where nothing is weighted."""
-    if sample_weight is None and base.class_weight is None:
-        return np.zeros((len(trains), 0), np.float32)
-    weights = np.zeros((len(trains), len(X)), np.float32)
-    for f, train in enumerate(trains):
-        fitted = clone(base)
-        fitted.classes_ = classes
-        part = None if sample_weight is None else sample_weight[train]
-        weights[f, train] = fitted._weights(X[train], labels[train], part)
-    return weights
-
-
-def _train_folds(base, candidates, X, labels, classes, splits, sample_weight) -> tuple:
-    """The weights (F, M, features, classes) and biases (F, M, classes) of every fold x
-    setting, each as `base` with that setting fits the fold alone."""
-    import jax
-    import jax.numpy as jnp
-
-    from jaxsoftmax.core import crossval, engine, model
-    from jaxsoftmax.core.layouts import FEATURE_MAJOR, to_layout
-    from jaxsoftmax.core.optimizer import GradientDescent
-    from jaxsoftmax.sweep.config import SweepConfig
-
-    trains = [train for train, _ in splits]
-    shapes = [base._epochs(len(train)) for train in trains]
-    batch = min(shape[0] for shape in shapes)
-    steps = np.asarray([epochs * per_epoch for _, per_epoch, epochs in shapes], np.int32)
-    folds = np.zeros((len(trains), max(map(len, trains))), np.int32)
-    for f, train in enumerate(trains):
-        folds[f, : len(train)] = train
-    fold_weights = _fold_weights(base, trains, X, labels, classes, sample_weight)
-
-    def setting(name):
-        return jnp.asarray([float(c.get(name, getattr(base, name))) for c in candidates],
-                           jnp.float32)  # fmt: skip
-
-    rates, alphas, momenta = setting("learning_rate"), setting("alpha"), setting("momentum")
-
-    def distinct(name):  # the values a setting takes, as the sweep's checks take them
-        return tuple(dict.fromkeys(float(c.get(name, getattr(base, name))) for c in candidates))
-
-    SweepConfig(
-        learning_rates=distinct("learning_rate"),
-        weight_decays=distinct("alpha"),
-        momenta=distinct("momentum"),
-        steps=1,
-        batch_size=1,
-    )  # checks them
-    descent = GradientDescent(weight_decay=bool((alphas > 0).any()),
-                              momentum=bool((momenta > 0).any()))  # fmt: skip
-    decay = steps if base.schedule == "cosine" else np.zeros_like(steps)
-    params = model.init_params(X.shape[1], len(classes))
-
-    def one_model(rate, alpha, trace, decay_steps):
-        state = engine.init_state(params, rate, decay_steps,
-                                  alpha if descent.weight_decay else None,
-                                  trace if descent.momentum else None)  # fmt: skip
-        return to_layout(state, FEATURE_MAJOR)
-
-    per_fold = jax.vmap(one_model, in_axes=(0, 0, 0, None))
-    state = jax.vmap(per_fold, in_axes=(None, None, None, 0))(rates, alphas, momenta,
-                                                              jnp.asarray(decay))  # fmt: skip
-    state = crossval.train_folds(
-        state, jnp.asarray(X, jnp.float32), jnp.asarray(labels, jnp.int32),
-        jnp.asarray(fold_weights), jnp.asarray(folds),
-        jnp.asarray([len(train) for train in trains], jnp.int32), jnp.asarray(steps),
-        jnp.int32(base._seed()), jnp.float32(1.0),
-        epochs=max(shape[2] for shape in shapes), epoch_steps=max(s[1] for s in shapes),
-        batch_size=batch, descent=descent, layout=FEATURE_MAJOR,
-    )  # fmt: skip
-    return np.asarray(state.params["w"]), np.asarray(state.params["b"])
