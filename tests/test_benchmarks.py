@@ -294,7 +294,8 @@ def test_sklearn_compare_quick_mode_runs_every_peer_and_renders_its_table(mnist_
         (data, model) for data in ("MNIST", "breast cancer") for model in sklearn_compare.peers()
     ]
     assert all(0.7 < row["test_accuracy"] <= 1 and row["fit_s"] > 0 for row in written["fits"])
-    ours, alone, peer = written["searches"]
+    ours, halving, alone, peer = written["searches"]
+    assert halving["search"] == "SoftmaxSearchCV, halving" and halving["settings"] >= 2
     assert ours["search"] == "SoftmaxSearchCV" and ours["settings"] == 2 and ours["folds"] == 2
     assert ours["best_params"] == alone["best_params"]
     assert ours["best_cv_accuracy"] == pytest.approx(alone["best_cv_accuracy"], abs=2 / 1000)
@@ -306,5 +307,5 @@ def test_sklearn_compare_quick_mode_runs_every_peer_and_renders_its_table(mnist_
             return written
 
     text = tables.readme_sklearn(Written())
-    assert text.count("| MNIST |") == 3 and "| SoftmaxSearchCV | 2 × 2 |" in text
+    assert text.count("| MNIST |") == 3 and "| SoftmaxSearchCV | 2 \u00d7 2 |" in text
     assert f"{100 * ours['best_cv_accuracy']:.2f}%" in text
