@@ -5,8 +5,10 @@ dimensions), one big-endian uint32 per dimension, then the array in C order.
 See http://yann.lecun.com/exdb/mnist/ ("FILE FORMATS").
 """
 
+import math
 import os
 import pathlib
+import stat
 import zlib
 
 import numpy as np
@@ -27,6 +29,10 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_BYTES = 2**32
 
 
+# An IDX header names at most this many dimensions (MNIST's images have 3).
+MAX_DIMS = 8
+
+
 def read_idx_bytes(content: bytes, *, name: str = "<bytes>") -> np.ndarray:
     """Parses the uncompressed bytes of an IDX file.
 
@@ -40,31 +46,14 @@ def read_idx_bytes(content: bytes, *, name: str = "<bytes>") -> np.ndarray:
     Raises:
       DataError: the header is not IDX, or the length does not match it.
     """
-    if len(content) < 4:
-        raise DataError(f"{name}: not an IDX file (only {len(content)} bytes)")
-    zero, type_code, num_dims = content[:2], content[2], content[3]
-    if zero != b"\0\0" or type_code not in _IDX_DTYPES:
-        raise DataError(f"{name}: not an IDX file (bad magic number 0x{content[:4].hex()})")
-    if num_dims == 0:
-        raise DataError(f"{name}: IDX header declares no dimensions")
-    header_size = 4 + 4 * num_dims
-    if len(content) < header_size:
-        raise DataError(f"{name}: truncated IDX header ({len(content)} of {header_size} bytes)")
-    shape = tuple(int(d) for d in np.frombuffer(content, ">u4", count=num_dims, offset=4))
-    dtype = _IDX_DTYPES[type_code]
-    expected = header_size + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(content) != expected:
-        problem = "truncated" if len(content) < expected else "has trailing bytes"
-        raise DataError(
-            f"{name}: IDX file {problem}: header says {'x'.join(map(str, shape))} "
-            f"({expected} bytes), file has {len(content)} bytes"
-        )
-    array = np.frombuffer(content, dtype, offset=header_size).reshape(shape)
-    return array.astype(dtype.newbyteorder("="), copy=False)
+    return _read_stream(_Stream(content, gzipped=False), name)
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Reads an IDX file, raw or gzip-compressed (detected from its content).
+    """Reads an IDX file, raw or gzip-compressed (detected from its content), reading
+    (and inflating) no more than its header promises: a file that holds more is refused
+    as soon as the first byte beyond is seen, one whose header promises more than this
+    machine's free memory before anything is read.
 
     Args:
       path: the file.
@@ -73,21 +62,110 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
       The array the file holds.
 
     Raises:
-      DataError: the file is missing, unreadable, not valid gzip or not valid IDX.
+      DataError: the file is missing, unreadable, not a regular file, not valid gzip or
+        not valid IDX, or too big.
     """
     path = pathlib.Path(path)
     try:
+        found = path.stat()
+        if not stat.S_ISREG(found.st_mode):
+            raise DataError(f"{path}: not a regular file; give an IDX file")
+        if found.st_size > _MAX_BYTES:
+            raise DataError(f"{path}: {found.st_size} bytes, more than an IDX file may hold")
         content = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except OSError as error:
         raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
-    if content[:2] == _GZIP_MAGIC:
-        try:
-            content = gunzip(content)
-        except (OSError, EOFError, zlib.error) as error:
-            raise DataError(f"{path}: corrupt gzip data ({error})") from None
-    return read_idx_bytes(content, name=str(path))
+    try:
+        return _read_stream(_Stream(content, gzipped=content[:2] == _GZIP_MAGIC), str(path))
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: corrupt gzip data ({error})") from None
+
+
+def _read_stream(stream: "_Stream", name: str) -> np.ndarray:
+    """The array of an IDX file read from `stream`: its header, then exactly the bytes
+    the header promises (checked against free memory first), then nothing more."""
+    head = stream.read(4)
+    if len(head) < 4:
+        raise DataError(f"{name}: not an IDX file (only {len(head)} bytes)")
+    zero, type_code, num_dims = head[:2], head[2], head[3]
+    if zero != b"\0\0" or type_code not in _IDX_DTYPES:
+        raise DataError(f"{name}: not an IDX file (bad magic number 0x{head.hex()})")
+    if num_dims == 0:
+        raise DataError(f"{name}: IDX header declares no dimensions")
+    if num_dims > MAX_DIMS:
+        raise DataError(f"{name}: IDX header declares {num_dims} dimensions (at most {MAX_DIMS})")
+    dims = stream.read(4 * num_dims)
+    if len(dims) < 4 * num_dims:
+        raise DataError(
+            f"{name}: truncated IDX header ({4 + len(dims)} of {4 + 4 * num_dims} bytes)"
+        )
+    shape = tuple(int.from_bytes(dims[i : i + 4], "big") for i in range(0, len(dims), 4))
+    dtype = _IDX_DTYPES[type_code]
+    size = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
+    described = f"header says {'x'.join(map(str, shape))} ({4 + 4 * num_dims + size} bytes)"
+    check_fits(size, f"{name}: IDX {described}")
+    data = stream.read(size)
+    if len(data) < size:
+        raise DataError(f"{name}: IDX file truncated: {described}, file has "
+                        f"{4 + len(dims) + len(data)} bytes")  # fmt: skip
+    if stream.read(1):
+        raise DataError(f"{name}: IDX file has trailing bytes: {described}, file has more")
+    array = np.frombuffer(data, dtype).reshape(shape)
+    return array.astype(dtype.newbyteorder("="), copy=False)
+
+
+def check_fits(size: int, what: str) -> None:
+    """Raises DataError when `size` bytes are more than this machine's free memory (or
+    than an IDX file may hold), naming `what` would take them."""
+    free = available_memory()
+    if size > _MAX_BYTES or (free is not None and size > free):
+        room = "" if free is None else f"; {free / 2**30:.1f} GiB of memory is free"
+        raise DataError(f"{what}: {size / 2**30:.1f} GiB, too big to read{room}")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory free for this process now (Linux's MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class _Stream:
+    """An IDX file's bytes read on demand: as they are, or inflated from gzip members,
+    never more than asked for (so a decompression bomb is never inflated)."""
+
+    def __init__(self, content: bytes, *, gzipped: bool):
+        self._rest, self._gzipped, self._position = content, gzipped, 0
+        self._inflating = None
+
+    def read(self, count: int) -> bytes:
+        if not self._gzipped:
+            out = self._rest[self._position : self._position + count]
+            self._position += len(out)
+            return out
+        parts, wanted = [], count
+        while wanted > 0:
+            if self._inflating is None:
+                if not self._rest:
+                    break
+                self._inflating = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            part = self._inflating.decompress(self._rest, wanted)
+            parts.append(part)
+            wanted -= len(part)
+            if self._inflating.eof:  # the next gzip member, if any
+                self._rest, self._inflating = self._inflating.unused_data, None
+            else:
+                self._rest = self._inflating.unconsumed_tail
+                if not part and not self._rest:
+                    raise EOFError("compressed file ended before the end-of-stream marker")
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class GzipTooLarge(OSError):

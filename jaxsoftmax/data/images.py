@@ -8,14 +8,22 @@ digit on a dark ground; a scan is usually dark on light). An IDX images file or 
 array holds images already, of the model's size, used as they are.
 """
 
+import math
 import pathlib
+import stat
 
 import numpy as np
 
-from jaxsoftmax.data.idx import read_idx
+from jaxsoftmax.data.idx import check_fits, read_idx
 from jaxsoftmax.errors import DataError
 
 _NPY_MAGIC = b"\x93NUMPY"
+# The most an images file may be and the most pixels a picture may have, both decided
+# before anything is decoded (an 8000x8000 photo), and the most pixels of the square a
+# picture is padded to (a longer one is shrunk first).
+MAX_FILE_BYTES = 2**30
+MAX_PICTURE_PIXELS = 64_000_000
+MAX_SQUARE_PIXELS = 16_000_000
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -41,6 +49,14 @@ def read_images(
     """
     path = pathlib.Path(path)
     try:
+        found = path.stat()
+        if not stat.S_ISREG(found.st_mode):  # /dev/zero, a FIFO, a folder: never read
+            raise DataError(f"{path}: not a regular file; give a picture, IDX file or .npy array")
+        if found.st_size > MAX_FILE_BYTES:
+            raise DataError(
+                f"{path}: {found.st_size / 2**20:.0f} MiB, more than the "
+                f"{MAX_FILE_BYTES // 2**20} MiB an images file may be"
+            )
         with open(path, "rb") as handle:
             magic = handle.read(8)
     except OSError as error:
@@ -53,7 +69,23 @@ def read_images(
 
 
 def _load_npy(path: pathlib.Path) -> np.ndarray:
+    """A `.npy` array, its header checked against the file's size and free memory first."""
     try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)  # fmt: skip
+            shape, _, dtype = read_header(handle)
+            data_bytes = path.stat().st_size - handle.tell()
+        if dtype.hasobject or dtype.fields is not None:
+            raise DataError(f"{path}: a .npy array of {dtype} holds no images; give numbers")
+        size = math.prod(shape) * dtype.itemsize
+        if size != data_bytes:
+            raise DataError(
+                f"{path}: .npy header says {shape} {dtype} ({size} bytes), the file holds "
+                f"{data_bytes}"
+            )
+        check_fits(size, f"{path}: a .npy array of {shape} {dtype}")
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         raise DataError(f"{path}: not a readable .npy array ({error})") from None
@@ -84,7 +116,8 @@ def _picture(path: pathlib.Path, image_shape, *, background: str, invert) -> np.
     from PIL import Image, UnidentifiedImageError  # Pillow comes with TensorBoard
 
     try:
-        with Image.open(path) as picture:
+        with Image.open(path) as picture:  # reads the header alone
+            _check_pixels(path, *picture.size)
             picture.load()
             if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
                 white = Image.new("RGBA", picture.size, (255, 255, 255, 255))
@@ -100,6 +133,10 @@ def _picture(path: pathlib.Path, image_shape, *, background: str, invert) -> np.
         raise DataError(f"{path}: the image is empty")
     shade = int(np.median(_border(pixels)))
     side = max(pixels.shape)
+    if side * side > MAX_SQUARE_PIXELS:  # a long thin picture: shrink it before padding
+        scale = math.sqrt(MAX_SQUARE_PIXELS) / side
+        size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
+        gray, side = gray.resize(size, Image.Resampling.LANCZOS), max(size)
     square = Image.new("L", (side, side), shade)
     square.paste(gray, ((side - gray.width) // 2, (side - gray.height) // 2))
     height, width = image_shape
@@ -107,6 +144,15 @@ def _picture(path: pathlib.Path, image_shape, *, background: str, invert) -> np.
     if invert is None:
         invert = (shade >= 128) != (background == "light")
     return 255 - resized if invert else resized
+
+
+def _check_pixels(path: pathlib.Path, width: int, height: int) -> None:
+    """Raises DataError before a picture of more than MAX_PICTURE_PIXELS is decoded."""
+    if width * height > MAX_PICTURE_PIXELS:
+        raise DataError(
+            f"{path}: a {width}x{height} picture is too big to classify (at most "
+            f"{MAX_PICTURE_PIXELS // 10**6} million pixels); crop or shrink it"
+        )
 
 
 def _border(pixels: np.ndarray) -> np.ndarray:

@@ -1,0 +1,167 @@
+"""Hostile and careless input, as a fresh process meets it: every case is generated here
+(no fixture file), run as a command, and must end with a non-zero exit, one line on
+stderr and no traceback, within a bounded peak memory (the process's own high-water
+mark, from wait4), leaving nothing outside its folder changed.
+
+Grouped by the class of input each guard covers: files whose size a header or a picture
+promises (bounded before anything is read or decoded), and files that are not files."""
+
+import gzip
+import os
+import pathlib
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import zlib
+
+import numpy as np
+import pytest
+
+from .conftest import REPO
+
+PEAK_MB = 1024
+
+
+def run_command(module: str, args: list, *, timeout: float = 120, cwd=None) -> dict:
+    """Runs `python -m module args` in a fresh process: its exit code, stdout, stderr and
+    peak resident memory in MB (that process's own, from wait4); killed after `timeout`."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, *map(str, args)], stdout=out, stderr=err,
+            stdin=subprocess.DEVNULL, cwd=cwd or REPO,
+        )  # fmt: skip
+        timer = threading.Timer(timeout, process.kill)
+        timer.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        timer.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        return {"status": process.returncode, "out": out.read().decode(),
+                "err": err.read().decode(), "peak_mb": usage.ru_maxrss / 1024}  # fmt: skip
+
+
+def one_line_refusal(done: dict, *words: str) -> None:
+    assert done["status"] not in (0, None), done
+    assert "Traceback" not in done["err"] and done["err"].count("\n") == 1, done["err"]
+    for word in words:
+        assert word in done["err"], done["err"]
+    assert done["peak_mb"] is not None and done["peak_mb"] < PEAK_MB, done
+
+
+def idx_header(type_code: int, shape: tuple[int, ...]) -> bytes:
+    return bytes([0, 0, type_code, len(shape)]) + b"".join(struct.pack(">I", d) for d in shape)
+
+
+def gzip_of_zeros(header: bytes, zeros: int) -> bytes:
+    """A gzip file of `header` and then `zeros` zero bytes, compressed as it is written
+    (so a 4 GiB inflation is a few MB here)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts, block = [compressor.compress(header)], bytes(2**20)
+    for _ in range(zeros // len(block)):
+        parts.append(compressor.compress(block))
+    parts.append(compressor.compress(bytes(zeros % len(block))))
+    return b"".join(parts) + compressor.flush()
+
+
+def mnist_folder(folder: pathlib.Path, mnist_dir: pathlib.Path, **replaced: bytes) -> pathlib.Path:
+    """A copy of MNIST's four files (links) with some replaced by `replaced` contents."""
+    folder.mkdir()
+    for source in mnist_dir.iterdir():
+        if source.name.endswith(".gz"):
+            name = source.name.removesuffix(".gz")
+            if name in replaced:
+                (folder / source.name).write_bytes(replaced[name])
+            else:
+                (folder / source.name).symlink_to(source)
+    return folder
+
+
+# --- files whose size the header promises ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        # 18 MB in the issue: a header of 60000x28x28 images inflating to 1 GiB.
+        (lambda: gzip_of_zeros(idx_header(8, (60000, 28, 28)), 2**30), ["trailing bytes"]),
+        (lambda: gzip.compress(idx_header(8, (2**31, 2**31, 4))), ["too big to read"]),
+        (lambda: gzip.compress(bytes([0, 0, 8, 255]) + bytes(1020)), ["255 dimensions"]),
+        (lambda: gzip.compress(idx_header(8, (60000, 28, 28)) + bytes(100)), ["truncated"]),
+    ],
+    ids=["inflates-to-1GiB", "dims-overflow", "255-dims", "truncated"],
+)
+def test_an_idx_file_is_read_no_further_than_its_header_promises(
+    mnist_dir, tmp_path, content, words
+):
+    folder = mnist_folder(tmp_path / "data", mnist_dir, **{"train-images-idx3-ubyte": content()})
+    done = run_command("jaxsoftmax.train", ["--data-dir", folder, "--logdir", tmp_path / "run",
+                                             "--steps", "1", "--no-compilation-cache"])  # fmt: skip
+    one_line_refusal(done, "train-images-idx3-ubyte", *words)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_npy_header_promising_more_than_the_file_holds_is_refused(logged_run, tmp_path):
+    logdir, record = logged_run
+    path = tmp_path / "huge.npy"
+    with open(path, "wb") as handle:  # a header for 10**10 images, and 16 bytes of them
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": "|u1", "fortran_order": False, "shape": (10**10, 28, 28)}
+        )
+        handle.write(bytes(16))
+    done = run_command("jaxsoftmax.predict", [logdir, "--run", record["runs"][0]["name"], path])
+    one_line_refusal(done, "huge.npy", "header says")
+
+
+# --- pictures whose size the header promises ---------------------------------------------
+
+
+def png_of_size(width: int, height: int) -> bytes:
+    """A valid grey PNG of width x height white pixels, compressed to a few hundred bytes."""
+    rows = zlib.compress((b"\0" + b"\xff" * width) * height, 9)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
+
+
+def test_a_long_thin_picture_is_classified_in_bounded_memory(logged_run, tmp_path):
+    """The issue's 274-byte 1x200000 PNG (the process was killed at 24 GB)."""
+    logdir, record = logged_run
+    (tmp_path / "thin.png").write_bytes(png_of_size(1, 200_000))
+    assert (tmp_path / "thin.png").stat().st_size < 2000
+    done = run_command("jaxsoftmax.predict", [logdir, "--run", record["runs"][0]["name"],
+                                               tmp_path / "thin.png"])  # fmt: skip
+    assert done["status"] == 0 and "thin.png" in done["out"], done
+    assert done["peak_mb"] < PEAK_MB, done
+
+
+def test_a_picture_of_too_many_pixels_is_refused_before_it_is_decoded(logged_run, tmp_path):
+    logdir, record = logged_run
+    (tmp_path / "vast.png").write_bytes(png_of_size(9000, 9000))
+    done = run_command("jaxsoftmax.predict", [logdir, "--run", record["runs"][0]["name"],
+                                               tmp_path / "vast.png"])  # fmt: skip
+    one_line_refusal(done, "vast.png", "9000x9000", "too big")
+
+
+# --- things that are not files -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "folder"])
+def test_what_is_not_a_regular_file_is_refused_without_reading_it(logged_run, tmp_path, kind):
+    logdir, record = logged_run
+    path = {"device": pathlib.Path("/dev/zero"), "fifo": tmp_path / "pipe",
+            "folder": tmp_path / "dir"}[kind]  # fmt: skip
+    if kind == "fifo":
+        os.mkfifo(path)
+    if kind == "folder":
+        path.mkdir()
+    done = run_command("jaxsoftmax.predict", [logdir, "--run", record["runs"][0]["name"], path],
+                       timeout=60)  # fmt: skip
+    one_line_refusal(done, str(path), "not a regular file")
