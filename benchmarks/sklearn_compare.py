@@ -94,7 +94,8 @@ def compare_searches(x, y, xt, yt, grid: dict, cs: list, folds: int, jobs: int) 
     for name, make in searches.items():
         fitted, seconds = timed(lambda: make().fit(x, y))  # noqa: B023
         rows.append({
-            "search": name, "settings": len(fitted.cv_results_["params"]), "folds": folds,
+            "search": name, "folds": folds,
+            "settings": getattr(fitted, "n_candidates_", [len(fitted.cv_results_["params"])])[0],
             "wall_s": round(seconds, 3), "best_cv_accuracy": float(fitted.best_score_),
             "best_params": {k: float(v) for k, v in fitted.best_params_.items()},
             "refit_test_accuracy": float(fitted.score(xt, yt)),

@@ -5,8 +5,11 @@ grid, its draws against scikit-learn's ParameterSampler, and scikit-learn's chec
 import numpy as np
 import pytest
 from scipy.stats import loguniform, uniform
+from sklearn.base import clone
 from sklearn.datasets import load_digits
-from sklearn.model_selection import GridSearchCV, KFold, ParameterSampler
+from sklearn.model_selection import GridSearchCV, KFold, ParameterSampler, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import jaxsoftmax as js
@@ -117,6 +120,18 @@ def test_halving_trains_each_rung_on_from_the_last_and_keeps_the_best_third(digi
         best = rows[np.sort(np.argsort(-means, kind="stable")[: len(rows) // 3 or 1])]
         assert [results["params"][k] for k in best] == results["params"][survivors]
     assert found.best_index_ == 12 and found.best_params_ == results["params"][12]
+
+
+def test_a_search_nests_in_a_pipeline_and_in_cross_validation(digits):
+    """A nested cross-validation: the search, in a Pipeline, refitted on each outer fold."""
+    x, y = load_digits(return_X_y=True)
+    inner = js.SoftmaxSearchCV(js.SoftmaxClassifier(max_iter=2), {"learning_rate": [0.1, 1.0]},
+                               cv=2)  # fmt: skip
+    pipeline = make_pipeline(StandardScaler(), inner)
+    assert cross_val_score(pipeline, x, y, cv=2).mean() > 0.85
+    copy = clone(pipeline).set_params(softmaxsearchcv__halving=True)
+    assert copy.get_params()["softmaxsearchcv__param_grid"] == {"learning_rate": [0.1, 1.0]}
+    assert not inner.halving and copy.get_params()["softmaxsearchcv__halving"]
 
 
 def test_what_one_program_cannot_search_is_refused(digits):
