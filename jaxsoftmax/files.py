@@ -12,6 +12,19 @@ from typing import IO
 RESULTS_FILE = "results.json"
 CHECKPOINT_FILE = "checkpoint.npz"
 FIGURES_DIR = "figures"
+# The figures `plots.report` writes into FIGURES_DIR.
+FIGURE_FILES = ("accuracy_vs_learning_rate.png", "confusion.png", "loss.png", "accuracy.png",
+                "weights.png")  # fmt: skip
+# Held (flock) by the run writing to a log directory, so that a second one is refused.
+LOCK_FILE = ".jaxsoftmax.lock"
+
+
+def given_path(value: str | os.PathLike, failure: Callable[[str], Exception]) -> pathlib.Path:
+    """`value` as a path, refusing an empty or blank one (which would mean the current
+    folder) with what `failure` makes of the reason."""
+    if not str(os.fspath(value)).strip():
+        raise failure("is empty; give a folder or file name (use . for the current folder)")
+    return pathlib.Path(value)
 
 
 def make_folder(path: pathlib.Path, failure: Callable[[str], Exception]) -> pathlib.Path:

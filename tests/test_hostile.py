@@ -7,6 +7,7 @@ Grouped by the class of input each guard covers: files whose size a header or a 
 promises (bounded before anything is read or decoded), and files that are not files."""
 
 import gzip
+import json
 import os
 import pathlib
 import struct
@@ -165,3 +166,116 @@ def test_what_is_not_a_regular_file_is_refused_without_reading_it(logged_run, tm
     done = run_command("jaxsoftmax.predict", [logdir, "--run", record["runs"][0]["name"], path],
                        timeout=60)  # fmt: skip
     one_line_refusal(done, str(path), "not a regular file")
+
+
+# --- the log directory: claimed by one run, never the current folder by accident -----------
+
+
+def test_an_empty_logdir_is_refused_and_nothing_in_the_folder_changes(mnist_dir, tmp_path):
+    """`--logdir "$UNSET" --overwrite` in a project folder deleted ./figures/ (with a
+    user's file) and replaced ./results.json."""
+    project = tmp_path / "project"
+    (project / "figures").mkdir(parents=True)
+    (project / "figures" / "mine.txt").write_text("a user's file")
+    (project / "results.json").write_text('{"mine": true}')
+    before = sorted((path.relative_to(project), path.read_bytes()) for path in project.rglob("*")
+                    if path.is_file())  # fmt: skip
+    for extra in ([], ["--overwrite"]):
+        done = run_command("jaxsoftmax.train", ["--data-dir", mnist_dir, "--steps", "1",
+                                                 "--logdir", "", *extra], cwd=project)  # fmt: skip
+        one_line_refusal(done, "--logdir", "empty")
+    after = sorted((path.relative_to(project), path.read_bytes()) for path in project.rglob("*")
+                   if path.is_file())  # fmt: skip
+    assert after == before
+
+
+def test_overwrite_replaces_only_what_a_run_of_ours_wrote(mnist_dir, tmp_path, capsys):
+    from jaxsoftmax.cli import train as cli
+
+    logdir = tmp_path / "run"
+    common = ["--data-dir", str(mnist_dir), "--steps", "2", "--quiet", "--logdir", str(logdir)]
+    assert cli.main([*common, "--learning-rates", "0.002,0.005"]) == 0
+    (logdir / "figures").mkdir()
+    (logdir / "figures" / "loss.png").write_bytes(b"ours, by name")
+    (logdir / "figures" / "notes.txt").write_text("a user's file")
+    (logdir / "lr=notes").mkdir()
+    (logdir / "lr=notes" / "todo.txt").write_text("a user's folder")
+    assert cli.main([*common, "--learning-rates", "0.008", "--overwrite"]) == 0
+    names = sorted(path.name for path in logdir.iterdir())
+    assert "lr=0.002" not in names and "lr=0.008" in names and "lr=notes" in names
+    assert (logdir / "figures" / "notes.txt").read_text() == "a user's file"
+    assert not (logdir / "figures" / "loss.png").exists()
+    (logdir / "results.json").write_text('{"mine": true}')  # no longer a run of ours
+    capsys.readouterr()
+    assert cli.main([*common, "--overwrite"]) == 2
+    assert "not a jaxsoftmax run's" in capsys.readouterr().err
+    assert (logdir / "results.json").read_text() == '{"mine": true}'
+
+
+def test_a_second_run_into_a_claimed_logdir_is_refused(mnist_dir, tmp_path):
+    """Two runs started into one --logdir both exited 0, their files mixed."""
+    import fcntl
+    import time
+
+    from jaxsoftmax.files import LOCK_FILE
+
+    logdir = tmp_path / "run"
+    argv = ["--data-dir", mnist_dir, "--logdir", logdir, "--steps", "3000", "--quiet"]
+    first = subprocess.Popen([sys.executable, "-m", "jaxsoftmax.train", *map(str, argv)],
+                             cwd=REPO, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    for _ in range(600):  # until the first run has claimed the folder
+        if (logdir / LOCK_FILE).exists():
+            break
+        time.sleep(0.05)
+    second = run_command("jaxsoftmax.train", argv)
+    one_line_refusal(second, "being written by another run")
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    document = json.loads((logdir / "results.json").read_text())
+    assert document["runs"][0]["steps"] == 3000
+    with open(logdir / LOCK_FILE) as held:  # free again once the run has ended
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_the_library_refuses_an_empty_logdir_too(small):
+    import jaxsoftmax as js
+    from jaxsoftmax.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="`logdir` is empty"):
+        js.train_logged(small, js.SweepConfig(steps=2), "")
+
+
+# --- signals at any moment of start-up ---------------------------------------------------
+
+
+def test_a_signal_at_any_moment_of_start_up_stops_the_run(mnist_dir, tmp_path):
+    """SIGTERM 0.2-0.7 s into a run was printed as 'Exception ignored in _xla_gc_callback'
+    and lost: the run trained all its steps and exited 0. At moments spread over the
+    first 2.5 s, each run must stop with 128 + the signal, well before its steps end."""
+    import random
+    import signal
+    import time
+
+    rng = random.Random(27)
+    moments = [0.05, 0.25, 0.45, 0.65, 1.0, 1.6, 2.5]
+    for moment in moments:
+        number = rng.choice([signal.SIGTERM, signal.SIGINT])
+        logdir = tmp_path / f"at-{moment}"
+        argv = ["--data-dir", mnist_dir, "--logdir", logdir, "--steps", "100000", "--quiet",
+                "--no-compilation-cache"]  # fmt: skip
+        process = subprocess.Popen([sys.executable, "-m", "jaxsoftmax.train", *map(str, argv)],
+                                   cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True)  # fmt: skip
+        time.sleep(moment)
+        process.send_signal(number)
+        try:
+            _, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise AssertionError(f"{number!r} at {moment} s was lost: the run went on") from None
+        status = process.returncode
+        # -number: the signal came before Python ran any of ours and ended the process as
+        # its default does, which a shell reports as 128 + number too.
+        assert status in (128 + number, -number), f"{number!r} at {moment} s: {status} {err}"
+        assert "Traceback" not in err and "Exception ignored" not in err, err

@@ -11,11 +11,18 @@ import re
 import sys
 from collections.abc import Callable
 
+from jaxsoftmax import files
 from jaxsoftmax.errors import ConfigError, JaxsoftmaxError
 
 EXIT_DATA = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+def path_argument(text: str) -> pathlib.Path:
+    """An argparse type: a path, refused when empty or blank (which would mean the current
+    folder: `--logdir "$UNSET"` must not write into the folder a command runs in)."""
+    return files.given_path(text, argparse.ArgumentTypeError)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -39,6 +46,9 @@ class OneLineParser(argparse.ArgumentParser):
             prog=f"python -m jaxsoftmax.{command}", description=description,
             formatter_class=HelpFormatter, **kwargs,
         )  # fmt: skip
+        from jaxsoftmax import __version__
+
+        self.add_argument("--version", action="version", version=f"jaxsoftmax {__version__}")
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
@@ -67,7 +77,7 @@ def argument_type(convert: Callable, check: Callable | None = None) -> Callable:
 def add_model_choice(parser: argparse.ArgumentParser) -> None:
     """LOGDIR and --run NAME | --best: which trained model a command uses (see
     `trained.choose`)."""
-    parser.add_argument("logdir", type=pathlib.Path, metavar="LOGDIR",
+    parser.add_argument("logdir", type=path_argument, metavar="LOGDIR",
                         help="a folder written by python -m jaxsoftmax.train")  # fmt: skip
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--run", metavar="NAME",

@@ -12,7 +12,6 @@ Writes what `trained.export.write` makes (an existing file is kept unless `--ove
 """
 
 import argparse
-import pathlib
 import sys
 from collections.abc import Sequence
 
@@ -32,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmdline.add_model_choice(parser)
     parser.add_argument("--format", choices=FORMATS, default="onnx", dest="export_format",
                         help="onnx (needs the export extra) or npz")  # fmt: skip
-    parser.add_argument("-o", "--output", type=pathlib.Path, required=True, metavar="FILE",
+    parser.add_argument("-o", "--output", type=cmdline.path_argument, required=True, metavar="FILE",
                         help="the file to write")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true",
                         help="replace FILE if it exists")  # fmt: skip

@@ -1,6 +1,8 @@
 """Ctrl-C and SIGTERM for the command line: stop cleanly when training, at once otherwise."""
 
 import contextlib
+import gc
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -18,6 +20,22 @@ class Interrupted(KeyboardInterrupt):
     @property
     def exit_status(self) -> int:
         return 128 + self.signal_number
+
+
+def exit_on_signal() -> None:
+    """Until a command installs its own handlers (`StopOnSignal`), SIGINT and SIGTERM end
+    the process at once with 128 + the signal and one line: nothing is started yet that
+    could be saved, and an exception raised while modules import would be a traceback
+    (or, in a garbage collector's callback, dropped)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def leave(number, frame):
+        os.write(2, f"interrupted by {signal.Signals(number).name} while starting\n".encode())
+        os._exit(128 + number)
+
+    for number in SIGNALS:
+        signal.signal(number, leave)
 
 
 class StopOnSignal(contextlib.AbstractContextManager):
@@ -53,15 +71,38 @@ class StopOnSignal(contextlib.AbstractContextManager):
         self._previous = {}
 
     def _handle(self, number, frame):
-        if not self._deferring or self.requested is not None:
+        first = self.requested is None
+        if first:  # kept: `deferred` raises it where it cannot be raised now
+            self.requested = number
+        if (not self._deferring or not first) and not _unraisable(frame):
             raise Interrupted(number)
-        self.requested = number
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
-        """Within this block, a first signal asks to stop instead of stopping."""
+        """Within this block, a first signal asks to stop instead of stopping.
+
+        A signal that came before it stops the program here: it came where an exception
+        cannot be raised (a garbage collector's callback, as JAX's run while it starts,
+        or a `__del__`: Python would print it and drop it), and the program went on.
+
+        Raises:
+          Interrupted: a signal has come already.
+        """
+        if self.requested is not None:
+            raise Interrupted(self.requested)
         self._deferring = True
         try:
             yield
         finally:
             self._deferring = False
+
+
+def _unraisable(frame) -> bool:
+    """Whether an exception raised in `frame` would be dropped by Python (printed as
+    'Exception ignored in ...'): it runs a garbage collector's callback or a `__del__`."""
+    callbacks = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False

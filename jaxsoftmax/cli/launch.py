@@ -38,10 +38,13 @@ def logdir(session) -> pathlib.Path:
     """The folder the run writes to: the one it resumes, the one given, or a new one."""
     if session.resume is not None:
         logdirs.check_writable(session.resume)
+        logdirs.claim(session.resume)
         return session.resume
     if session.logdir is not None:
         return logdirs.prepare_logdir(session.logdir, overwrite=session.overwrite)
-    return logdirs.new_logdir()
+    fresh = logdirs.new_logdir()
+    logdirs.claim(fresh)
+    return fresh
 
 
 def enable_compilation_cache(session) -> None:

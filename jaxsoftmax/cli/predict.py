@@ -8,7 +8,6 @@ for programs instead. Needs neither JAX nor a compilation: see `trained`.
 
 import argparse
 import json
-import pathlib
 import sys
 from collections.abc import Sequence
 
@@ -29,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     cmdline.add_model_choice(parser)
-    parser.add_argument("files", type=pathlib.Path, nargs="+", metavar="FILE",
+    parser.add_argument("files", type=cmdline.path_argument, nargs="+", metavar="FILE",
                         help="pictures, IDX images files or .npy arrays of images")  # fmt: skip
     parser.add_argument("--invert", action=argparse.BooleanOptionalAction,
                         help="invert pictures (light on dark becomes dark on light); default: "

@@ -6,7 +6,6 @@ non-zero exit, never a traceback.
 """
 
 import argparse
-import pathlib
 import sys
 import types
 from collections.abc import Sequence
@@ -26,9 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
             "learning rate. Grids are drawn by setting, with the spread over seeds."
         ),
     )
-    parser.add_argument("logdir", type=pathlib.Path,
+    parser.add_argument("logdir", type=cmdline.path_argument,
                         help="a folder written by python -m jaxsoftmax.train --logdir")  # fmt: skip
-    parser.add_argument("--out", type=pathlib.Path, metavar="DIR",
+    parser.add_argument("--out", type=cmdline.path_argument, metavar="DIR",
                         help=f"where the PNG files go (default: LOGDIR/{FIGURES_DIR})")  # fmt: skip
     return parser
 

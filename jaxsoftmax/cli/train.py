@@ -9,7 +9,6 @@ and a non-zero exit, never a traceback (see `cmdline`).
 import argparse
 import concurrent.futures
 import dataclasses
-import pathlib
 import signal
 import sys
 import time
@@ -21,7 +20,7 @@ from jaxsoftmax.cli.settings import Session, settings_from_checkpoint, settings_
 from jaxsoftmax.data import catalog
 from jaxsoftmax.data import load as data
 from jaxsoftmax.errors import DataError
-from jaxsoftmax.outputs import logged
+from jaxsoftmax.outputs import logdirs, logged
 from jaxsoftmax.search import spaces as search
 from jaxsoftmax.sweep import grid
 from jaxsoftmax.sweep.config import (
@@ -188,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source.add_argument(
         "--data-dir",
-        type=pathlib.Path,
+        type=cmdline.path_argument,
         metavar="DIR",
         help="a folder holding the four IDX files (train-images-idx3-ubyte, train-labels-idx1-"
         "ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, optionally .gz). Without it: "
@@ -205,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     output = parser.add_argument_group("output")
     output.add_argument(
         "--logdir",
-        type=pathlib.Path,
+        type=cmdline.path_argument,
         metavar="DIR",
         help="where TensorBoard events and results.json go (default: a new folder "
         "runs/softmax/<date-time> per run)",
@@ -222,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     output.add_argument(
         "--resume",
-        type=pathlib.Path,
+        type=cmdline.path_argument,
         metavar="LOGDIR",
         help="go on with the interrupted run in LOGDIR from its last checkpoint, with its "
         "settings and data (the same --data-dir, unless given again); the result is the "
@@ -257,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     flag_rules.check_together(parser, args)
     with interrupts.StopOnSignal() as stops:
-        return cmdline.run_command(lambda: _train(args, start, stops), parser)
+        try:
+            return cmdline.run_command(lambda: _train(args, start, stops), parser)
+        finally:
+            logdirs.release()  # the log directory it claimed, for what runs next
 
 
 def _train(args: argparse.Namespace, start: float, stops: interrupts.StopOnSignal) -> int:

@@ -75,6 +75,13 @@ def find_idx_files(folder: pathlib.Path) -> dict[str, pathlib.Path] | None:
     return found
 
 
+def _subfolders(folder: pathlib.Path) -> list[pathlib.Path]:
+    try:
+        return [sub for sub in folder.iterdir() if sub.is_dir()]
+    except OSError:
+        return []
+
+
 def load_idx_folder(
     folder: str | os.PathLike, *, name: str | None = None, num_classes: int | None = None
 ) -> Dataset:
@@ -88,15 +95,20 @@ def load_idx_folder(
     """
     folder = pathlib.Path(folder)
     files = find_idx_files(folder)
+    if files is None and name and find_idx_files(folder / name) is not None:
+        folder = folder / name  # the folder of datasets, as JAXSOFTMAX_DATA_DIR names it
+        files = find_idx_files(folder)
     if files is None:
         missing = [
             stem
             for stem in catalog.IDX_FILES
             if not (folder / stem).is_file() and not (folder / f"{stem}.gz").is_file()
         ]
+        inside = sorted(sub.name for sub in _subfolders(folder) if find_idx_files(sub))
+        hint = f"; it holds {', '.join(inside)}: give the one to use" if inside else ""
         raise DataError(
             f"{folder}: missing IDX file(s) {', '.join(missing)}; "
-            "a data folder must hold the four standard files (optionally .gz)"
+            f"a data folder must hold the four standard files (optionally .gz){hint}"
         )
     train_images = read_images(files[catalog.TRAIN_IMAGES])
     train_labels = read_labels(files[catalog.TRAIN_LABELS])

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from jaxsoftmax import files
 from jaxsoftmax.errors import CheckpointError, ConfigError
 from jaxsoftmax.outputs import logdirs
 from jaxsoftmax.sweep import grid
@@ -31,6 +32,13 @@ if TYPE_CHECKING:  # the command line imports this module before JAX (see cli._p
     from jaxsoftmax.sweep.results import SweepResult
 
 DEFAULT_CHECKPOINT_EVERY = 1000  # steps, as the command line's --checkpoint-every
+
+
+def _check_arguments(checkpoint_every, resume, auto, config, halving) -> None:
+    if checkpoint_every < 1:
+        raise ConfigError(f"`checkpoint_every` must be at least 1, got {checkpoint_every}")
+    if (resume or auto is not None) and (config is not None or halving is not None):
+        raise ConfigError("`resume` and `auto` take no `config` or `halving`: leave them None")
 
 
 def train_logged(
@@ -74,25 +82,25 @@ def train_logged(
     `logdir` holds no checkpoint of this data.
     """
     began = time.perf_counter()
-    if checkpoint_every < 1:
-        raise ConfigError(f"`checkpoint_every` must be at least 1, got {checkpoint_every}")
-    if (resume or auto is not None) and (config is not None or halving is not None):
-        raise ConfigError("`resume` and `auto` take no `config` or `halving`: leave them None")
-    logdir = pathlib.Path(logdir)
+    _check_arguments(checkpoint_every, resume, auto, config, halving)
+    logdir = files.given_path(logdir, lambda why: ConfigError(f"`logdir` {why}"))
     if resume:
         run, record = _resumed(dataset, logdir)
+        logdirs.claim(logdir)
     else:
         logdirs.check_free(logdir, overwrite=overwrite)  # before any training
         run, record = _started(dataset, config, halving, auto, seed, summaries)
         logdirs.prepare_logdir(logdir, overwrite=overwrite)
     record["checkpoint_every"] = checkpoint_every
     kept = record.pop("extra", None) or {"logged": record}  # a command-line run's: its own
-    return log_run(
-        run, dataset, logdir, names=record["names"], began=began,
-        summaries=record["summaries"], checkpoint_every=checkpoint_every, progress=progress,
-        checkpoint_extra=kept, resumes=record["resumes"], auto=record["auto"],
-        stop_requested=should_stop or (lambda: False),
-    )[0]  # fmt: skip
+    try:
+        return log_run(run, dataset, logdir, names=record["names"], began=began,
+                       summaries=record["summaries"], checkpoint_every=checkpoint_every,
+                       progress=progress, checkpoint_extra=kept, resumes=record["resumes"],
+                       auto=record["auto"], stop_requested=should_stop or (lambda: False),
+                       )[0]  # fmt: skip
+    finally:
+        logdirs.release(logdir)
 
 
 def _started(dataset, config, halving, auto, seed: int, summaries: bool) -> tuple[Run, dict]:

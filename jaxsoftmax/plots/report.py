@@ -25,7 +25,7 @@ import pathlib
 from collections.abc import Callable
 
 from jaxsoftmax.errors import JaxsoftmaxError
-from jaxsoftmax.files import FIGURES_DIR
+from jaxsoftmax.files import FIGURE_FILES, FIGURES_DIR
 from jaxsoftmax.outputs import runlogs
 from jaxsoftmax.outputs.runlogs import Setting, drawable, group_settings, note_on
 from jaxsoftmax.plots.figures import (
@@ -37,6 +37,8 @@ from jaxsoftmax.plots.figures import (
     loss_figure,
     weights_figure,
 )
+
+SWEEP_PNG, CONFUSION_PNG, LOSS_PNG, ACCURACY_PNG, WEIGHTS_PNG = FIGURE_FILES
 
 
 def write_figures(
@@ -70,18 +72,18 @@ def write_figures(
     logged = [s for s in drawn if runlogs.has_events(logdir, s.runs[0])]
     drawn = [_read_events(logdir, s) for s in logged]
     note = note_on(settings, drawn)
-    figures = {"accuracy_vs_learning_rate.png": accuracy_vs_learning_rate_figure(settings)}
+    figures = {SWEEP_PNG: accuracy_vs_learning_rate_figure(settings)}
     class_names = document.get("data", {}).get("class_names")
     confusion = confusion_figure(drawable(settings), class_names) if class_names else None
     if confusion is not None:
-        figures["confusion.png"] = confusion
+        figures[CONFUSION_PNG] = confusion
     if drawn:
         curves = {
-            "loss.png": loss_figure(drawn, note),
-            "accuracy.png": accuracy_figure(drawn, note),
+            LOSS_PNG: loss_figure(drawn, note),
+            ACCURACY_PNG: accuracy_figure(drawn, note),
         }
-        figures = curves | {"weights.png": weights_figure(drawn)} | figures
-        if figures["weights.png"] is None:
+        figures = curves | {WEIGHTS_PNG: weights_figure(drawn)} | figures
+        if figures[WEIGHTS_PNG] is None:
             say("note: no 'weights' image in the run's events; weights.png skipped")
     else:
         say(f"note: {logdir} holds no TensorBoard events (trained with --no-summaries?); "

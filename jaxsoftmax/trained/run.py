@@ -138,6 +138,11 @@ class TrainedRun:
     def __iter__(self) -> Iterator[Model]:
         return (self[name] for name in self.names)
 
+    def __repr__(self) -> str:
+        names = self.names
+        shown = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
+        return f"TrainedRun({str(self.logdir)!r}, models: {shown})"
+
     def __len__(self) -> int:
         return len(self.names)
 
