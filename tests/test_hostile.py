@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import zlib
 
 import numpy as np
@@ -25,22 +24,37 @@ from .conftest import REPO
 PEAK_MB = 1024
 
 
+# Runs a command and writes its own peak RSS (KB) and exit status to the file argv[1].
+# A small process of its own: a child's peak counts the memory of the process it was
+# forked from (the test process, gigabytes in a full suite run), so the command is forked
+# from this one instead.
+LAUNCHER = """
+import os, subprocess, sys, threading
+report, timeout, command = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+process = subprocess.Popen(command)
+timer = threading.Timer(timeout, process.kill)
+timer.start()
+_, status, usage = os.wait4(process.pid, 0)
+timer.cancel()
+process.returncode = os.waitstatus_to_exitcode(status)
+with open(report, "w") as out:
+    out.write(f"{usage.ru_maxrss} {process.returncode}")
+"""
+
+
 def run_command(module: str, args: list, *, timeout: float = 120, cwd=None) -> dict:
     """Runs `python -m module args` in a fresh process: its exit code, stdout, stderr and
     peak resident memory in MB (that process's own, from wait4); killed after `timeout`."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", module, *map(str, args)], stdout=out, stderr=err,
-            stdin=subprocess.DEVNULL, cwd=cwd or REPO,
+    with tempfile.TemporaryDirectory() as work:
+        report = pathlib.Path(work) / "report"
+        command = [sys.executable, "-m", module, *map(str, args)]
+        done = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, str(report), str(timeout), *command],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=cwd or REPO,
+            timeout=timeout + 60,
         )  # fmt: skip
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
-        _, status, usage = os.wait4(process.pid, 0)
-        timer.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        return {"status": process.returncode, "out": out.read().decode(),
-                "err": err.read().decode(), "peak_mb": usage.ru_maxrss / 1024}  # fmt: skip
+        peak_kb, status = map(int, report.read_text().split())
+    return {"status": status, "out": done.stdout, "err": done.stderr, "peak_mb": peak_kb / 1024}
 
 
 def one_line_refusal(done: dict, *words: str) -> None:
@@ -223,13 +237,15 @@ def test_a_second_run_into_a_claimed_logdir_is_refused(mnist_dir, tmp_path):
     argv = ["--data-dir", mnist_dir, "--logdir", logdir, "--steps", "3000", "--quiet"]
     first = subprocess.Popen([sys.executable, "-m", "jaxsoftmax.train", *map(str, argv)],
                              cwd=REPO, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    for _ in range(600):  # until the first run has claimed the folder
-        if (logdir / LOCK_FILE).exists():
-            break
-        time.sleep(0.05)
-    second = run_command("jaxsoftmax.train", argv)
+    try:
+        for _ in range(600):  # until the first run has claimed the folder
+            if (logdir / LOCK_FILE).exists():
+                break
+            time.sleep(0.05)
+        second = run_command("jaxsoftmax.train", argv)
+    finally:
+        _, err = first.communicate(timeout=300)
     one_line_refusal(second, "being written by another run")
-    _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     document = json.loads((logdir / "results.json").read_text())
     assert document["runs"][0]["steps"] == 3000

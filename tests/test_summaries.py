@@ -10,6 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from jaxsoftmax.core import histograms
+from jaxsoftmax.files import LOCK_FILE
 from jaxsoftmax.outputs import pictures, summaries
 from jaxsoftmax.sweep.config import SweepConfig
 from jaxsoftmax.sweep.train import train_sweep
@@ -218,7 +219,7 @@ def test_summaries_off_writes_no_events(mnist_dir, tmp_path):
     argv = ["--steps", "5", "--no-summaries", "--quiet", "--no-compilation-cache"]
     assert cli.main([*argv, "--data-dir", str(mnist_dir), "--logdir", str(logdir)]) == 0
     files = sorted(p.name for p in logdir.rglob("*") if p.is_file())
-    assert files == ["checkpoint.npz", "results.json"]
+    assert files == [LOCK_FILE, "checkpoint.npz", "results.json"]
 
 
 def test_ctrl_c_leaves_flushed_readable_events(cli_env, tmp_path):

@@ -34,14 +34,13 @@ def new_logdir(root: pathlib.Path = DEFAULT_ROOT) -> pathlib.Path:
 
 def check_free(path: pathlib.Path, *, overwrite: bool):
     """Raises ConfigError if `path` cannot take a new run: it is a file, or holds a run
-    (without `overwrite`), or holds a results.json that is not a run's (even with it:
-    overwrite replaces only what a run of ours wrote). Changes nothing. Returns (old run
-    folders, run files)."""
+    (without `overwrite`; with it, a results.json that is not a run's: overwrite replaces
+    only what a run of ours wrote). Changes nothing. Returns (old run folders, run files)."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"`logdir` {path} exists and is not a folder")
     old_runs = sorted(folder for folder in path.glob("lr=*") if _only_events(folder))
     kept = [path / RESULTS_FILE, path / CHECKPOINT_FILE]
-    if kept[0].exists() and not _is_ours(kept[0]):
+    if overwrite and kept[0].exists() and not _is_ours(kept[0]):
         raise ConfigError(
             f"`logdir` {path} holds a {RESULTS_FILE} that is not a jaxsoftmax run's; "
             "choose another folder (overwrite replaces only a run of ours)"
