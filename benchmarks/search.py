@@ -208,7 +208,7 @@ def _small_idx(name: str, data_dir: str | None, scratch: pathlib.Path) -> pathli
         header = bytes([0, 0, 8, array.ndim]) + b"".join(
             int(n).to_bytes(4, "big") for n in array.shape
         )
-        (folder / f"{file}.gz").write_bytes(gzip.compress(header + array.tobytes()))
+        (folder / f"{file}.gz").write_bytes(gzip.compress(header + array.tobytes(), 1))
     return folder
 
 

@@ -261,7 +261,8 @@ def test_labels_beyond_the_datasets_classes_are_one_line_and_nothing_is_written(
     assert status == 1 and err.count("\n") == 1 and "outside the 10 classes of mnist" in err
     assert "--num-classes" in err and not logdir.exists()
     # Told the count, it trains: 256 classes, the labels as given.
-    argv = [*SHORT_RUN, "--data-dir", str(folder), "--num-classes", "256", "--quiet"]
+    argv = [*SHORT_RUN, "--data-dir", str(folder), "--num-classes", "256", "--quiet",
+            "--no-summaries"]  # fmt: skip
     status, _, err = run_main([*argv, "--logdir", str(logdir)], capsys)
     assert status == 0, err
     assert json.loads((logdir / "results.json").read_text())["config"]["dataset"] == "mnist"

@@ -72,7 +72,7 @@ def idx_header(type_code: int, shape: tuple[int, ...]) -> bytes:
 def gzip_of_zeros(header: bytes, zeros: int) -> bytes:
     """A gzip file of `header` and then `zeros` zero bytes, compressed as it is written
     (so a 4 GiB inflation is a few MB here)."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     parts, block = [compressor.compress(header)], bytes(2**20)
     for _ in range(zeros // len(block)):
         parts.append(compressor.compress(block))
@@ -99,7 +99,7 @@ def mnist_folder(folder: pathlib.Path, mnist_dir: pathlib.Path, **replaced: byte
 @pytest.mark.parametrize(
     ("content", "words"),
     [
-        # 18 MB in the issue: a header of 60000x28x28 images inflating to 1 GiB.
+        # 18 MB in the issue: a header of 60000x28x28 images inflating to 4 GiB (here 1).
         (lambda: gzip_of_zeros(idx_header(8, (60000, 28, 28)), 2**30), ["trailing bytes"]),
         (lambda: gzip.compress(idx_header(8, (2**31, 2**31, 4))), ["too big to read"]),
         (lambda: gzip.compress(bytes([0, 0, 8, 255]) + bytes(1020)), ["255 dimensions"]),
@@ -273,7 +273,7 @@ def test_a_signal_at_any_moment_of_start_up_stops_the_run(mnist_dir, tmp_path):
     import time
 
     rng = random.Random(27)
-    moments = [0.05, 0.25, 0.45, 0.65, 1.0, 1.6, 2.5]
+    moments = [0.05, 0.3, 0.6, 1.2, 2.5]
     for moment in moments:
         number = rng.choice([signal.SIGTERM, signal.SIGINT])
         logdir = tmp_path / f"at-{moment}"
