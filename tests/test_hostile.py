@@ -295,3 +295,45 @@ def test_a_signal_at_any_moment_of_start_up_stops_the_run(mnist_dir, tmp_path):
         # its default does, which a shell reports as 128 + number too.
         assert status in (128 + number, -number), f"{number!r} at {moment} s: {status} {err}"
         assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+# --- sizes known before work starts: checked against the free memory ------------------------
+
+
+def values(count: int, scale: float) -> str:
+    return ",".join(f"{scale * (k + 1):.6g}" for k in range(count))
+
+
+HUGE_GRID = (f"learning_rate={values(100, 1e-3)} momentum={values(100, 9e-3)} "
+             f"weight_decay={values(100, 1e-4)} seed=0,1,2,3")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--grid", HUGE_GRID], ["4,000,000 models", "metrics"]),
+        (["--num-classes", "1000000"], ["1,000,000 classes", "fewer classes"]),
+    ],
+    ids=["a-4-million-model-grid", "a-million-classes"],
+)
+def test_what_would_not_fit_in_memory_is_refused_before_it_starts(mnist_dir, tmp_path, argv,
+                                                                  words):  # fmt: skip
+    """A 10**8-model grid reached 20 GB in 90 s; --num-classes 1000000 was killed at 24 GB."""
+    done = run_command("jaxsoftmax.train", ["--data-dir", mnist_dir, "--logdir", tmp_path / "run",
+                                             "--no-compilation-cache", "--quiet",
+                                             *argv])  # fmt: skip
+    one_line_refusal(done, "GiB of memory", "free", *words)
+
+
+def test_a_checkpoint_promising_10_to_the_18_steps_is_refused_on_resume(small, tmp_path):
+    """Resuming a checkpoint whose config says 10**18 steps raised '711 PiB' as a traceback."""
+    import dataclasses
+
+    import jaxsoftmax as js
+    from jaxsoftmax.sweep import checkpoint
+
+    js.train_logged(small, js.SweepConfig(steps=2, learning_rates=(0.5,)), tmp_path / "run")
+    saved, _ = checkpoint.load(tmp_path / "run" / checkpoint.CHECKPOINT_FILE)
+    huge = dataclasses.replace(saved, config=dataclasses.replace(saved.config, steps=10**18))
+    with pytest.raises(js.ConfigError, match="GiB of memory"):
+        js.restore_run(small, huge)

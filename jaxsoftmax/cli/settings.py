@@ -9,7 +9,7 @@ from jaxsoftmax.data import load as data
 from jaxsoftmax.errors import CheckpointError, ConfigError
 from jaxsoftmax.outputs import logdirs
 from jaxsoftmax.search import spaces as search
-from jaxsoftmax.sweep import grid
+from jaxsoftmax.sweep import grid, memory
 from jaxsoftmax.sweep.config import DEFAULT_CHUNK_STEPS, DEFAULT_LEARNING_RATES, SweepConfig
 
 
@@ -150,6 +150,8 @@ def settings_from_flags(args: argparse.Namespace) -> tuple[SweepConfig | None, S
         labels = None
     else:
         config, labels = _grid_config(args, settings)
+    # Its metrics alone, before a name is made for each model (the data is not read yet).
+    memory.check_fits(config, 0, 0, keep_params=False, models_at_once=0)
     min_steps = None
     if searching and args.strategy == "halving":
         min_steps = args.min_steps or search.default_min_steps(

@@ -8,6 +8,7 @@ or a successive-halving search (`HalvingSearch`); started, or restored from a ch
 from jaxsoftmax.data.dataset import Dataset
 from jaxsoftmax.search.halving import HalvingSearch
 from jaxsoftmax.search.spaces import Halving
+from jaxsoftmax.sweep import memory
 from jaxsoftmax.sweep.checkpoint import SearchCheckpoint, SweepCheckpoint, keeps_params
 from jaxsoftmax.sweep.config import SweepConfig
 from jaxsoftmax.sweep.loop import SweepRun
@@ -28,12 +29,15 @@ def start_run(
     else one sweep of every model; `plan_options` go to `make_plan`. `keep_params`: keep
     every model's final parameters (default: up to `checkpoint.KEEP_PARAMS_BYTES`)."""
     if halving is not None:
+        memory.check_fits(config, dataset.num_features, dataset.num_classes, keep_params=False)
         return HalvingSearch.start(
             dataset, config, halving, histogram_buckets=histogram_buckets, **plan_options
         )
     plan = make_plan(config, dataset, **plan_options)
     if keep_params is None:
         keep_params = keeps_params(config, dataset)
+    memory.check_fits(config, dataset.num_features, dataset.num_classes,
+                      keep_params=keep_params, models_at_once=plan.max_models)  # fmt: skip
     return SweepRun.start(
         dataset, config, plan, histogram_buckets=histogram_buckets, keep_params=keep_params,
         devices=plan_options.get("devices"),
@@ -53,6 +57,9 @@ def restore_run(
     Raises:
       CheckpointError: the checkpoint does not fit this data or these devices.
     """
+    plan = getattr(checkpoint, "plan", None)  # a sweep's: the models it trains at once
+    memory.check_fits(checkpoint.config, dataset.num_features, dataset.num_classes,
+                      keep_params=False, models_at_once=plan and plan.max_models)  # fmt: skip
     if isinstance(checkpoint, SearchCheckpoint):
         return HalvingSearch.restore(
             dataset, checkpoint, histogram_buckets=histogram_buckets, **plan_options

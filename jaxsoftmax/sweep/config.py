@@ -321,7 +321,9 @@ class SweepConfig:
 
     @property
     def num_models(self) -> int:
-        return len(self.seed_values) * len(self.settings)
+        """Models in the sweep, counted without listing them (a grid may be huge)."""
+        grid = len(self.learning_rates) * len(self.weight_decays) * len(self.momenta)
+        return len(self.seed_values) * (len(self.trials) if self.trials else grid)
 
     @property
     def eval_steps(self) -> np.ndarray:
