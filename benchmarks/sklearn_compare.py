@@ -115,10 +115,11 @@ def figure(document: dict, path: pathlib.Path) -> None:
     for row in rows:
         ax.scatter(row["wall_s"], 100 * row["best_cv_accuracy"], s=60, label=row["search"])
     ax.set_xscale("log")
+    ax.margins(x=0.15, y=0.2)
     ax.set_xlabel("wall time of the search (s, log scale)")
     ax.set_ylabel("best CV accuracy (%)")
     ax.set_title(f"MNIST, {rows[0]['folds']} folds: cross-validated searches")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
