@@ -39,7 +39,7 @@ def test_the_folder_of_datasets_is_taken_for_the_dataset_inside_it(tmp_path):
     'missing IDX file(s)'."""
     found = js.load_dataset("mnist", data_dir=shared_datasets_dir())
     assert found.train_images.shape == (60000, 28, 28)
-    (tmp_path / "mine").symlink_to(shared_datasets_dir() / "fashion_mnist")
+    (tmp_path / "mine").symlink_to((shared_datasets_dir() / "fashion_mnist").resolve())
     with pytest.raises(js.DataError, match="it holds mine: give the one to use"):
         js.load_dataset("mnist", data_dir=tmp_path)
 

@@ -89,7 +89,7 @@ def mnist_folder(folder: pathlib.Path, mnist_dir: pathlib.Path, **replaced: byte
             if name in replaced:
                 (folder / source.name).write_bytes(replaced[name])
             else:
-                (folder / source.name).symlink_to(source)
+                (folder / source.name).symlink_to(source.resolve())
     return folder
 
 
