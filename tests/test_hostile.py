@@ -337,3 +337,90 @@ def test_a_checkpoint_promising_10_to_the_18_steps_is_refused_on_resume(small, t
     huge = dataclasses.replace(saved, config=dataclasses.replace(saved.config, steps=10**18))
     with pytest.raises(js.ConfigError, match="GiB of memory"):
         js.restore_run(small, huge)
+
+
+# --- what a run's folder says about itself: checked where it is read --------------------------
+
+
+def edited_run(logged_run, tmp_path, edit) -> tuple[pathlib.Path, str]:
+    """A copy of the logged run with its results.json changed by `edit(document)`."""
+    import shutil
+
+    logdir, record = logged_run
+    copy = tmp_path / "run"
+    shutil.copytree(logdir, copy, ignore=shutil.ignore_patterns(".jaxsoftmax.lock"))
+    document = json.loads((copy / "results.json").read_text())
+    edit(document)
+    (copy / "results.json").write_text(json.dumps(document))
+    return copy, record["runs"][0]["name"]
+
+
+def run_in_process(module, argv, capsys) -> tuple[int, str, str]:
+    try:
+        status = module.main([str(arg) for arg in argv])
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_class_names_reach_the_terminal_escaped(logged_run, tmp_path, capsys):
+    """A class name holding an ANSI sequence and a new line moved the cursor, faked lines."""
+    from PIL import Image
+
+    from jaxsoftmax.cli import predict
+
+    def poison(document):
+        document["data"]["class_names"][0] = "\x1b[2J\x1b[Hzero\nfake: 9 (100.0%)"
+
+    logdir, name = edited_run(logged_run, tmp_path, poison)
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "blank.png")
+    status, out, _ = run_in_process(predict, [logdir, "--run", name, "--top", "10",
+                                              tmp_path / "blank.png"], capsys)  # fmt: skip
+    assert status == 0 and "\x1b" not in out and out.count("\n") == 1
+    assert "\\x1b[2J\\x1b[Hzero\\nfake" in out
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (lambda d: d["runs"].append(dict(d["runs"][0])), "twice"),
+        (lambda d: d["data"].update(image_shape="28x28"), "image_shape must be"),
+        (lambda d: d["data"].update(class_names=[1, 2]), "names must be text"),
+    ],
+    ids=["duplicate-names", "shape-as-text", "names-as-numbers"],
+)
+def test_a_results_file_describing_its_models_wrongly_is_one_line(
+    logged_run, tmp_path, capsys, edit, words
+):
+    from jaxsoftmax.cli import predict
+
+    logdir, name = edited_run(logged_run, tmp_path, edit)
+    (tmp_path / "x.npy").write_bytes(b"")
+    status, out, err = run_in_process(predict, [logdir, "--run", name, tmp_path / "x.npy"], capsys)
+    assert status == 1 and out == "" and err.count("\n") == 1 and words in err, err
+
+
+def test_export_never_writes_over_what_is_not_a_regular_file(logged_run, tmp_path, capsys):
+    """`export -o /dev/null --overwrite` would have replaced /dev/null (as root)."""
+    from jaxsoftmax.cli import export
+
+    logdir, record = logged_run
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "target").write_text("a user's file")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    for output in (tmp_path / "pipe", tmp_path / "link"):
+        status, _, err = run_in_process(export, [logdir, "--run", record["runs"][0]["name"],
+                                                 "-o", output, "--overwrite"], capsys)  # fmt: skip
+        assert status != 0 and "not a regular file" in err and err.count("\n") == 1, err
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "target").read_text() == "a user's file"
+    assert not (tmp_path / "pipe").is_file()
+
+
+def test_a_symlink_loop_for_a_folder_is_one_line(tmp_path, capsys):
+    from jaxsoftmax.cli import train as cli
+
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    status, _, err = run_in_process(cli, ["--data-dir", tmp_path / "a", "--steps", "1"], capsys)
+    assert status == 2 and "cannot be resolved" in err and err.count("\n") == 1, err

@@ -22,7 +22,12 @@ EXIT_INTERRUPTED = 130
 def path_argument(text: str) -> pathlib.Path:
     """An argparse type: a path, refused when empty or blank (which would mean the current
     folder: `--logdir "$UNSET"` must not write into the folder a command runs in)."""
-    return files.given_path(text, argparse.ArgumentTypeError)
+    path = files.given_path(text, argparse.ArgumentTypeError)
+    try:
+        path.resolve()
+    except (RuntimeError, OSError) as error:  # a symlink loop: Python raises RuntimeError
+        raise argparse.ArgumentTypeError(f"{text}: cannot be resolved ({error})") from None
+    return path
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

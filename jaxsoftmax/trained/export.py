@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxsoftmax import files
 from jaxsoftmax.core import features
-from jaxsoftmax.errors import JaxsoftmaxError
+from jaxsoftmax.errors import ConfigError, JaxsoftmaxError
 from jaxsoftmax.trained.run import Model
 
 FORMATS = ("onnx", "npz")
@@ -73,7 +73,11 @@ def onnx_model(model: Model):
 
 
 def write(model: Model, path: pathlib.Path, export_format: str) -> None:
-    """Writes `model` to `path` in `export_format`, atomically."""
+    """Writes `model` to `path` in `export_format`, atomically; never over what is not a
+    regular file (a device, FIFO or link: renaming over it would replace it)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ConfigError(f"{path} is not a regular file (a device, FIFO, link or folder); "
+                          "give a file to write")  # fmt: skip
     if export_format == "onnx":
         content = onnx_model(model).SerializeToString()
         with files.atomic_writer(path) as handle:

@@ -225,6 +225,26 @@ def chosen_on_validation(results: dict) -> str | None:
     return None
 
 
+def printable(text: str) -> str:
+    """`text` with each character a terminal would act on (ANSI escapes, new lines) written
+    as its escape, so that a name from a file cannot move the cursor or fake a line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def _check_described(path: pathlib.Path, names: list, shape: tuple, classes: list) -> None:
+    """Raises DataError unless results.json names each run once and describes its data
+    as a shape of whole numbers and class names of text."""
+    if not all(isinstance(name, str) for name in names + classes):
+        raise DataError(f"{path}: run and class names must be text")
+    if len(set(names)) != len(names):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise DataError(f"{path} names run(s) {', '.join(map(printable, twice))} twice; "
+                        "each name must pick one model")  # fmt: skip
+    if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                            for n in shape):  # fmt: skip
+        raise DataError(f"{path}: image_shape must be a list of whole numbers > 0, got {shape!r}")
+
+
 def load_run(logdir: str | pathlib.Path) -> TrainedRun:
     """The trained models of the run in `logdir` (what `python -m jaxsoftmax.train` wrote).
 
@@ -249,8 +269,13 @@ def load_run(logdir: str | pathlib.Path) -> TrainedRun:
             )
         data = results["data"]
         shape, classes = tuple(data["image_shape"]), list(data["class_names"])
+        _check_described(results_path, names, shape, classes)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DataError(f"{results_path} is not a jaxsoftmax results file ({error})") from None
+    # What reaches a terminal is printable: a control character shows as its escape.
+    data["class_names"] = [printable(name) for name in classes]
+    for run in results["runs"]:
+        run["name"] = printable(run["name"])
     _, params = checkpoint.read_final_params(logdir / CHECKPOINT_FILE)
     if params is not None:
         w, b = params["w"], params["b"]
