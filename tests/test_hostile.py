@@ -168,18 +168,40 @@ def test_a_picture_of_too_many_pixels_is_refused_before_it_is_decoded(logged_run
 # --- things that are not files -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["device", "fifo", "folder"])
+@pytest.mark.parametrize("kind", ["device", "fifo"])
 def test_what_is_not_a_regular_file_is_refused_without_reading_it(logged_run, tmp_path, kind):
     logdir, record = logged_run
-    path = {"device": pathlib.Path("/dev/zero"), "fifo": tmp_path / "pipe",
-            "folder": tmp_path / "dir"}[kind]  # fmt: skip
+    path = {"device": pathlib.Path("/dev/zero"), "fifo": tmp_path / "pipe"}[kind]
     if kind == "fifo":
         os.mkfifo(path)
-    if kind == "folder":
-        path.mkdir()
     done = run_command("jaxsoftmax.predict", [logdir, "--run", record["runs"][0]["name"], path],
                        timeout=60)  # fmt: skip
     one_line_refusal(done, str(path), "not a regular file")
+
+
+def test_predict_classifies_a_folder_and_says_what_it_cannot(logged_run, mnist, tmp_path, capsys):
+    """A folder was refused, and one bad file among many printed nothing for the good ones."""
+    from PIL import Image
+
+    from jaxsoftmax.cli import predict
+
+    logdir, record = logged_run
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for k in range(3):
+        Image.fromarray(mnist.test_images[k]).save(pictures / f"{k}.png")
+    (pictures / "notes.txt").write_text("not a picture")
+    (pictures / ".hidden.png").write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    argv = [logdir, "--run", record["runs"][0]["name"], pictures, tmp_path / "missing.png",
+            tmp_path / "empty"]  # fmt: skip
+    status, out, err = run_in_process(predict, argv, capsys)
+    assert status == 1
+    assert [line.split(":")[0] for line in out.splitlines()] == [
+        str(pictures / f"{k}.png") for k in range(3)
+    ]
+    assert err.count("\n") == 3 and "notes.txt: not an image" in err
+    assert "missing.png: cannot read" in err and "empty: a folder with no files" in err
 
 
 # --- the log directory: claimed by one run, never the current folder by accident -----------

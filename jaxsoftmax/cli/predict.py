@@ -56,13 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def classify() -> int:
         model = trained.choose(trained.load_run(args.logdir), args.run, best=args.best)
-        predictions = predict.predict_files(model, args.files, invert=args.invert, top=args.top)
+        predictions, errors = predict.predict_files(model, args.files, invert=args.invert,
+                                                    top=args.top)  # fmt: skip
         if args.json:
             document = {"logdir": str(args.logdir), "run": model.name, "predictions": predictions}
-            print(json.dumps(document, indent=1))
-        else:
+            print(json.dumps(document | ({"errors": errors} if errors else {}), indent=1))
+        elif predictions:
             print("\n".join(map(describe, predictions)))
-        return 0
+        for error in errors:  # what could be classified was; the rest, a line each
+            print(f"error: {error}", file=sys.stderr)
+        return cmdline.EXIT_DATA if errors else 0
 
     return cmdline.run_command(classify, parser)
 

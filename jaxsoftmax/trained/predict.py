@@ -4,18 +4,25 @@ import pathlib
 from collections.abc import Sequence
 
 from jaxsoftmax.data import images
+from jaxsoftmax.errors import DataError
 from jaxsoftmax.sweep.results import float32_value
 from jaxsoftmax.trained.run import Model
 
 
 def predict_files(
     model: Model, files: Sequence[pathlib.Path], *, invert: bool | None, top: int
-) -> list[dict]:
-    """Each image's best `top` classes: [{file, index, top: [{class, name, probability}]}]."""
-    predictions = []
-    for path in files:
-        batch = images.read_images(path, model.image_shape, background=model.background,
-                                   invert=invert)  # fmt: skip
+) -> tuple[list[dict], list[str]]:
+    """Each image's best `top` classes, [{file, index, top: [{class, name, probability}]}],
+    of every file given and every file in a folder given (sorted; hidden ones left out);
+    and a one-line reason for each file that could not be classified (the others are)."""
+    predictions, errors = [], []
+    for path in _expanded(files, errors):
+        try:
+            batch = images.read_images(path, model.image_shape, background=model.background,
+                                       invert=invert)  # fmt: skip
+        except DataError as error:
+            errors.append(str(error))
+            continue
         probabilities = model.predict_proba(batch)
         for index, row in enumerate(probabilities):
             best = row.argsort()[::-1][: min(top, len(row))]
@@ -28,4 +35,20 @@ def predict_files(
                     for k in best
                 ],
             })  # fmt: skip
-    return predictions
+    return predictions, errors
+
+
+def _expanded(files: Sequence[pathlib.Path], errors: list[str]) -> list[pathlib.Path]:
+    """`files`, each folder among them replaced by the files in it (an empty one noted in
+    `errors`)."""
+    found = []
+    for path in map(pathlib.Path, files):
+        if not path.is_dir():
+            found.append(path)
+            continue
+        inside = sorted(item for item in path.iterdir()
+                        if item.is_file() and not item.name.startswith("."))  # fmt: skip
+        if not inside:
+            errors.append(f"{path}: a folder with no files to classify")
+        found += inside
+    return found
