@@ -446,3 +446,50 @@ def test_a_symlink_loop_for_a_folder_is_one_line(tmp_path, capsys):
     (tmp_path / "b").symlink_to(tmp_path / "a")
     status, _, err = run_in_process(cli, ["--data-dir", tmp_path / "a", "--steps", "1"], capsys)
     assert status == 2 and "cannot be resolved" in err and err.count("\n") == 1, err
+
+
+# --- settings the models could not hold as given ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--learning-rates", "1e-46"], "learning rate 1e-46 is 0 in float32"),
+        (["--learning-rates", "1e39"], "learning rate 1e+39 is inf in float32"),
+        (["--grid", "momentum=0.999999999"], "momentum 0.999999999 is 1 in float32"),
+        (["--grid", "weight_decay=1e-45"], "weight decay 1e-45 is 1.4013e-45 in float32"),
+    ],
+    ids=["lr-underflows", "lr-overflows", "momentum-rounds-to-1", "decay-subnormal"],
+)
+def test_a_setting_float32_cannot_hold_is_refused(mnist_dir, tmp_path, capsys, argv, words):
+    """--learning-rates 1e-46 passed the 'positive finite' check, and trained at 0."""
+    import jaxsoftmax as js
+    from jaxsoftmax.cli import train as cli
+
+    status, _, err = run_in_process(cli, [*argv, "--data-dir", mnist_dir, "--logdir",
+                                          tmp_path / "run"], capsys)  # fmt: skip
+    assert status == 2 and words in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(js.ConfigError, match="in float32"):
+        js.SweepConfig(learning_rates=(1e-46,))
+
+
+@pytest.mark.parametrize(
+    "retyped",
+    [lambda w: w.astype(np.complex64), lambda w: w.astype(np.int32),
+     lambda w: np.zeros(w.shape, dtype=[("a", "f4"), ("b", "f4")]), lambda w: w.astype(str)],
+    ids=["complex", "integer", "structured", "text"],
+)  # fmt: skip
+def test_weights_that_are_not_real_numbers_are_refused(logged_run, tmp_path, capsys, retyped):
+    """Complex, integer or structured weights in a checkpoint were accepted."""
+    from jaxsoftmax.cli import predict
+
+    logdir, name = edited_run(logged_run, tmp_path, lambda document: None)
+    with np.load(logdir / "checkpoint.npz") as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    arrays["params_w"] = retyped(arrays["params_w"])
+    np.savez(logdir / "checkpoint.npz", **arrays)
+    (tmp_path / "x.npy").write_bytes(b"")
+    status, out, err = run_in_process(predict, [logdir, "--run", name, tmp_path / "x.npy"], capsys)
+    assert status == 1 and out == "" and err.count("\n") == 1, err
+    assert "params_w is" in err and "not real numbers" in err, err

@@ -282,6 +282,22 @@ def read_final_params(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarr
         return meta, {name: archive[f"params_{name}"] for name in ("w", "b")}
 
 
+class _Numbers:
+    """A checkpoint archive whose every array is checked as it is read: real numbers
+    (parameters and metrics float), never complex, text or structured values, which
+    would train or predict as something else."""
+
+    def __init__(self, archive):
+        self._archive = archive
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        array = self._archive[name]
+        floats = name.startswith(("params_", "extra_params_")) or name in METRICS
+        if array.dtype.kind not in ("f" if floats else "fiub") or array.dtype.fields:
+            raise ValueError(f"its {name} is {array.dtype}, not real numbers")
+        return array
+
+
 @contextlib.contextmanager
 def _opened(path: str | os.PathLike):
     """(meta, archive) of a checkpoint file, its format checked; whatever goes wrong
@@ -294,7 +310,7 @@ def _opened(path: str | os.PathLike):
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             meta = json.loads(archive["meta"].tobytes().decode())
             _check_format(path, meta)
-            yield meta, archive
+            yield meta, _Numbers(archive)
     except (
         AttributeError,  # a part of the wrong kind, e.g. a list where a mapping belongs
         OSError,

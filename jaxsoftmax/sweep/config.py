@@ -52,6 +52,9 @@ def check_positive(name: str, value) -> float:
     return value
 
 
+FLOAT32 = np.finfo(np.float32)
+
+
 def check_value(axis: str, value) -> float | int:
     """One value of a grid axis, checked; raises ConfigError naming the rule it breaks."""
     if axis == "seed":
@@ -68,6 +71,20 @@ def check_value(axis: str, value) -> float | int:
         raise ConfigError(f"weight decay {value:g} is not a finite number >= 0")
     if axis == "momentum" and not (math.isfinite(value) and 0 <= value < 1):
         raise ConfigError(f"momentum {value:g} is not in [0, 1)")
+    # Models train in float32: a value it turns into 0, a subnormal or infinity, or a
+    # momentum it rounds to 1, would not be the value given.
+    with np.errstate(over="ignore"):
+        single = float(np.float32(value))
+    if axis == "momentum" and single >= 1:
+        raise ConfigError(
+            f"momentum {value!r} is 1 in float32, the precision models train in; give at "
+            f"most {float(np.nextafter(np.float32(1), np.float32(0))):.8g}"
+        )
+    if value and not FLOAT32.tiny <= single <= FLOAT32.max:
+        raise ConfigError(
+            f"{label} {value:g} is {single:g} in float32, the precision models train in; "
+            f"give a value from {FLOAT32.tiny:.3g} to {FLOAT32.max:.3g}"
+        )
     return value
 
 
