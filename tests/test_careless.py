@@ -48,3 +48,18 @@ def test_a_runs_repr_is_one_short_line(logged_run):
     logdir, record = logged_run
     text = repr(js.load_run(logdir))
     assert text.count("\n") == 0 and len(text) < 200 and record["runs"][0]["name"] in text
+
+
+def test_predict_on_a_folder_of_runs_names_the_runs_inside(logged_run, tmp_path, capsys):
+    """`predict runs/softmax` (the parent of runs) suggested training one."""
+    import shutil
+
+    from jaxsoftmax.cli import predict
+
+    logdir, _ = logged_run
+    for stamp in ("20261201-101500", "20261202-090000"):
+        shutil.copytree(logdir, tmp_path / stamp, ignore=shutil.ignore_patterns(".jaxsoftmax.lock"))
+    status = predict.main([str(tmp_path), str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1
+    assert "holds runs, not a run: give one of them, e.g. 20261201-101500, 20261202-090000" in err

@@ -493,3 +493,20 @@ def test_weights_that_are_not_real_numbers_are_refused(logged_run, tmp_path, cap
     status, out, err = run_in_process(predict, [logdir, "--run", name, tmp_path / "x.npy"], capsys)
     assert status == 1 and out == "" and err.count("\n") == 1, err
     assert "params_w is" in err and "not real numbers" in err, err
+
+
+def test_a_negative_learning_rate_in_a_stopped_runs_state_is_refused(small, tmp_path):
+    """A resumed optimiser state with a negative learning rate trained on, uphill."""
+    import jaxsoftmax as js
+    from jaxsoftmax.sweep import warm
+
+    logdir = tmp_path / "run"
+    config = js.SweepConfig(steps=400, learning_rates=(0.5,), chunk_steps=100)
+    assert js.train_logged(small, config, logdir, should_stop=lambda: True).interrupted
+    with np.load(logdir / "checkpoint.npz") as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    leaf = f"state_{warm.hyperparameter_leaf(config.descent, 'learning_rate')}"
+    arrays[leaf] = -arrays[leaf]
+    np.savez(logdir / "checkpoint.npz", **arrays)
+    with pytest.raises(js.CheckpointError, match="learning rates that are not positive"):
+        js.train_logged(small, None, logdir, resume=True)

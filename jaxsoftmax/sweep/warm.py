@@ -67,8 +67,15 @@ def models_first(state_host, plan: SweepPlan, index: int) -> list[np.ndarray]:
 def restart_schedule(leaves: list[np.ndarray], descent, steps: int) -> list[np.ndarray]:
     """Models-first state leaves whose cosine schedule starts again: its step count 0,
     decaying to 0 over `steps` steps (parameters and momentum kept as they are)."""
-    import optax
+    decay, count = hyperparameter_leaf(descent, "decay_steps"), schedule_count_leaf(descent)
+    restarted = list(leaves)
+    restarted[decay] = np.full_like(leaves[decay], steps)
+    restarted[count] = np.zeros_like(leaves[count])
+    return restarted
 
+
+def _numbered(descent):
+    """A training state of `descent`'s form whose leaves are their own indices."""
     from jaxsoftmax.core import engine
 
     template = engine.init_state(
@@ -76,13 +83,37 @@ def restart_schedule(leaves: list[np.ndarray], descent, steps: int) -> list[np.n
         0.0 if descent.weight_decay else None, 0.0 if descent.momentum else None,
     )  # fmt: skip
     treedef = jax.tree_util.tree_structure(template)
-    numbered = jax.tree_util.tree_unflatten(treedef, list(range(treedef.num_leaves)))
-    (decay,) = [i for _, i in optax.tree_utils.tree_get_all_with_path(numbered, "decay_steps")]
-    (count,) = [
-        i for path, i in optax.tree_utils.tree_get_all_with_path(numbered, "count")
+    return jax.tree_util.tree_unflatten(treedef, list(range(treedef.num_leaves)))
+
+
+def hyperparameter_leaf(descent, name: str) -> int:
+    """The index, among a training state's leaves, of hyperparameter `name`
+    (`learning_rate`, `decay_steps`, ...)."""
+    import optax
+
+    (index,) = [i for _, i in optax.tree_utils.tree_get_all_with_path(_numbered(descent), name)]
+    return index
+
+
+def schedule_count_leaf(descent) -> int:
+    """The index of the step count the cosine schedule reads."""
+    import optax
+
+    (index,) = [
+        i for path, i in optax.tree_utils.tree_get_all_with_path(_numbered(descent), "count")
         if path[-1].tuple_name == "ScaleByScheduleState"
     ]  # fmt: skip
-    restarted = list(leaves)
-    restarted[decay] = np.full_like(leaves[decay], steps)
-    restarted[count] = np.zeros_like(leaves[count])
-    return restarted
+    return index
+
+
+def descent_of(leaves: list) -> "object | None":
+    """The `GradientDescent` whose training state has as many leaves as `leaves` (each
+    of its optional parts adds its own number of them), or None."""
+    from jaxsoftmax.core.optimizer import GradientDescent
+
+    for weight_decay in (False, True):
+        for momentum in (False, True):
+            descent = GradientDescent(weight_decay, momentum)
+            if len(jax.tree_util.tree_leaves(_numbered(descent))) == len(leaves):
+                return descent
+    return None

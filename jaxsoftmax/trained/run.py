@@ -225,6 +225,15 @@ def chosen_on_validation(results: dict) -> str | None:
     return None
 
 
+def _runs_inside(folder: pathlib.Path) -> list[str]:
+    """The folders in `folder` that hold a run (a results.json), by name (runs/softmax's
+    are dated, so the newest is last)."""
+    try:
+        return sorted(sub.name for sub in folder.iterdir() if (sub / RESULTS_FILE).is_file())
+    except OSError:
+        return []
+
+
 def printable(text: str) -> str:
     """`text` with each character a terminal would act on (ANSI escapes, new lines) written
     as its escape, so that a name from a file cannot move the cursor or fake a line."""
@@ -255,6 +264,10 @@ def load_run(logdir: str | pathlib.Path) -> TrainedRun:
     logdir = pathlib.Path(logdir)
     results_path = logdir / RESULTS_FILE
     if not results_path.is_file():
+        inside = _runs_inside(logdir)
+        if inside:  # a folder of runs, as runs/softmax is
+            shown = ", ".join(inside[-5:]) + (f" ({len(inside)} in all)" if len(inside) > 5 else "")
+            raise DataError(f"{logdir} holds runs, not a run: give one of them, e.g. {shown}")
         raise DataError(
             f"{logdir} holds no finished jaxsoftmax run (no {RESULTS_FILE}); train one with "
             f"python -m jaxsoftmax.train --logdir {logdir}"
