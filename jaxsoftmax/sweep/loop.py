@@ -173,14 +173,7 @@ class SweepRun(Run):
             raise CheckpointError(
                 "the checkpoint was trained on other data; resume with the same dataset and files"
             )
-        descent = None if checkpoint.state is None else warm.descent_of(checkpoint.state)
-        if descent is not None:  # the learning rates it goes on with
-            rates = checkpoint.state[warm.hyperparameter_leaf(descent, "learning_rate")]
-            if not (np.isfinite(rates).all() and (rates > 0).all()):
-                raise CheckpointError(
-                    "the checkpoint is damaged: its optimiser state holds learning rates that "
-                    "are not positive finite numbers"
-                )
+        warm.check_learning_rates(checkpoint.state)
         params = checkpoint.progress.params
         if params is not None and params["w"].shape[1:] != (
             dataset.num_features,

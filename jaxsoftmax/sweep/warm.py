@@ -117,3 +117,19 @@ def descent_of(leaves: list) -> "object | None":
             if len(jax.tree_util.tree_leaves(_numbered(descent))) == len(leaves):
                 return descent
     return None
+
+
+def check_learning_rates(leaves: list | None) -> None:
+    """Raises CheckpointError where a saved training state (None: none saved) holds a
+    learning rate that is not a positive finite number: it would train uphill, or not."""
+    from jaxsoftmax.errors import CheckpointError
+
+    descent = None if leaves is None else descent_of(leaves)
+    if descent is None:
+        return
+    rates = np.asarray(leaves[hyperparameter_leaf(descent, "learning_rate")])
+    if not (np.isfinite(rates).all() and (rates > 0).all()):
+        raise CheckpointError(
+            "the checkpoint is damaged: its optimiser state holds learning rates that are "
+            "not positive finite numbers"
+        )
