@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from .conftest import REPO
+from .test_trained import run_main as run_in_process
 
 PEAK_MB = 1024
 
@@ -375,15 +376,6 @@ def edited_run(logged_run, tmp_path, edit) -> tuple[pathlib.Path, str]:
     edit(document)
     (copy / "results.json").write_text(json.dumps(document))
     return copy, record["runs"][0]["name"]
-
-
-def run_in_process(module, argv, capsys) -> tuple[int, str, str]:
-    try:
-        status = module.main([str(arg) for arg in argv])
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def test_class_names_reach_the_terminal_escaped(logged_run, tmp_path, capsys):
