@@ -6,6 +6,10 @@ row of indices into it, and the state of every (fold x setting) model, trained b
 import numpy as np
 from sklearn.base import clone
 
+# What a setting may change: the hyperparameters each model of one program holds as
+# arrays (`optimizer.gradient_descent`). The rest shape the program and stay fixed.
+SEARCHABLE = ("learning_rate", "alpha", "momentum")
+
 
 class Folds:
     """Every fold of a search, ready to train settings on.
@@ -48,7 +52,7 @@ class Folds:
         from jaxsoftmax.core.layouts import to_layout
 
         padded = candidates + candidates[-1:] * (-len(candidates) % len(self.devices))
-        rates, alphas, momenta = (self._values(padded, name) for name in _SETTINGS)
+        rates, alphas, momenta = (self._values(padded, name) for name in SEARCHABLE)
         self.descent = self._descent(candidates)
         decay = self.steps if decay_steps is None else np.full_like(self.steps, decay_steps)
         decay = decay if self.base.schedule == "cosine" else np.zeros_like(decay)
@@ -123,9 +127,6 @@ class Folds:
                              weight_decays=distinct("alpha"), momenta=distinct("momentum"),
                              steps=1, batch_size=1)  # fmt: skip
         return config.descent
-
-
-_SETTINGS = ("learning_rate", "alpha", "momentum")
 
 
 def _fold_weights(base, trains, X, labels, classes, sample_weight) -> np.ndarray:

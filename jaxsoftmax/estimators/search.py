@@ -25,6 +25,7 @@ from sklearn.utils.validation import _check_sample_weight, indexable, validate_d
 
 from jaxsoftmax.core import host
 from jaxsoftmax.estimators.classifier import SoftmaxClassifier
+from jaxsoftmax.estimators.folds import SEARCHABLE
 
 # The checks of scikit-learn's `parametrize_with_checks` this search is expected to fail.
 EXPECTED_FAILED_CHECKS = {
@@ -33,10 +34,6 @@ EXPECTED_FAILED_CHECKS = {
         "differ (and each trains in float32, see SoftmaxClassifier's)"
     ),
 }
-
-# What a setting may change: the hyperparameters each model of one program holds as
-# arrays (`optimizer.gradient_descent`). The rest shape the program and stay fixed.
-SEARCHABLE = ("learning_rate", "alpha", "momentum")
 
 
 class SoftmaxSearchCV(BaseSearchCV):
