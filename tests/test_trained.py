@@ -85,8 +85,10 @@ def test_models_refuse_images_they_cannot_take(run_dir):
 
 
 def test_pictures_of_every_test_image_get_the_models_classes(run_dir, mnist, tmp_path, capsys):
-    """All 10,000 test images: as 28x28 PNGs (light on dark) exactly the model's classes;
-    as 84x84 dark-on-light scans, at least 98% the same."""
+    """All 10,000 test images as 28x28 PNGs (light on dark): exactly the model's classes.
+    2,000 as 84x84 dark-on-light scans: framed anew (box, centre of mass), as accurate as
+    the model on the digits themselves and at least 95% the same classes; `--raw` (padded
+    and resized alone, which undoes the scan's scaling exactly) at least 98% the same."""
     model = js.load_run(run_dir)["lr=0.005"]
     expected = model.predict(mnist.test_images)
     (tmp_path / "plain").mkdir()
@@ -95,18 +97,22 @@ def test_pictures_of_every_test_image_get_the_models_classes(run_dir, mnist, tmp
     for index, image in enumerate(mnist.test_images):
         plain.append(tmp_path / "plain" / f"{index}.png")
         Image.fromarray(image).save(plain[-1])
-        scans.append(tmp_path / "scans" / f"{index}.png")
-        large = Image.fromarray(image).resize((84, 84), Image.Resampling.BICUBIC)
-        Image.fromarray(255 - np.asarray(large)).save(scans[-1])
-    for files, least in ((plain, 1.0), (scans, 0.98)):
+        if index < 2000:
+            scans.append(tmp_path / "scans" / f"{index}.png")
+            large = Image.fromarray(image).resize((84, 84), Image.Resampling.BICUBIC)
+            Image.fromarray(255 - np.asarray(large)).save(scans[-1])
+    labels = mnist.test_labels[:2000]
+    for files, extra, least in ((plain, [], 1.0), (scans, [], 0.95), (scans, ["--raw"], 0.98)):
         status, out, err = run_main(
-            predict, [run_dir, "--run", "lr=0.005", "--json", *files], capsys
+            predict, [run_dir, "--run", "lr=0.005", "--json", *extra, *files], capsys
         )
         assert status == 0, err
         predictions = json.loads(out)["predictions"]
         got = np.array([row["top"][0]["class"] for row in predictions])
-        agreement = (got == expected).mean()
-        assert agreement >= least, agreement
+        agreement = (got == expected[: len(got)]).mean()
+        assert agreement >= least, (extra, agreement)
+        if files is scans and not extra:
+            assert (got == labels).mean() >= (expected[:2000] == labels).mean() - 0.005
     assert agreement < 1.0  # the scans went through a real resize and inversion
 
 

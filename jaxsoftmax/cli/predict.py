@@ -23,8 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         (
             "Classify images with a model a training run left in LOGDIR: pictures (PNG, JPEG, "
-            "BMP; made grayscale, resized and inverted as the training images need), IDX "
-            "images files or .npy arrays of images."
+            "BMP, TIFF; photos framed as the training images are: background and contrast "
+            "from the picture, the ink's box scaled and centred as MNIST's digits; see "
+            "--raw), IDX images files or .npy arrays of images."
         ),
     )
     cmdline.add_model_choice(parser)
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--invert", action=argparse.BooleanOptionalAction,
                         help="invert pictures (light on dark becomes dark on light); default: "
                         "when their background is not the training images'")  # fmt: skip
+    parser.add_argument("--raw", action="store_true",
+                        help="do not frame pictures: only pad them to a square, resize and "
+                        "invert them; --json says what was done to each")  # fmt: skip
     parser.add_argument("--top", type=cmdline.argument_type(int, lambda k: check_count("--top", k)),
                         default=3, help="how many classes to show for each image")  # fmt: skip
     parser.add_argument("--json", action="store_true",
@@ -57,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def classify() -> int:
         model = trained.choose(trained.load_run(args.logdir), args.run, best=args.best)
         predictions, errors = predict.predict_files(model, args.files, invert=args.invert,
-                                                    top=args.top)  # fmt: skip
+                                                    top=args.top, raw=args.raw)  # fmt: skip
         if args.json:
             document = {"logdir": str(args.logdir), "run": model.name, "predictions": predictions}
             print(json.dumps(document | ({"errors": errors} if errors else {}), indent=1))

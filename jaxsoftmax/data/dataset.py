@@ -9,6 +9,7 @@ import numpy as np
 
 from jaxsoftmax.core import features
 from jaxsoftmax.data import catalog
+from jaxsoftmax.data import framing as framings
 from jaxsoftmax.errors import ConfigError, DataError
 
 # Which random stream of a seed picks the validation split (batches and initial weights
@@ -88,6 +89,13 @@ class Dataset:
         )  # fmt: skip
         return "dark" if border.mean() < 128 else "light"
 
+    @property
+    def framing(self) -> dict | None:
+        """How the images frame what they show (`framing.framing_of`: MNIST's digits fill
+        a 20x20 box centred by mass), which a picture is made to match; None for data
+        that are not grey pixel images."""
+        return framings.framing_of(self.train_images, self.background) if self.drawable else None
+
     def summary(self) -> dict:
         """What a model trained on this data must know to be used: JSON-friendly."""
         return {
@@ -96,6 +104,7 @@ class Dataset:
             "num_classes": self.num_classes,
             "class_names": list(self.class_names),
             "background": self.background,
+            "framing": self.framing,
             "inputs": self.inputs,
         }
 

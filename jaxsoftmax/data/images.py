@@ -1,11 +1,14 @@
 """A user's images, made fit for a model: picture files, IDX files and NumPy arrays.
 
-A picture (PNG, JPEG, BMP, anything Pillow reads) becomes one grayscale image: flattened
-onto white where it is transparent, padded to a square with its own border's shade (so
-a digit keeps its proportions), resized to the model's size with antialiasing, and
-inverted where its background does not match the training data's (MNIST is a light
-digit on a dark ground; a scan is usually dark on light). An IDX images file or a `.npy`
-array holds images already, of the model's size, used as they are.
+A picture (PNG, JPEG, BMP, TIFF, anything Pillow reads) becomes one grayscale image: turned
+upright as its EXIF orientation says, 16-bit and float pixels kept to their depth, a
+transparent one flattened onto the shade its drawing stands out from; then framed as the
+training images are (see `framing`: MNIST's recipe of an ink box scaled to 20x20 and
+centred by mass, from a photo's background, ink and contrast), or, `raw`, only padded
+to a square with its border's shade and resized; light ink on dark where the training
+data is (MNIST), else inverted. A picture already of the model's size is taken as
+framed. An IDX images file or a `.npy` array holds images already, of the model's size,
+used as they are.
 """
 
 import math
@@ -14,16 +17,20 @@ import stat
 
 import numpy as np
 
+from jaxsoftmax.data import framing as framings
+from jaxsoftmax.data import photos
 from jaxsoftmax.data.idx import check_fits, read_idx
 from jaxsoftmax.errors import DataError
 
 _NPY_MAGIC = b"\x93NUMPY"
 # The most an images file may be and the most pixels a picture may have, both decided
-# before anything is decoded (an 8000x8000 photo), and the most pixels of the square a
-# picture is padded to (a longer one is shrunk first).
+# before anything is decoded (an 8000x8000 photo), and the longest side a picture is
+# shrunk to before it is looked at (its digit keeps dozens of pixels; a long thin
+# picture is never padded to a huge square).
 MAX_FILE_BYTES = 2**30
 MAX_PICTURE_PIXELS = 64_000_000
-MAX_SQUARE_PIXELS = 16_000_000
+WORK_SIDE = 1024
+_EXIF_ORIENTATION = 0x0112
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -33,15 +40,21 @@ def read_images(
     *,
     background: str = "dark",
     invert: bool | None = None,
-) -> np.ndarray:
+    framing: dict | None = None,
+    raw: bool = False,
+) -> tuple[np.ndarray, dict | None]:
     """The images in a file, (N, height, width), as the model takes them: uint8, or
-    float32 in [0, 1] where a `.npy` array holds floats.
+    float32 in [0, 1] where a `.npy` array holds floats; and, for a picture, what was
+    done to it (None for arrays, taken as they are).
 
     Args:
       path: a picture, an IDX images file (raw or gzip) or a `.npy` array of images.
       image_shape: (height, width) the model takes.
       background: the training images' background, `dark` or `light`.
       invert: for pictures, whether to invert them; None decides from their border.
+      framing: how the training images are framed (`framing.framing_of`); None:
+        MNIST's recipe.
+      raw: pictures only padded and resized, not framed.
 
     Raises:
       DataError: the file cannot be read, holds no images, or images of another size
@@ -62,10 +75,12 @@ def read_images(
     except OSError as error:
         raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
     if magic.startswith(_NPY_MAGIC):
-        return _fit_array(path, _load_npy(path), image_shape)
+        return _fit_array(path, _load_npy(path), image_shape), None
     if magic.startswith(_GZIP_MAGIC) or magic[:2] == b"\0\0":
-        return _fit_array(path, read_idx(path), image_shape)
-    return _picture(path, image_shape, background=background, invert=invert)[None]
+        return _fit_array(path, read_idx(path), image_shape), None
+    image, how = _picture(path, image_shape, background=background, invert=invert,
+                          framing=framing, raw=raw)  # fmt: skip
+    return image[None], how
 
 
 def _load_npy(path: pathlib.Path) -> np.ndarray:
@@ -111,39 +126,110 @@ def _fit_array(path: pathlib.Path, array: np.ndarray, image_shape) -> np.ndarray
     raise DataError(f"{path}: images must be uint8 (0-255) or float in [0, 1], not {array.dtype}")
 
 
-def _picture(path: pathlib.Path, image_shape, *, background: str, invert) -> np.ndarray:
-    """One picture as a uint8 (height, width) image the model takes."""
-    from PIL import Image, UnidentifiedImageError  # Pillow comes with TensorBoard
+def _picture(
+    path: pathlib.Path, image_shape, *, background: str, invert, framing: dict | None, raw: bool
+) -> tuple[np.ndarray, dict]:
+    """One picture as a uint8 (height, width) image the model takes, and what was done."""
+    gray, scale, how = _decoded(path)
+    dark_ink = None if invert is None else invert != (background == "light")
+    if raw or (gray.shape == tuple(image_shape) and scale == 1):
+        image, done = _padded(gray, image_shape, dark_ink)
+        how |= done | {"framed": False}
+    else:
+        framing = framing or framings.default_framing(image_shape)
+        image, done = photos.frame(gray, image_shape, framing, dark_ink=dark_ink)
+        if "ink_box" in done:
+            done["ink_box"] = [round(v / scale) for v in done["ink_box"]]
+        how |= done | {"framed": True}
+    if background == "light":
+        image = 1 - image
+    return np.round(image * 255).astype(np.uint8), how
 
+
+def _decoded(path: pathlib.Path) -> tuple[np.ndarray, float, dict]:
+    """A picture in grayscale, float in [0, 1], turned upright and shrunk to at most
+    WORK_SIDE pixels a side; the scale it was shrunk by; what was done."""
+    from PIL import Image, ImageOps, UnidentifiedImageError  # Pillow comes with TensorBoard
+
+    how = {}
     try:
         with Image.open(path) as picture:  # reads the header alone
             _check_pixels(path, *picture.size)
             picture.load()
-            if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
-                white = Image.new("RGBA", picture.size, (255, 255, 255, 255))
-                picture = Image.alpha_composite(white, picture.convert("RGBA"))
-            gray = picture.convert("L")
+            orientation = picture.getexif().get(_EXIF_ORIENTATION, 1)
+            if orientation != 1:
+                picture = ImageOps.exif_transpose(picture)
+                how["orientation"] = f"turned upright (EXIF orientation {orientation})"
+            picture = _resizable(picture)
+            scale = min(1.0, WORK_SIDE / max(picture.size))
+            if scale < 1:
+                size = [max(1, round(side * scale)) for side in picture.size]
+                picture = picture.resize(size, Image.Resampling.LANCZOS)
+            gray = _gray(path, picture)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         reason = "not an image, IDX file or .npy array"
         if not isinstance(error, UnidentifiedImageError):
             reason = f"cannot read it as an image ({str(error).splitlines()[0] or error})"
         raise DataError(f"{path}: {reason}") from None
-    pixels = np.asarray(gray)
-    if pixels.size == 0:
+    if gray.size == 0:
         raise DataError(f"{path}: the image is empty")
-    shade = int(np.median(_border(pixels)))
-    side = max(pixels.shape)
-    if side * side > MAX_SQUARE_PIXELS:  # a long thin picture: shrink it before padding
-        scale = math.sqrt(MAX_SQUARE_PIXELS) / side
-        size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
-        gray, side = gray.resize(size, Image.Resampling.LANCZOS), max(size)
-    square = Image.new("L", (side, side), shade)
-    square.paste(gray, ((side - gray.width) // 2, (side - gray.height) // 2))
+    return gray, scale, how
+
+
+def _resizable(picture):
+    """`picture` in a mode Pillow resizes without losing what it holds: 16-bit and
+    float pictures keep their depth, transparent ones their alpha."""
+    if picture.mode in ("I", "F"):
+        return picture
+    if picture.mode.startswith("I;16"):
+        return picture.convert("I")
+    if picture.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in picture.info:
+        return picture.convert("RGBA")
+    return picture.convert("L")
+
+
+def _gray(path: pathlib.Path, picture) -> np.ndarray:
+    """A picture (as `_resizable` leaves it) as float grayscale in [0, 1].
+
+    16-bit pixels are scaled by 65535 and float ones taken in [0, 1] (or [0, 255] or
+    [0, 65535], else stretched from their least to most). A transparent picture is
+    flattened onto black where what it draws is light (a white digit on nothing), else
+    onto white."""
+    if picture.mode == "RGBA":
+        rgba = np.asarray(picture, np.float64) / 255
+        luminance = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])
+        alpha = rgba[..., 3]
+        drawn = alpha > 0.5
+        ground = 0.0 if drawn.any() and luminance[drawn].mean() > 0.5 else 1.0
+        return luminance * alpha + ground * (1 - alpha)
+    values = np.asarray(picture, np.float64)
+    if picture.mode == "L":
+        return values / 255
+    if not np.isfinite(values).all():
+        raise DataError(f"{path}: the picture holds pixels that are not numbers (NaN or inf)")
+    low, high = values.min(), values.max()
+    for top in (1.0, 255.0, 65535.0) if picture.mode == "F" else (65535.0,):
+        if low >= 0 and high <= top:
+            return values / top
+    return (values - low) / max(high - low, 1e-12)
+
+
+def _padded(gray: np.ndarray, image_shape, dark_ink: bool | None) -> tuple[np.ndarray, dict]:
+    """The picture as it is (`--raw`): padded to a square with its border's shade,
+    resized, light ink on black (float [0, 1])."""
+    from PIL import Image
+
+    shade = float(np.median(framings.border(gray)))
+    if dark_ink is None:
+        dark_ink = shade >= 0.5
+    side = max(gray.shape)
+    square = np.full((side, side), shade, np.float32)
+    top, left = (side - gray.shape[0]) // 2, (side - gray.shape[1]) // 2
+    square[top : top + gray.shape[0], left : left + gray.shape[1]] = gray
     height, width = image_shape
-    resized = np.asarray(square.resize((width, height), Image.Resampling.LANCZOS))
-    if invert is None:
-        invert = (shade >= 128) != (background == "light")
-    return 255 - resized if invert else resized
+    resized = Image.fromarray(square).resize((width, height), Image.Resampling.LANCZOS)
+    image = np.clip(np.asarray(resized), 0, 1)
+    return (1 - image if dark_ink else image), {"ink": "dark" if dark_ink else "light"}
 
 
 def _check_pixels(path: pathlib.Path, width: int, height: int) -> None:
@@ -153,7 +239,3 @@ def _check_pixels(path: pathlib.Path, width: int, height: int) -> None:
             f"{path}: a {width}x{height} picture is too big to classify (at most "
             f"{MAX_PICTURE_PIXELS // 10**6} million pixels); crop or shrink it"
         )
-
-
-def _border(pixels: np.ndarray) -> np.ndarray:
-    return np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])

@@ -10,16 +10,25 @@ from jaxsoftmax.trained.run import Model
 
 
 def predict_files(
-    model: Model, files: Sequence[pathlib.Path], *, invert: bool | None, top: int
+    model: Model,
+    files: Sequence[pathlib.Path],
+    *,
+    invert: bool | None = None,
+    top: int = 3,
+    raw: bool = False,
 ) -> tuple[list[dict], list[str]]:
-    """Each image's best `top` classes, [{file, index, top: [{class, name, probability}]}],
-    of every file given and every file in a folder given (sorted; hidden ones left out);
-    and a one-line reason for each file that could not be classified (the others are)."""
+    """Each image's best `top` classes, [{file, index, top: [{class, name, probability}],
+    prepared}], of every file given and every file in a folder given (sorted; hidden ones
+    left out); and a one-line reason for each file that could not be classified (the
+    others are). `prepared` says what was done to a picture (see `images.read_images`;
+    `raw`: only padded and resized), None for arrays."""
     predictions, errors = [], []
     for path in _expanded(files, errors):
         try:
-            batch = images.read_images(path, model.image_shape, background=model.background,
-                                       invert=invert)  # fmt: skip
+            batch, prepared = images.read_images(
+                path, model.image_shape, background=model.background, invert=invert,
+                framing=model.framing, raw=raw,
+            )  # fmt: skip
         except DataError as error:
             errors.append(str(error))
             continue
@@ -34,6 +43,7 @@ def predict_files(
                      "probability": float32_value(row[k])}
                     for k in best
                 ],
+                "prepared": prepared,
             })  # fmt: skip
     return predictions, errors
 

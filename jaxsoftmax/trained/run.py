@@ -40,6 +40,8 @@ class Model:
         (height, width, channels), or (features,) vectors.
       class_names: what each class is called.
       background: `dark` or `light`, the background of the images it was trained on.
+      framing: how those images frame what they show (`data.framing.framing_of`), or
+        None where the run did not record it (MNIST's recipe is used).
       inputs: `pixels` (uint8 0-255, scaled into [0, 1]) or `features` (floats taken as
         they are): what it was trained on (see `features`).
     """
@@ -50,6 +52,7 @@ class Model:
     image_shape: tuple[int, ...]
     class_names: tuple[str, ...]
     background: str = "dark"
+    framing: dict | None = None
     inputs: str = features.PIXELS
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
@@ -180,6 +183,7 @@ class TrainedRun:
             image_shape=tuple(data["image_shape"]),
             class_names=tuple(data["class_names"]),
             background=data.get("background") or "dark",
+            framing=data.get("framing"),
             inputs=data.get("inputs", features.PIXELS),
         )
 
