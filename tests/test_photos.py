@@ -4,6 +4,7 @@ EXIF-rotated) read as the same image. Oracles: the true classes of the MNIST tes
 the photos are made from, where each was drawn, and the 8-bit picture of each."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from jaxsoftmax.cli import train as cli
 from jaxsoftmax.data import framing, images
 from jaxsoftmax.errors import DataError
 
+from .conftest import REPO
 from .photos import make_photos
 from .test_trained import run_main
 
@@ -54,6 +56,16 @@ def test_photos_of_test_digits_are_classified_as_well_as_the_digits(
                 assert max(prepared["scaled_to"]) == 20
     print(f"photos: framed {accuracy['framed']:.1%}, raw {accuracy['raw']:.1%}")
     assert accuracy["framed"] >= 0.85 and accuracy["raw"] < 0.5, accuracy
+
+
+def test_readmes_photo_is_a_two(default_run, capsys):
+    """README's example: docs/scan.jpg, a 520x467 JPEG of test digit 1 (a 2), framed."""
+    for extra, least in (([], 0.9), (["--raw"], 0.0)):
+        status, out, err = run_main(predict, [default_run, *extra, REPO / "docs/scan.jpg"], capsys)
+        assert status == 0, err
+        best = re.match(r".*scan\.jpg: (\d) \((\d+\.\d)%\)", out)
+        assert best.group(1) == "2" or extra, out
+        assert float(best.group(2)) >= 100 * least, out
 
 
 def test_each_dataset_records_how_it_frames_its_images(default_run, mnist, mnist_dir):
