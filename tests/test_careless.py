@@ -63,3 +63,40 @@ def test_predict_on_a_folder_of_runs_names_the_runs_inside(logged_run, tmp_path,
     err = capsys.readouterr().err
     assert status == 1 and err.count("\n") == 1
     assert "holds runs, not a run: give one of them, e.g. 20261201-101500, 20261202-090000" in err
+
+
+def test_the_predicted_class_is_one_rule_everywhere(mnist_dir, mnist, tmp_path, capsys):
+    """lr=1e-20: logits differ by ~1e-17 and the probabilities round to a uniform 0.1.
+    results.json's accuracy, its confusion matrix, `predict` (API and command line) and
+    the ONNX `label` all pick the largest logit (ties: the lowest class); the argmax of
+    the probabilities (what the command line ranked by before) does not."""
+    import json
+
+    import numpy as np
+
+    from jaxsoftmax.cli import export, predict
+    from jaxsoftmax.cli import train as cli
+
+    from .test_trained import run_main
+
+    logdir = tmp_path / "run"
+    argv = ["--learning-rates", "1e-20", "--steps", "50", "--data-dir", mnist_dir, "--quiet"]
+    assert cli.main([*map(str, argv), "--no-summaries", "--logdir", str(logdir)]) == 0
+    run = json.loads((logdir / "results.json").read_text())["runs"][0]
+    model = js.load_run(logdir)["lr=1e-20"]
+    classes = model.predict(mnist.test_images)
+    accuracy = (classes == mnist.test_labels).mean()
+    assert accuracy == pytest.approx(run["test_accuracy"], abs=1e-6) and accuracy > 0.5
+    assert np.trace(run["confusion_matrix"]) == (classes == mnist.test_labels).sum()
+    assert (model.predict_proba(mnist.test_images).argmax(1) == mnist.test_labels).mean() < 0.2
+    np.save(tmp_path / "first.npy", mnist.test_images[:300])
+    status, out, err = run_main(predict, [logdir, "--json", tmp_path / "first.npy"], capsys)
+    assert status == 0, err
+    shown = [row["top"][0]["class"] for row in json.loads(out)["predictions"]]
+    np.testing.assert_array_equal(shown, classes[:300])
+    onnxruntime = pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    status, _, err = run_main(export, [logdir, "-o", tmp_path / "m.onnx"], capsys)
+    assert status == 0, err
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
+    np.testing.assert_array_equal(session.run(["label"], {"images": mnist.test_images})[0],
+                                  classes)  # fmt: skip

@@ -186,11 +186,13 @@ def test_onnx_export_runs_in_onnxruntime_like_the_model(run_dir, mnist, tmp_path
     status, out, err = run_main(export, [run_dir, "--run", "lr=0.008", "-o", path], capsys)
     assert status == 0 and out == f"{path}\n", err
     session = onnxruntime.InferenceSession(str(path))
-    (given,), (returned,) = session.get_inputs(), session.get_outputs()
+    (given,), (returned, label) = session.get_inputs(), session.get_outputs()
     assert (given.name, given.type, given.shape[1:]) == ("images", "tensor(uint8)", [28, 28])
     assert (returned.name, returned.shape[1:]) == ("probabilities", [10])
-    probabilities = session.run(None, {"images": mnist.test_images})[0]
+    assert (label.name, label.type) == ("label", "tensor(int64)")
+    probabilities, labels = session.run(None, {"images": mnist.test_images})
     model = js.load_run(run_dir)["lr=0.008"]
+    np.testing.assert_array_equal(labels, model.predict(mnist.test_images))
     np.testing.assert_array_equal(probabilities.argmax(axis=1), model.predict(mnist.test_images))
     np.testing.assert_allclose(probabilities, model.predict_proba(mnist.test_images), atol=1e-5)
     metadata = session.get_modelmeta().custom_metadata_map

@@ -3,10 +3,11 @@
 Writes what `trained.export.write` makes (an existing file is kept unless `--overwrite`):
 
 - `--format onnx`: an ONNX graph from uint8 images (N, height, width) to class
-  probabilities (N, classes), the scaling to [0, 1] inside it. Built with `onnx.helper`
-  node by node (Cast, Div, Reshape, MatMul, Add, Softmax): the model is those six
-  operations, written here exactly, with no converter to trace JAX and no JAX at all.
-  Needs the export extra: `pip install 'jaxsoftmax[export]'`.
+  probabilities (N, classes) and the predicted class `label` (N,), the scaling to [0, 1]
+  inside it. Built with `onnx.helper` node by node (Cast, Div, Reshape, MatMul, Add,
+  Softmax, ArgMax): the model is those seven operations, written here exactly, with no
+  converter to trace JAX and no JAX at all. Needs the export extra: `pip install
+  'jaxsoftmax[export]'`.
 - `--format npz`: plain NumPy arrays `w` (features, classes), `b` (classes,),
   `image_shape` and `class_names`, for any program with NumPy (README shows ten lines).
 """

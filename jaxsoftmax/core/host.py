@@ -21,6 +21,13 @@ def predicted(logits: np.ndarray) -> np.ndarray:
     return logits.argmax(axis=-1)
 
 
+def ranked(logits: np.ndarray, top: int) -> np.ndarray:
+    """The `top` classes from most to least likely along the last axis: by logit, ties
+    the lowest class first, so the first is `predicted`'s (probabilities can round to
+    equal where logits differ)."""
+    return np.argsort(-logits, axis=-1, kind="stable")[..., :top]
+
+
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     """The mean cross-entropy of (N, classes) float32 logits for int labels (N,), with
     the probability of the true class floored at float32's smallest normal, as log(0)

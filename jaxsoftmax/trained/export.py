@@ -1,10 +1,10 @@
 """A trained model for other runtimes, written atomically by `write(model, path, format)`.
 
-- `onnx`: an ONNX graph from uint8 images (N, height, width) to class probabilities
-  (N, classes), the scaling to [0, 1] inside it. Built with `onnx.helper` node by node
-  (Cast, Div, Reshape, MatMul, Add, Softmax): the model is those six operations, written
-  here exactly, with no converter to trace JAX and no JAX at all. Needs the export extra:
-  `pip install 'jaxsoftmax[export]'`.
+- `onnx`: an ONNX graph from uint8 images (N, height, width) to class probabilities (N,
+  classes) and the predicted class (N,), the scaling to [0, 1] inside it. Built with
+  `onnx.helper` node by node (Cast, Div, Reshape, MatMul, Add, Softmax, ArgMax): the model
+  is those seven operations, written here exactly, with no converter to trace JAX and no
+  JAX at all. Needs the export extra: `pip install 'jaxsoftmax[export]'`.
 - `npz`: plain NumPy arrays `w` (features, classes), `b` (classes,), `image_shape` and
   `class_names`, for any program with NumPy (README shows ten lines).
 """
@@ -20,14 +20,16 @@ from jaxsoftmax.trained.run import Model
 
 FORMATS = ("onnx", "npz")
 OPSET = 17  # Softmax over the last axis, as every current runtime reads it
-INPUT, OUTPUT = "images", "probabilities"
+INPUT, OUTPUT, LABEL = "images", "probabilities", "label"
 
 
 def onnx_model(model: Model):
-    """The ONNX graph of `model`: `images` (N, *image_shape) to float32 `probabilities`
-    (N, classes); class names and image shape in its metadata. A model trained on pixels
-    takes uint8 images and scales them as training did; one trained on float features
-    takes float32 features as they are (see `features`)."""
+    """The ONNX graph of `model`: `images` (N, *image_shape) to float32 `probabilities` (N,
+    classes) and int64 `label` (N,), the predicted class as `predict` picks it (the
+    argmax of the logits, not of probabilities that may round to equal); class names and
+    image shape in its metadata. A model trained on pixels takes uint8 images and scales
+    them as training did; one trained on float features takes float32 features as they
+    are (see `features`)."""
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
@@ -51,13 +53,17 @@ def onnx_model(model: Model):
         helper.make_node("MatMul", ["inputs", "w"], ["products"]),
         helper.make_node("Add", ["products", "b"], ["logits"]),
         helper.make_node("Softmax", ["logits"], [OUTPUT], axis=-1),
+        helper.make_node("ArgMax", ["logits"], [LABEL], axis=-1, keepdims=0),
     ]
     input_type = TensorProto.UINT8 if pixels else TensorProto.FLOAT
     graph = helper.make_graph(
         nodes,
         f"jaxsoftmax {model.name}",
         [helper.make_tensor_value_info(INPUT, input_type, ["N", *shape])],
-        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", len(model.b)])],
+        [
+            helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", len(model.b)]),
+            helper.make_tensor_value_info(LABEL, TensorProto.INT64, ["N"]),
+        ],
         initializer=constants,
     )
     exported = helper.make_model(

@@ -3,6 +3,7 @@
 import pathlib
 from collections.abc import Sequence
 
+from jaxsoftmax.core import host
 from jaxsoftmax.data import images
 from jaxsoftmax.errors import DataError
 from jaxsoftmax.sweep.results import float32_value
@@ -32,9 +33,10 @@ def predict_files(
         except DataError as error:
             errors.append(str(error))
             continue
-        probabilities = model.predict_proba(batch)
-        for index, row in enumerate(probabilities):
-            best = row.argsort()[::-1][: min(top, len(row))]
+        logits = model.logits(batch)
+        probabilities = host.softmax(logits)
+        for index, (row, best) in enumerate(zip(probabilities, host.ranked(logits, top),
+                                                strict=True)):  # fmt: skip
             predictions.append({
                 "file": str(path),
                 "index": index if len(batch) > 1 else None,
