@@ -13,6 +13,10 @@ class DataError(JaxsoftmaxError):
     """A dataset is missing, unreadable, corrupt or inconsistent."""
 
 
+class DataNotFound(DataError):
+    """A known dataset is on disk nowhere, and fetching it was not asked for."""
+
+
 class ConfigError(JaxsoftmaxError, ValueError):
     """A run was described with invalid settings."""
 

@@ -118,6 +118,23 @@ def test_an_idx_file_is_read_no_further_than_its_header_promises(
     assert not (tmp_path / "run").exists()
 
 
+def test_a_bad_idx_file_is_read_once(mnist_dir, tmp_path, capsys, monkeypatch):
+    """The command line reads local data in a thread beside its imports; a file found but
+    invalid is refused from there (it was read again in the main thread), and only data
+    found nowhere is fetched by the main thread. Counts the reads (a spy: the real read)."""
+    from jaxsoftmax.cli import train as cli
+    from jaxsoftmax.data import load
+
+    reads = []
+    real = load.read_images
+    monkeypatch.setattr(load, "read_images", lambda path: reads.append(path) or real(path))
+    truncated = gzip.compress(idx_header(8, (60000, 28, 28)) + bytes(100))
+    folder = mnist_folder(tmp_path / "data", mnist_dir, **{"train-images-idx3-ubyte": truncated})
+    status, _, err = run_in_process(cli, ["--data-dir", folder, "--logdir", tmp_path / "run",
+                                          "--steps", "1", "--quiet"], capsys)  # fmt: skip
+    assert status == 1 and "truncated" in err and len(reads) == 1, (err, reads)
+
+
 def test_a_npy_header_promising_more_than_the_file_holds_is_refused(logged_run, tmp_path):
     logdir, record = logged_run
     path = tmp_path / "huge.npy"

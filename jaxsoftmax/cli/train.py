@@ -19,7 +19,7 @@ from jaxsoftmax.cli import settings as flag_rules
 from jaxsoftmax.cli.settings import Session, settings_from_checkpoint, settings_from_flags
 from jaxsoftmax.data import catalog
 from jaxsoftmax.data import load as data
-from jaxsoftmax.errors import DataError
+from jaxsoftmax.errors import DataNotFound
 from jaxsoftmax.outputs import logdirs, logged
 from jaxsoftmax.search import spaces as search
 from jaxsoftmax.sweep import grid
@@ -327,7 +327,7 @@ def _prepare(args, session, settings, stops, start: float) -> tuple[data.Dataset
         launch.enable_compilation_cache(session)
         try:
             dataset = reading.result() if reading is not None else None
-        except DataError:  # not on disk, or invalid: the main thread fetches it, or says why
+        except DataNotFound:  # the main thread fetches it (an invalid file was said already)
             dataset = None
     if dataset is None:
         dataset = data.load_dataset(settings.dataset, source=settings.source, report=say, **options)

@@ -22,7 +22,7 @@ from jaxsoftmax.data.dataset import (  # noqa: F401 (re-exported: data.describe,
     make_dataset,
 )
 from jaxsoftmax.data.idx import read_images, read_labels
-from jaxsoftmax.errors import DataError
+from jaxsoftmax.errors import DataError, DataNotFound
 
 SOURCES = ("idx", "tfds")
 SYSTEM_DATASETS_DIR = pathlib.Path("/usr/share/datasets")
@@ -152,7 +152,8 @@ def load_dataset(
       The dataset, images uint8 (N, height, width) and labels int32 (N,).
 
     Raises:
-      DataError: the dataset is unknown, cannot be found or fetched, or is invalid.
+      DataError: the dataset is unknown, cannot be found or fetched, or is invalid
+        (DataNotFound: found nowhere, with `download` False).
     """
     if source not in SOURCES:
         raise DataError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
@@ -169,7 +170,7 @@ def load_dataset(
     cache = user_cache_dir(environ) / name
     if not download:
         searched = ", ".join(map(str, candidate_dirs(name, environ=environ)))
-        raise DataError(
+        raise DataNotFound(
             f"{name} not found (looked in {searched}); "
             f"put the four IDX files in {cache} or pass `data_dir`=DIR"
         )
