@@ -93,8 +93,9 @@ def test_features_on_their_own_scale_are_logged_and_read_back(mnist, tmp_path):
 
     model = run[run.names[1]]
     session = onnxruntime.InferenceSession(export.onnx_model(model).SerializeToString())
-    (got,) = session.run(None, {"images": dataset.test_images[:50]})
+    got, label = session.run(None, {"images": dataset.test_images[:50]})
     np.testing.assert_allclose(got, model.predict_proba(dataset.test_images[:50]), atol=1e-5)
+    np.testing.assert_array_equal(label, model.predict(dataset.test_images[:50]))
     del rng
 
 
