@@ -17,6 +17,20 @@ Names are imported when first used: `import jaxsoftmax` alone does not import JA
 what needs no JAX (loading a trained run, predicting with it) starts in a blink.
 """
 
+import sys
+
+if sys.argv[:1] == ["-m"] and sys.orig_argv[-len(sys.argv)].split(".")[0] == "jaxsoftmax":
+    # `python -m jaxsoftmax[.COMMAND]` is starting (sys.argv[0] is "-m" while Python looks
+    # for the module): until the command takes them, SIGINT and SIGTERM end it at once in
+    # one line, from the first line of ours that runs.
+    try:
+        from jaxsoftmax import starting
+
+        starting.exit_on_signal()
+    except KeyboardInterrupt:  # Ctrl-C before the line above took it: the same line
+        sys.stderr.write("interrupted by SIGINT while starting\n")
+        raise SystemExit(130) from None
+
 import importlib
 from typing import TYPE_CHECKING
 

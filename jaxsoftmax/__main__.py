@@ -3,15 +3,6 @@ COMMAND ...` to run one (the same as `python -m jaxsoftmax.COMMAND ...`)."""
 
 import sys
 
-if __name__ == "__main__":  # a signal while the imports below take a second: exit
-    try:
-        from jaxsoftmax.cli import interrupts
-
-        interrupts.exit_on_signal()
-    except KeyboardInterrupt:  # Ctrl-C before the handlers were in place: the same line
-        sys.stderr.write("interrupted by SIGINT while starting\n")
-        sys.exit(130)
-
 from jaxsoftmax.cli.commands import main
 
 if __name__ == "__main__":

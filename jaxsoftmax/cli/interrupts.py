@@ -2,12 +2,11 @@
 
 import contextlib
 import gc
-import os
 import signal
 import threading
 from collections.abc import Iterator
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+from jaxsoftmax.starting import SIGNALS, leave
 
 
 class Interrupted(KeyboardInterrupt):
@@ -22,22 +21,6 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signal_number
 
 
-def exit_on_signal() -> None:
-    """Until a command installs its own handlers (`StopOnSignal`), SIGINT and SIGTERM end
-    the process at once with 128 + the signal and one line: nothing is started yet that
-    could be saved, and an exception raised while modules import would be a traceback
-    (or, in a garbage collector's callback, dropped)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def leave(number, frame):
-        os.write(2, f"interrupted by {signal.Signals(number).name} while starting\n".encode())
-        os._exit(128 + number)
-
-    for number in SIGNALS:
-        signal.signal(number, leave)
-
-
 class StopOnSignal(contextlib.AbstractContextManager):
     """Handles SIGINT and SIGTERM while in use (in the main thread; elsewhere, nothing).
 
@@ -48,8 +31,11 @@ class StopOnSignal(contextlib.AbstractContextManager):
     program was making (a progress bar's), which Python refuses with an error.
     """
 
-    def __init__(self):
+    def __init__(self, *, starting: bool = False):
+        """`starting`: until `started()`, a signal ends the process at once, as
+        `starting.exit_on_signal` does (JAX is still importing: nothing to save)."""
         self.requested: int | None = None
+        self._starting = starting
         self._deferring = False
         self._previous = {}
 
@@ -65,12 +51,20 @@ class StopOnSignal(contextlib.AbstractContextManager):
                 previous = signal.signal(number, self._handle)
                 self._previous.setdefault(number, previous)
 
+    def started(self) -> None:
+        """From now on a signal raises `Interrupted` (or asks to stop, when deferred);
+        the handlers are installed again (see `install`)."""
+        self._starting = False
+        self.install()
+
     def __exit__(self, *exc_info):
         for number, handler in self._previous.items():
             signal.signal(number, handler)
         self._previous = {}
 
     def _handle(self, number, frame):
+        if self._starting:
+            leave(number)
         first = self.requested is None
         if first:  # kept: `deferred` raises it where it cannot be raised now
             self.requested = number

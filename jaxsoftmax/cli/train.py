@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     flag_rules.check_together(parser, args)
-    with interrupts.StopOnSignal() as stops:
+    with interrupts.StopOnSignal(starting=True) as stops:
         try:
             return cmdline.run_command(lambda: _train(args, start, stops), parser)
         finally:
@@ -323,7 +323,7 @@ def _prepare(args, session, settings, stops, start: float) -> tuple[data.Dataset
 
         imported = time.perf_counter()
         parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
-        stops.install()  # jax.distributed takes SIGTERM for its preemption notifier
+        stops.started()  # JAX imported; again as jax.distributed takes SIGTERM for itself
         launch.enable_compilation_cache(session)
         try:
             dataset = reading.result() if reading is not None else None
