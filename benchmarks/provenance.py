@@ -50,7 +50,7 @@ def memory_gib() -> float | None:
 
 # What a measurement depends on: the library, the benchmarks' own code, the dependencies.
 # (The documents, the tests and the tables drawn from the results do not.)
-MEASURED = ("jaxsoftmax/", "benchmarks/", "pyproject.toml")
+MEASURED = ("src/jaxsoftmax/", "benchmarks/", "pyproject.toml")
 NOT_MEASURED = ("benchmarks/results/", "benchmarks/tables.py", "benchmarks/RESULTS.md")
 
 

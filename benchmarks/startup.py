@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS,
                         help="write startup.json here (default benchmarks/results)")  # fmt: skip
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
     from jaxsoftmax.data import load as data
 
     found = [d for d in data.candidate_dirs("mnist") if data.find_idx_files(d) is not None]

@@ -87,11 +87,11 @@ SEARCH_ORACLE = "tests/test_search.py::test_survivors_train_as_if_each_trained_a
 # its numbers reach (the first failure kills a mutant, so the quickest and most telling
 # come first).
 TARGETS = (
-    Target("model", "jaxsoftmax/core/model.py",
+    Target("model", "src/jaxsoftmax/core/model.py",
            ("tests/test_model.py", "tests/test_evaluation.py", *ENGINE_ORACLES)),
-    Target("optimizer", "jaxsoftmax/core/optimizer.py",
+    Target("optimizer", "src/jaxsoftmax/core/optimizer.py",
            (*ENGINE_ORACLES, COSINE, GRID_ORACLE, SEARCH_ORACLE)),
-    Target("batches", "jaxsoftmax/core/batches.py",
+    Target("batches", "src/jaxsoftmax/core/batches.py",
            ("tests/test_engine.py::test_stable_order_equals_numpys_stable_argsort",
             "tests/test_engine.py::test_the_key_value_sort_for_over_2_to_the_24_keys_is_as_stable",
             "tests/test_engine.py::test_two_keys_are_ordered_by_their_highest_bit_too",
@@ -102,26 +102,26 @@ TARGETS = (
             "tests/test_grid.py::test_points_that_share_a_seed_share_batches_and_seeds_differ",
             "tests/test_summaries.py::test_the_input_images_are_the_first_batch_the_models_train_on",
             GRID_ORACLE)),
-    Target("engine", "jaxsoftmax/core/engine.py",
+    Target("engine", "src/jaxsoftmax/core/engine.py",
            ("tests/test_evaluation.py", "tests/test_engine.py", GRID_ORACLE,
             "tests/test_grid.py::test_slicing_the_grid_gives_the_same_results",
             "tests/test_grid.py::test_a_grid_point_equals_its_own_single_model_run",
             "tests/test_summaries.py")),
-    Target("evaluation", "jaxsoftmax/core/evaluation.py", ("tests/test_evaluation.py",)),
-    Target("layouts", "jaxsoftmax/core/layouts.py",
+    Target("evaluation", "src/jaxsoftmax/core/evaluation.py", ("tests/test_evaluation.py",)),
+    Target("layouts", "src/jaxsoftmax/core/layouts.py",
            ("tests/test_evaluation.py", LAYOUTS)),
-    Target("sweep", "jaxsoftmax/sweep/train.py", ("tests/test_engine.py", "tests/test_loop.py")),
-    Target("halving rule", "jaxsoftmax/search/spaces.py", ("tests/test_search.py",),
+    Target("sweep", "src/jaxsoftmax/sweep/train.py", ("tests/test_engine.py", "tests/test_loop.py")),
+    Target("halving rule", "src/jaxsoftmax/search/spaces.py", ("tests/test_search.py",),
            only=("Halving", "choose_trial")),
-    Target("halving ranking", "jaxsoftmax/search/halving.py", ("tests/test_search.py",),
+    Target("halving ranking", "src/jaxsoftmax/search/halving.py", ("tests/test_search.py",),
            only=("HalvingSearch._end_rung", "HalvingSearch.finalists")),
-    Target("predicted class and best model", "jaxsoftmax/trained/run.py",
+    Target("predicted class and best model", "src/jaxsoftmax/trained/run.py",
            ("tests/test_trained.py",),
            only=("Model.predict_proba", "Model.logits", "Model.predict", "TrainedRun.best")),
-    Target("the best-model rule", "jaxsoftmax/sweep/results.py",
+    Target("the best-model rule", "src/jaxsoftmax/sweep/results.py",
            ("tests/test_search.py", "tests/test_trained.py", "tests/test_logged.py"),
            only=("rank_models", "SweepResult.finals", "SweepResult.ranked", "SweepResult.best")),
-    Target("host softmax", "jaxsoftmax/core/host.py",
+    Target("host softmax", "src/jaxsoftmax/core/host.py",
            ("tests/test_trained.py", "tests/test_search.py", "tests/test_arrays.py")),
 )  # fmt: skip
 
@@ -194,7 +194,7 @@ def run_target(target: Target, sessions: pathlib.Path, timeout: float) -> pathli
     # A persistent compilation cache shared by every mutant's tests: the programs a mutant
     # leaves alone are read back instead of compiled (test_engine.py: 50 s -> 17 s).
     environment = os.environ | {
-        "PYTHONPATH": str(tree),
+        "PYTHONPATH": str(tree / "src"),
         # The copy's own default (../shared beside it) is not where the data is.
         "JAXSOFTMAX_DATA_DIR": os.environ.get(
             "JAXSOFTMAX_DATA_DIR", str(REPO.parent / "shared" / "datasets")

@@ -12,21 +12,21 @@ import pytest
 
 from .conftest import REPO
 
-PACKAGE = REPO / "jaxsoftmax"
+PACKAGE = REPO / "src" / "jaxsoftmax"
 LAYERS = ["cli", "estimators", "plots", "outputs", "search", "trained", "sweep", "data", "core"]
 
 
-def lint_imports(root: pathlib.Path) -> subprocess.CompletedProcess:
-    """import-linter over the package found first on the path from `root`."""
+def lint_imports(root: pathlib.Path, path: pathlib.Path) -> subprocess.CompletedProcess:
+    """import-linter with `root`'s pyproject.toml over the package found first in `path`."""
     code = "from importlinter.cli import lint_imports_command; lint_imports_command(['--no-cache'])"
     command = [sys.executable, "-c", code]
-    environment = {**os.environ, "PYTHONPATH": str(root)}
+    environment = {**os.environ, "PYTHONPATH": str(path)}
     return subprocess.run(command, cwd=root, env=environment, capture_output=True, text=True,
                           timeout=300)  # fmt: skip
 
 
 def test_the_import_contracts_hold():
-    done = lint_imports(REPO)
+    done = lint_imports(REPO, PACKAGE.parent)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "4 kept, 0 broken" in done.stdout
 
@@ -46,7 +46,7 @@ def test_the_contracts_catch_an_upward_import(tmp_path, module, line, contract):
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     target = tmp_path / "jaxsoftmax" / module
     target.write_text(target.read_text() + f"\n{line}\n")
-    done = lint_imports(tmp_path)
+    done = lint_imports(tmp_path, tmp_path)
     assert done.returncode == 1, done.stdout[-3000:]
     assert "1 broken" in done.stdout
     broken = done.stdout.split("Broken contracts", 1)[1]

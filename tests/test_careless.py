@@ -100,3 +100,17 @@ def test_the_predicted_class_is_one_rule_everywhere(mnist_dir, mnist, tmp_path, 
     session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
     np.testing.assert_array_equal(session.run(["label"], {"images": mnist.test_images})[0],
                                   classes)  # fmt: skip
+
+
+def test_the_clones_folder_does_not_shadow_the_installed_package(tmp_path):
+    """Python started in the folder holding the clone (named jaxsoftmax, as `git clone`
+    names it) imported the clone's folder as an empty namespace package ('no attribute
+    load_run'): with the src layout the clone's root holds no package to shadow with."""
+    (tmp_path / "jaxsoftmax").symlink_to(REPO)
+    for command in (["-c", "import jaxsoftmax; print(jaxsoftmax.load_run.__name__)"],
+                    ["-m", "jaxsoftmax.train", "--version"]):  # fmt: skip
+        done = subprocess.run([sys.executable, *command], capture_output=True, text=True,
+                              cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 0 and done.stdout.split()[-1] in ("load_run", js.__version__), (
+            done.stderr
+        )

@@ -5,7 +5,7 @@ its own handlers (`cli.interrupts.StopOnSignal`) a signal ends the process at on
 128 + the signal: nothing is started yet that could be saved, and an exception raised
 while modules import would be a traceback (in a garbage collector's callback, dropped;
 inside an extension module's initialisation, as jaxlib's, a crash). The package installs
-this first thing when it is started as a command (see `jaxsoftmax/__init__.py`).
+this first thing when it is started as a command (see its `__init__`).
 """
 
 import os
