@@ -72,6 +72,7 @@ def test_the_predicted_class_is_one_rule_everywhere(mnist_dir, mnist, tmp_path, 
     the probabilities (what the command line ranked by before) does not."""
     import json
 
+    import jax
     import numpy as np
 
     from jaxsoftmax.cli import export, predict
@@ -86,7 +87,9 @@ def test_the_predicted_class_is_one_rule_everywhere(mnist_dir, mnist, tmp_path, 
     model = js.load_run(logdir)["lr=1e-20"]
     classes = model.predict(mnist.test_images)
     accuracy = (classes == mnist.test_labels).mean()
-    assert accuracy == pytest.approx(run["test_accuracy"], abs=1e-6) and accuracy > 0.5
+    # Exact on CPU; a GPU's default float32 products (TF32) may break near-ties otherwise.
+    exact = 1e-6 if jax.default_backend() == "cpu" else 2e-4
+    assert accuracy == pytest.approx(run["test_accuracy"], abs=exact) and accuracy > 0.5
     assert np.trace(run["confusion_matrix"]) == (classes == mnist.test_labels).sum()
     assert (model.predict_proba(mnist.test_images).argmax(1) == mnist.test_labels).mean() < 0.2
     np.save(tmp_path / "first.npy", mnist.test_images[:300])

@@ -150,9 +150,11 @@ def test_a_npy_header_promising_more_than_the_file_holds_is_refused(logged_run, 
 # --- pictures whose size the header promises ---------------------------------------------
 
 
-def png_of_size(width: int, height: int) -> bytes:
-    """A valid grey PNG of width x height white pixels, compressed to a few hundred bytes."""
-    rows = zlib.compress((b"\0" + b"\xff" * width) * height, 9)
+def png_of_size(width: int, height: int, *, pixels: bool = True) -> bytes:
+    """A valid grey PNG of width x height white pixels, compressed to a few hundred bytes
+    (without `pixels`, the header alone says the size: for pictures refused before any
+    decoding)."""
+    rows = zlib.compress((b"\0" + b"\xff" * width) * height if pixels else b"\0", 9)
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
@@ -164,23 +166,29 @@ def png_of_size(width: int, height: int) -> bytes:
     )
 
 
-def test_a_long_thin_picture_is_classified_in_bounded_memory(logged_run, tmp_path):
-    """The issue's 274-byte 1x200000 PNG (the process was killed at 24 GB)."""
+@pytest.mark.parametrize("size", [(1, 200_000), (30_000_000, 1)], ids=["1x200000", "30Mx1"])
+def test_a_long_thin_picture_is_classified_in_bounded_memory(logged_run, tmp_path, size):
+    """The issue's 274-byte 1x200000 PNG (the process was killed at 24 GB); a 30 KB PNG
+    of 30,000,000x1 (shrunk in one step: 1.5 GB)."""
     logdir, record = logged_run
-    (tmp_path / "thin.png").write_bytes(png_of_size(1, 200_000))
-    assert (tmp_path / "thin.png").stat().st_size < 2000
+    (tmp_path / "thin.png").write_bytes(png_of_size(*size))
+    assert (tmp_path / "thin.png").stat().st_size < 40_000
     done = run_command("jaxsoftmax.predict", [logdir, "--run", record["runs"][0]["name"],
                                                tmp_path / "thin.png"])  # fmt: skip
     assert done["status"] == 0 and "thin.png" in done["out"], done
     assert done["peak_mb"] < PEAK_MB, done
 
 
-def test_a_picture_of_too_many_pixels_is_refused_before_it_is_decoded(logged_run, tmp_path):
+@pytest.mark.parametrize("side", [9000, 10_000, 14_000])
+def test_a_picture_of_too_many_pixels_is_refused_before_it_is_decoded(logged_run, tmp_path,
+                                                                       side):  # fmt: skip
+    """81, 100 and 196 million pixels: past Pillow's own warning (89 M: two more lines
+    on stderr) and its error (179 M: its words), ours is the one line."""
     logdir, record = logged_run
-    (tmp_path / "vast.png").write_bytes(png_of_size(9000, 9000))
+    (tmp_path / "vast.png").write_bytes(png_of_size(side, side, pixels=side < 10_000))
     done = run_command("jaxsoftmax.predict", [logdir, "--run", record["runs"][0]["name"],
                                                tmp_path / "vast.png"])  # fmt: skip
-    one_line_refusal(done, "vast.png", "9000x9000", "too big")
+    one_line_refusal(done, "vast.png", "too big to classify", "crop or shrink it")
 
 
 # --- things that are not files -------------------------------------------------------------
@@ -311,7 +319,7 @@ def test_a_signal_at_any_moment_of_start_up_stops_the_run(mnist_dir, tmp_path):
     its steps end, and a results.json it wrote must say it was interrupted. Five runs at
     a time (each signalled at its own moment after its own start). The first ~50 ms are
     CPython's own start-up, before any file of ours runs: SIGINT there ends it as CPython
-    does (a KeyboardInterrupt traceback of frozen modules; exit 1 while `site` imports)."""
+    does (a KeyboardInterrupt traceback of its modules; exit 1 while `site` imports)."""
     import random
     import signal
     import time
@@ -326,40 +334,68 @@ def test_a_signal_at_any_moment_of_start_up_stops_the_run(mnist_dir, tmp_path):
     tally = {"results.json interrupted": 0, "CPython's start-up": 0}
     for group in range(0, len(cases), at_once):
         running = []
-        for moment, number in cases[group : group + at_once]:
-            logdir = tmp_path / f"at-{moment}-{number}"
-            argv = ["--data-dir", mnist_dir, "--logdir", logdir, "--steps", "100000", "--quiet",
-                    "--no-compilation-cache"]  # fmt: skip
-            process = subprocess.Popen(
-                [sys.executable, "-m", "jaxsoftmax.train", *map(str, argv)], cwd=REPO,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            running.append((time.monotonic() + moment, moment, number, process, logdir))
-        for due, _, number, process, _ in sorted(running, key=lambda case: case[0]):
-            time.sleep(max(0.0, due - time.monotonic()))
-            process.send_signal(number)
-        for _, moment, number, process, logdir in running:
-            try:
-                _, err = process.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        try:
+            for moment, number in cases[group : group + at_once]:
+                logdir = tmp_path / f"at-{moment}-{number}"
+                argv = ["--data-dir", mnist_dir, "--logdir", logdir, "--steps", "100000",
+                        "--quiet", "--no-compilation-cache"]  # fmt: skip
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "jaxsoftmax.train", *map(str, argv)], cwd=REPO,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                )  # fmt: skip
+                running.append((time.monotonic() + moment, moment, number, process, logdir))
+            for due, _, number, process, _ in sorted(running, key=lambda case: case[0]):
+                time.sleep(max(0.0, due - time.monotonic()))
+                process.send_signal(number)
+            for _, moment, number, process, logdir in running:
+                try:
+                    _, err = process.communicate(timeout=60)
+                except subprocess.TimeoutExpired:
+                    raise AssertionError(f"{number!r} at {moment} s was lost") from None
+                where = f"{number!r} at {moment} s: {process.returncode} {err}"
+                assert "Exception ignored" not in err, where
+                if "Traceback" in err:  # CPython's own start-up, before any file of ours runs:
+                    # it reports a KeyboardInterrupt (exit 1 where `site` or runpy imports).
+                    assert "KeyboardInterrupt" in err and str(package) not in err, where
+                    tally["CPython's start-up"] += 1
+                    continue
+                # -number: the signal came before Python ran any of ours and ended the
+                # process as its default does, which a shell reports as 128 + number too.
+                assert process.returncode in (128 + number, -number), where
+                if (logdir / "results.json").exists():
+                    written = json.loads((logdir / "results.json").read_text())
+                    assert written["interrupted"] is True, where
+                    tally["results.json interrupted"] += 1
+        finally:  # none left running (or unread) when a case fails
+            for *_, process, _ in running:
+                if process.poll() is None:
+                    process.kill()
                 process.communicate()
-                raise AssertionError(f"{number!r} at {moment} s was lost") from None
-            status = process.returncode
-            # -number: the signal came before Python ran any of ours and ended the process
-            # as its default does, which a shell reports as 128 + number too.
-            assert "Exception ignored" not in err, err
-            if "Traceback" in err:  # only CPython's own start-up, before any file of ours runs
-                assert "KeyboardInterrupt" in err and str(package) not in err, err
-                tally["CPython's start-up"] += 1
-            if "init_import_site" in err:  # Ctrl-C while CPython imports `site`: its exit 1
-                continue
-            assert status in (128 + number, -number), f"{number!r} at {moment} s: {status} {err}"
-            if (logdir / "results.json").exists():
-                written = json.loads((logdir / "results.json").read_text())
-                assert written["interrupted"] is True, (moment, number)
-                tally["results.json interrupted"] += 1
     print(f"20 signals at {sorted(moment for moment, _ in cases)} s: {tally}")
+
+
+def test_a_signal_to_predict_at_work_stops_it_as_any_command(logged_run, tmp_path):
+    """Past start-up, predict, export and report raise on a signal (what they write is
+    undone) instead of keeping the start-up handler, which ended them at once with 'while
+    starting' and left an export's temporary file behind."""
+    import signal
+    import time
+
+    from PIL import Image
+
+    logdir, record = logged_run
+    Image.fromarray(np.full((900, 1200), 200, np.uint8)).save(tmp_path / "page.png")
+    (tmp_path / "many").mkdir()
+    for index in range(3000):  # a minute of work
+        (tmp_path / "many" / f"{index:04d}.png").symlink_to(tmp_path / "page.png")
+    argv = [logdir, "--run", record["runs"][0]["name"], tmp_path / "many"]
+    command = [sys.executable, "-m", "jaxsoftmax.predict", *map(str, argv)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
+    time.sleep(2.0)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143 and err == "interrupted\n", (process.returncode, err)
 
 
 # --- sizes known before work starts: checked against the free memory ------------------------
@@ -443,8 +479,10 @@ def test_class_names_reach_the_terminal_escaped(logged_run, tmp_path, capsys):
         (lambda d: d["runs"].append(dict(d["runs"][0])), "twice"),
         (lambda d: d["data"].update(image_shape="28x28"), "image_shape must be"),
         (lambda d: d["data"].update(class_names=[1, 2]), "names must be text"),
+        (lambda d: d["data"].update(framing={"box": 0, "centre": "mass"}), "data.framing must"),
+        (lambda d: d["data"].update(framing={"box": 20}), "data.framing must be"),
     ],
-    ids=["duplicate-names", "shape-as-text", "names-as-numbers"],
+    ids=["duplicate-names", "shape-as-text", "names-as-numbers", "box-0", "no-centre"],
 )
 def test_a_results_file_describing_its_models_wrongly_is_one_line(
     logged_run, tmp_path, capsys, edit, words

@@ -59,13 +59,17 @@ def test_photos_of_test_digits_are_classified_as_well_as_the_digits(
 
 
 def test_readmes_photo_is_a_two(default_run, capsys):
-    """README's example: docs/scan.jpg, a 520x467 JPEG of test digit 1 (a 2), framed."""
-    for extra, least in (([], 0.9), (["--raw"], 0.0)):
+    """README's example: docs/scan.jpg, a 520x467 JPEG of test digit 1 (a 2): framed, a
+    confident 2; only padded and resized (`--raw`), a digit too small to tell (README
+    shows both)."""
+    best = {}
+    for extra in ([], ["--raw"]):
         status, out, err = run_main(predict, [default_run, *extra, REPO / "docs/scan.jpg"], capsys)
         assert status == 0, err
-        best = re.match(r".*scan\.jpg: (\d) \((\d+\.\d)%\)", out)
-        assert best.group(1) == "2" or extra, out
-        assert float(best.group(2)) >= 100 * least, out
+        found = re.match(r".*scan\.jpg: (\d) \((\d+\.\d)%\)", out)
+        best[bool(extra)] = found.group(1), float(found.group(2))
+    assert best[False][0] == "2" and best[False][1] >= 90, best
+    assert best[True][1] < 50, best
 
 
 def test_each_dataset_records_how_it_frames_its_images(default_run, mnist, mnist_dir):
@@ -109,6 +113,28 @@ def test_every_encoding_of_a_picture_reads_as_the_same_image(scan, tmp_path):
         assert ("orientation" in how) is (name == "rotated.png"), (name, how)
 
 
+def test_a_large_picture_reads_alike_in_every_encoding(scan, tmp_path):
+    """Past 1024 pixels a side a picture is shrunk before it is read: a float TIFF on grey
+    (its levels taken before shrinking, which overshoots 1), 16-bit, and a non-square one
+    stored turned (EXIF 6) give the 8-bit picture's image; TGA (whose first bytes are an
+    IDX header's zeros) is read as a picture."""
+    canvas = np.full((1100, 1500), 77, np.uint8)  # a grey page, the digit darker or lighter
+    big = np.asarray(Image.fromarray(scan).resize((252, 252), Image.Resampling.BICUBIC))
+    canvas[300:552, 900:1152] = np.where(big < 128, 0, 77)
+    Image.fromarray(canvas).save(tmp_path / "8bit.png")
+    expected, how = images.read_images(tmp_path / "8bit.png", (28, 28))
+    assert how["ink_box"][0] >= 890 and how["ink_box"][2] <= 1160, how
+    Image.fromarray(canvas.astype(np.float32) / 255).save(tmp_path / "float.tif")
+    Image.fromarray(canvas.astype(np.uint16) * 257).save(tmp_path / "16bit.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.rot90(canvas, k=1)).save(tmp_path / "rotated.png", exif=exif)
+    Image.fromarray(canvas).save(tmp_path / "picture.tga")
+    for name in ("float.tif", "16bit.png", "rotated.png", "picture.tga"):
+        got, how = images.read_images(tmp_path / name, (28, 28))
+        assert np.abs(got.astype(int) - expected).max() <= 2, (name, how)
+
+
 def test_pictures_already_of_the_models_size_and_raw_ones_are_not_framed(scan, tmp_path):
     small = np.asarray(Image.fromarray(scan).resize((28, 28), Image.Resampling.LANCZOS))
     Image.fromarray(small).save(tmp_path / "small.png")
@@ -123,7 +149,9 @@ def test_pictures_already_of_the_models_size_and_raw_ones_are_not_framed(scan, t
 
 
 def test_blank_pictures_and_pixels_that_are_not_numbers(tmp_path):
-    """A picture with nothing drawn is classified as the blank image; NaN pixels are one line."""
+    """A picture with nothing drawn is classified as the blank image; NaN pixels, a PNG
+    whose data is damaged and garbage EXIF are one line each (a damaged PNG chunk was a
+    SyntaxError traceback that stopped every other file)."""
     Image.fromarray(np.full((60, 80), 200, np.uint8)).save(tmp_path / "blank.png")
     got, how = images.read_images(tmp_path / "blank.png", (28, 28))
     assert not got.any() and how["found"] == "no ink"
@@ -132,3 +160,10 @@ def test_blank_pictures_and_pixels_that_are_not_numbers(tmp_path):
     Image.fromarray(values).save(tmp_path / "nan.tif")
     with pytest.raises(DataError, match=r"nan\.tif: the picture holds pixels that are not"):
         images.read_images(tmp_path / "nan.tif", (28, 28))
+    Image.fromarray(np.arange(1600, dtype=np.uint8).reshape(40, 40)).save(tmp_path / "ok.png")
+    data = bytearray((tmp_path / "ok.png").read_bytes())
+    at = data.index(b"IDAT") + 20
+    data[at : at + 8] = b"\xff" * 8  # damaged image data (its CRC no longer matches)
+    (tmp_path / "damaged.png").write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"damaged\.png: cannot read it as an image"):
+        images.read_images(tmp_path / "damaged.png", (28, 28))

@@ -19,10 +19,11 @@ what needs no JAX (loading a trained run, predicting with it) starts in a blink.
 
 import sys
 
-if sys.argv[:1] == ["-m"] and sys.orig_argv[-len(sys.argv)].split(".")[0] == "jaxsoftmax":
+_module = sys.orig_argv[-len(sys.argv)] if sys.argv[:1] == ["-m"] else ""
+if (_module.split("m", 1)[-1] if _module[:1] == "-" else _module).split(".")[0] == "jaxsoftmax":
     # `python -m jaxsoftmax[.COMMAND]` is starting (sys.argv[0] is "-m" while Python looks
-    # for the module): until the command takes them, SIGINT and SIGTERM end it at once in
-    # one line, from the first line of ours that runs.
+    # for the module; `-mjaxsoftmax.train` is one argument): until the command takes them,
+    # SIGINT and SIGTERM end it at once in one line, from the first line of ours that runs.
     try:
         from jaxsoftmax import starting
 
@@ -30,9 +31,10 @@ if sys.argv[:1] == ["-m"] and sys.orig_argv[-len(sys.argv)].split(".")[0] == "ja
     except KeyboardInterrupt:  # Ctrl-C before the line above took it: the same line
         sys.stderr.write("interrupted by SIGINT while starting\n")
         raise SystemExit(130) from None
+del _module
 
-import importlib
-from typing import TYPE_CHECKING
+import importlib  # noqa: E402 (after the handlers above)
+from typing import TYPE_CHECKING  # noqa: E402
 
 __version__ = "0.2.0"
 

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from jaxsoftmax.cli import common as cmdline
+from jaxsoftmax.cli import interrupts
 from jaxsoftmax.errors import ConfigError
 from jaxsoftmax.trained import run as trained
 from jaxsoftmax.trained.export import FORMATS, write
@@ -54,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(args.output)
         return 0
 
-    return cmdline.run_command(export, parser)
+    with interrupts.StopOnSignal():  # started: Ctrl-C now raises, and what is written is undone
+        return cmdline.run_command(export, parser)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from jaxsoftmax.cli import common as cmdline
+from jaxsoftmax.cli import interrupts
 from jaxsoftmax.sweep.config import check_count
 from jaxsoftmax.trained import predict
 from jaxsoftmax.trained import run as trained
@@ -71,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
         return cmdline.EXIT_DATA if errors else 0
 
-    return cmdline.run_command(classify, parser)
+    with interrupts.StopOnSignal():  # started: Ctrl-C now raises, and what is written is undone
+        return cmdline.run_command(classify, parser)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import types
 from collections.abc import Sequence
 
 from jaxsoftmax.cli import common as cmdline
+from jaxsoftmax.cli import interrupts
 from jaxsoftmax.files import FIGURES_DIR
 from jaxsoftmax.plots.report import write_figures
 
@@ -59,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(path)
         return 0
 
-    return cmdline.run_command(draw, parser)
+    with interrupts.StopOnSignal():  # started: Ctrl-C now raises, and what is written is undone
+        return cmdline.run_command(draw, parser)
 
 
 if __name__ == "__main__":

@@ -192,6 +192,12 @@ def gunzip(content: bytes, max_bytes: int = _MAX_BYTES) -> bytes:
     return bytes(output)
 
 
+def looks_like_idx(magic: bytes) -> bool:
+    """Whether a file's first bytes are an IDX header's: two zero bytes, a type code,
+    at least one dimension (a TGA or ICO picture also starts with two zero bytes)."""
+    return len(magic) >= 4 and magic[:2] == b"\0\0" and magic[2] in _IDX_DTYPES and magic[3] > 0
+
+
 def read_images(path: str | os.PathLike) -> np.ndarray:
     """Reads an IDX file of images: uint8, shape (count, height, width).
 

@@ -14,12 +14,13 @@ used as they are.
 import math
 import pathlib
 import stat
+import struct
+import warnings
 
 import numpy as np
 
 from jaxsoftmax.data import framing as framings
-from jaxsoftmax.data import photos
-from jaxsoftmax.data.idx import check_fits, read_idx
+from jaxsoftmax.data import idx, photos
 from jaxsoftmax.errors import DataError
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -31,6 +32,9 @@ MAX_FILE_BYTES = 2**30
 MAX_PICTURE_PIXELS = 64_000_000
 WORK_SIDE = 1024
 _EXIF_ORIENTATION = 0x0112
+# What Pillow's decoders raise on a damaged or hostile file (a broken PNG chunk is a
+# SyntaxError, a garbage EXIF block a struct.error).
+_UNREADABLE = (OSError, ValueError, SyntaxError, struct.error, IndexError, TypeError, EOFError)
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -76,8 +80,8 @@ def read_images(
         raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
     if magic.startswith(_NPY_MAGIC):
         return _fit_array(path, _load_npy(path), image_shape), None
-    if magic.startswith(_GZIP_MAGIC) or magic[:2] == b"\0\0":
-        return _fit_array(path, read_idx(path), image_shape), None
+    if magic.startswith(_GZIP_MAGIC) or idx.looks_like_idx(magic):
+        return _fit_array(path, idx.read_idx(path), image_shape), None
     image, how = _picture(path, image_shape, background=background, invert=invert,
                           framing=framing, raw=raw)  # fmt: skip
     return image[None], how
@@ -100,7 +104,7 @@ def _load_npy(path: pathlib.Path) -> np.ndarray:
                 f"{path}: .npy header says {shape} {dtype} ({size} bytes), the file holds "
                 f"{data_bytes}"
             )
-        check_fits(size, f"{path}: a .npy array of {shape} {dtype}")
+        idx.check_fits(size, f"{path}: a .npy array of {shape} {dtype}")
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         raise DataError(f"{path}: not a readable .npy array ({error})") from None
@@ -153,20 +157,29 @@ def _decoded(path: pathlib.Path) -> tuple[np.ndarray, float, dict]:
 
     how = {}
     try:
-        with Image.open(path) as picture:  # reads the header alone
+        with warnings.catch_warnings():  # Pillow's own bomb warning: ours is checked next
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)  # reads the header alone
+        with opened as picture:
             _check_pixels(path, *picture.size)
+            picture.draft("L", (WORK_SIDE, WORK_SIDE))  # a JPEG decoded smaller, gray
             picture.load()
             orientation = picture.getexif().get(_EXIF_ORIENTATION, 1)
-            if orientation != 1:
+            if orientation in range(2, 9):
                 picture = ImageOps.exif_transpose(picture)
                 how["orientation"] = f"turned upright (EXIF orientation {orientation})"
-            picture = _resizable(picture)
+            picture, levels = _resizable(path, picture)
             scale = min(1.0, WORK_SIDE / max(picture.size))
-            if scale < 1:
+            if scale < 1:  # reduced by whole factors first: a long thin picture stays cheap
                 size = [max(1, round(side * scale)) for side in picture.size]
-                picture = picture.resize(size, Image.Resampling.LANCZOS)
-            gray = _gray(path, picture)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+                picture = picture.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+            gray = _gray(path, picture, levels)
+    except Image.DecompressionBombError:  # past twice Pillow's own bound: ours is lower
+        raise DataError(
+            f"{path}: a picture too big to classify (at most "
+            f"{MAX_PICTURE_PIXELS // 10**6} million pixels); crop or shrink it"
+        ) from None
+    except (UnidentifiedImageError, *_UNREADABLE) as error:
         reason = "not an image, IDX file or .npy array"
         if not isinstance(error, UnidentifiedImageError):
             reason = f"cannot read it as an image ({str(error).splitlines()[0] or error})"
@@ -176,42 +189,43 @@ def _decoded(path: pathlib.Path) -> tuple[np.ndarray, float, dict]:
     return gray, scale, how
 
 
-def _resizable(picture):
-    """`picture` in a mode Pillow resizes without losing what it holds: 16-bit and
-    float pictures keep their depth, transparent ones their alpha."""
-    if picture.mode in ("I", "F"):
-        return picture
+def _resizable(path: pathlib.Path, picture) -> tuple:
+    """`picture` in a mode Pillow resizes without losing what it holds (16-bit and float
+    pictures keep their depth, transparent ones their alpha), and the levels (black,
+    white) its pixels are read between, taken before any resizing overshoots them:
+    16-bit by 65535, other integers and floats in [0, 1], [0, 255] or [0, 65535] as
+    they fit, else stretched from their least to most."""
     if picture.mode.startswith("I;16"):
-        return picture.convert("I")
+        return picture.convert("I"), (0.0, 65535.0)
+    if picture.mode in ("I", "F"):
+        low, high = picture.getextrema()
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise DataError(f"{path}: the picture holds pixels that are not numbers (NaN or inf)")
+        for top in (1.0, 255.0, 65535.0)[picture.mode == "I" :]:
+            if low >= 0 and high <= top:
+                return picture, (0.0, top)
+        return picture, (low, max(high, low + 1e-12))
     if picture.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in picture.info:
-        return picture.convert("RGBA")
-    return picture.convert("L")
+        return picture.convert("RGBA"), (0.0, 255.0)
+    return picture.convert("L"), (0.0, 255.0)
 
 
-def _gray(path: pathlib.Path, picture) -> np.ndarray:
-    """A picture (as `_resizable` leaves it) as float grayscale in [0, 1].
-
-    16-bit pixels are scaled by 65535 and float ones taken in [0, 1] (or [0, 255] or
-    [0, 65535], else stretched from their least to most). A transparent picture is
-    flattened onto black where what it draws is light (a white digit on nothing), else
-    onto white."""
-    if picture.mode == "RGBA":
-        rgba = np.asarray(picture, np.float64) / 255
-        luminance = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])
-        alpha = rgba[..., 3]
-        drawn = alpha > 0.5
-        ground = 0.0 if drawn.any() and luminance[drawn].mean() > 0.5 else 1.0
-        return luminance * alpha + ground * (1 - alpha)
-    values = np.asarray(picture, np.float64)
-    if picture.mode == "L":
-        return values / 255
+def _gray(path: pathlib.Path, picture, levels: tuple[float, float]) -> np.ndarray:
+    """A picture (as `_resizable` leaves it) as float grayscale in [0, 1], read between
+    `levels`. A transparent picture is flattened onto black where what it draws is light
+    (a white digit on nothing), else onto white."""
+    black, white = levels
+    values = (np.asarray(picture, np.float64) - black) / (white - black)
     if not np.isfinite(values).all():
         raise DataError(f"{path}: the picture holds pixels that are not numbers (NaN or inf)")
-    low, high = values.min(), values.max()
-    for top in (1.0, 255.0, 65535.0) if picture.mode == "F" else (65535.0,):
-        if low >= 0 and high <= top:
-            return values / top
-    return (values - low) / max(high - low, 1e-12)
+    values = np.clip(values, 0, 1)  # what resizing overshot
+    if picture.mode != "RGBA":
+        return values
+    luminance = values[..., :3] @ np.array([0.299, 0.587, 0.114])
+    alpha = values[..., 3]
+    drawn = alpha > 0.5
+    ground = 0.0 if drawn.any() and luminance[drawn].mean() > 0.5 else 1.0
+    return luminance * alpha + ground * (1 - alpha)
 
 
 def _padded(gray: np.ndarray, image_shape, dark_ink: bool | None) -> tuple[np.ndarray, dict]:

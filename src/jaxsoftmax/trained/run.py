@@ -244,9 +244,12 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
-def _check_described(path: pathlib.Path, names: list, shape: tuple, classes: list) -> None:
+def _check_described(
+    path: pathlib.Path, names: list, shape: tuple, classes: list, framing=None
+) -> None:
     """Raises DataError unless results.json names each run once and describes its data
-    as a shape of whole numbers and class names of text."""
+    as a shape of whole numbers, class names of text and (where it says) a framing of a
+    box that fits the images and a centre, `mass` or `box`."""
     if not all(isinstance(name, str) for name in names + classes):
         raise DataError(f"{path}: run and class names must be text")
     if len(set(names)) != len(names):
@@ -256,6 +259,12 @@ def _check_described(path: pathlib.Path, names: list, shape: tuple, classes: lis
     if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
                             for n in shape):  # fmt: skip
         raise DataError(f"{path}: image_shape must be a list of whole numbers > 0, got {shape!r}")
+    if framing is not None and not (
+        isinstance(framing, dict) and framing.get("centre") in ("mass", "box")
+        and type(framing.get("box")) is int and 1 <= framing["box"] <= max(shape)
+    ):  # fmt: skip
+        raise DataError(f"{path}: data.framing must be {{'box': 1 to {max(shape)}, 'centre': "
+                        f"'mass' or 'box'}}, got {printable(repr(framing))}")  # fmt: skip
 
 
 def load_run(logdir: str | pathlib.Path) -> TrainedRun:
@@ -286,7 +295,7 @@ def load_run(logdir: str | pathlib.Path) -> TrainedRun:
             )
         data = results["data"]
         shape, classes = tuple(data["image_shape"]), list(data["class_names"])
-        _check_described(results_path, names, shape, classes)
+        _check_described(results_path, names, shape, classes, data.get("framing"))
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DataError(f"{results_path} is not a jaxsoftmax results file ({error})") from None
     # What reaches a terminal is printable: a control character shows as its escape.
