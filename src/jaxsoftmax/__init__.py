@@ -17,24 +17,30 @@ Names are imported when first used: `import jaxsoftmax` alone does not import JA
 what needs no JAX (loading a trained run, predicting with it) starts in a blink.
 """
 
-import sys
+try:  # the first thing that runs (see below)
+    import sys
 
-_module = sys.orig_argv[-len(sys.argv)] if sys.argv[:1] == ["-m"] else ""
-if (_module.split("m", 1)[-1] if _module[:1] == "-" else _module).split(".")[0] == "jaxsoftmax":
-    # `python -m jaxsoftmax[.COMMAND]` is starting (sys.argv[0] is "-m" while Python looks
-    # for the module; `-mjaxsoftmax.train` is one argument): until the command takes them,
-    # SIGINT and SIGTERM end it at once in one line, from the first line of ours that runs.
-    try:
+    _module = sys.orig_argv[-len(sys.argv)] if sys.argv[:1] == ["-m"] else ""
+    if (_module.split("m", 1)[-1] if _module[:1] == "-" else _module).split(".")[0] == (
+        "jaxsoftmax"
+    ):
+        # `python -m jaxsoftmax[.COMMAND]` is starting (sys.argv[0] is "-m" while Python
+        # looks for the module; `-mjaxsoftmax.train` is one argument): until the command
+        # takes them, SIGINT and SIGTERM end it at once in one line, from the first line
+        # of ours that runs.
         from jaxsoftmax import starting
 
         starting.exit_on_signal()
-    except KeyboardInterrupt:  # Ctrl-C before the line above took it: the same line
-        sys.stderr.write("interrupted by SIGINT while starting\n")
-        raise SystemExit(130) from None
-del _module
+except KeyboardInterrupt:  # Ctrl-C before the handlers above took it
+    import sys
 
-import importlib  # noqa: E402 (after the handlers above)
-from typing import TYPE_CHECKING  # noqa: E402
+    if sys.argv[:1] != ["-m"] or "jaxsoftmax" not in " ".join(sys.orig_argv):
+        raise
+    sys.stderr.write("interrupted by SIGINT while starting\n")
+    raise SystemExit(130) from None
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.2.0"
 
