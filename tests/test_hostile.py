@@ -43,19 +43,45 @@ with open(report, "w") as out:
 """
 
 
-def run_command(module: str, args: list, *, timeout: float = 120, cwd=None) -> dict:
-    """Runs `python -m module args` in a fresh process: its exit code, stdout, stderr and
-    peak resident memory in MB (that process's own, from wait4); killed after `timeout`."""
+def run_command(module: str, args: list, *, watch: list, timeout: float = 120,
+                cwd=None) -> dict:  # fmt: skip
+    """Runs `python -m module args` in a fresh process, in an empty working folder of its
+    own (or `cwd`): its exit code, stdout, stderr and peak resident memory in MB (that
+    process's own, from wait4); killed after `timeout`. Fails if it left anything in the
+    working folder or changed anything under the folders in `watch` (the case's files, the
+    run it reads) outside its log directory (`--logdir`)."""
+    logdir = args[args.index("--logdir") + 1] if "--logdir" in args else None
+    before = [tree_of(root, logdir) for root in watch]
     with tempfile.TemporaryDirectory() as work:
         report = pathlib.Path(work) / "report"
+        folder = pathlib.Path(cwd) if cwd else pathlib.Path(work) / "cwd"
+        folder.mkdir(exist_ok=True)
+        started_with = tree_of(folder, logdir)
         command = [sys.executable, "-m", module, *map(str, args)]
         done = subprocess.run(
             [sys.executable, "-c", LAUNCHER, str(report), str(timeout), *command],
-            capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=cwd or REPO,
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=folder,
             timeout=timeout + 60,
         )  # fmt: skip
         peak_kb, status = map(int, report.read_text().split())
+        assert tree_of(folder, logdir) == started_with, "it wrote into its working folder"
+    after = [tree_of(root, logdir) for root in watch]
+    assert after == before, "it changed files outside its log directory"
     return {"status": status, "out": done.stdout, "err": done.stderr, "peak_mb": peak_kb / 1024}
+
+
+def tree_of(root: pathlib.Path, logdir) -> dict:
+    """Every path under `root` but those in `logdir`, with its size, time and content's
+    hash (links as links: a data folder of links to the real MNIST)."""
+    skip = pathlib.Path(logdir).absolute() if logdir else None
+    found = {}
+    for path in [root, *root.rglob("*")]:
+        if skip is not None and (path.absolute() == skip or skip in path.absolute().parents):
+            continue
+        info = path.lstat()
+        digest = zlib.crc32(path.read_bytes()) if path.is_file() and not path.is_symlink() else 0
+        found[str(path.relative_to(root))] = (info.st_mode, info.st_size, info.st_mtime_ns, digest)
+    return found
 
 
 def one_line_refusal(done: dict, *words: str) -> None:
@@ -113,7 +139,8 @@ def test_an_idx_file_is_read_no_further_than_its_header_promises(
 ):
     folder = mnist_folder(tmp_path / "data", mnist_dir, **{"train-images-idx3-ubyte": content()})
     done = run_command("jaxsoftmax.train", ["--data-dir", folder, "--logdir", tmp_path / "run",
-                                             "--steps", "1", "--no-compilation-cache"])  # fmt: skip
+                                             "--steps", "1", "--no-compilation-cache"],
+                       watch=[tmp_path])  # fmt: skip
     one_line_refusal(done, "train-images-idx3-ubyte", *words)
     assert not (tmp_path / "run").exists()
 
@@ -143,7 +170,8 @@ def test_a_npy_header_promising_more_than_the_file_holds_is_refused(logged_run, 
             handle, {"descr": "|u1", "fortran_order": False, "shape": (10**10, 28, 28)}
         )
         handle.write(bytes(16))
-    done = run_command("jaxsoftmax.predict", [logdir, "--run", record["runs"][0]["name"], path])
+    done = run_command("jaxsoftmax.predict", [logdir, "--run", record["runs"][0]["name"], path],
+                       watch=[tmp_path, logdir])  # fmt: skip
     one_line_refusal(done, "huge.npy", "header says")
 
 
@@ -174,7 +202,8 @@ def test_a_long_thin_picture_is_classified_in_bounded_memory(logged_run, tmp_pat
     (tmp_path / "thin.png").write_bytes(png_of_size(*size))
     assert (tmp_path / "thin.png").stat().st_size < 40_000
     done = run_command("jaxsoftmax.predict", [logdir, "--run", record["runs"][0]["name"],
-                                               tmp_path / "thin.png"])  # fmt: skip
+                                               tmp_path / "thin.png"],
+                       watch=[tmp_path, logdir])  # fmt: skip
     assert done["status"] == 0 and "thin.png" in done["out"], done
     assert done["peak_mb"] < PEAK_MB, done
 
@@ -187,7 +216,8 @@ def test_a_picture_of_too_many_pixels_is_refused_before_it_is_decoded(logged_run
     logdir, record = logged_run
     (tmp_path / "vast.png").write_bytes(png_of_size(side, side, pixels=side < 10_000))
     done = run_command("jaxsoftmax.predict", [logdir, "--run", record["runs"][0]["name"],
-                                               tmp_path / "vast.png"])  # fmt: skip
+                                               tmp_path / "vast.png"],
+                       watch=[tmp_path, logdir])  # fmt: skip
     one_line_refusal(done, "vast.png", "too big to classify", "crop or shrink it")
 
 
@@ -201,7 +231,7 @@ def test_what_is_not_a_regular_file_is_refused_without_reading_it(logged_run, tm
     if kind == "fifo":
         os.mkfifo(path)
     done = run_command("jaxsoftmax.predict", [logdir, "--run", record["runs"][0]["name"], path],
-                       timeout=60)  # fmt: skip
+                       timeout=60, watch=[tmp_path, logdir])  # fmt: skip
     one_line_refusal(done, str(path), "not a regular file")
 
 
@@ -244,7 +274,8 @@ def test_an_empty_logdir_is_refused_and_nothing_in_the_folder_changes(mnist_dir,
                     if path.is_file())  # fmt: skip
     for extra in ([], ["--overwrite"]):
         done = run_command("jaxsoftmax.train", ["--data-dir", mnist_dir, "--steps", "1",
-                                                 "--logdir", "", *extra], cwd=project)  # fmt: skip
+                                                 "--logdir", "", *extra], cwd=project,
+                           watch=[tmp_path])  # fmt: skip
         one_line_refusal(done, "--logdir", "empty")
     after = sorted((path.relative_to(project), path.read_bytes()) for path in project.rglob("*")
                    if path.is_file())  # fmt: skip
@@ -290,7 +321,7 @@ def test_a_second_run_into_a_claimed_logdir_is_refused(mnist_dir, tmp_path):
             if (logdir / LOCK_FILE).exists():
                 break
             time.sleep(0.05)
-        second = run_command("jaxsoftmax.train", argv)
+        second = run_command("jaxsoftmax.train", argv, watch=[tmp_path])
     finally:
         _, err = first.communicate(timeout=300)
     one_line_refusal(second, "being written by another run")
@@ -422,7 +453,7 @@ def test_what_would_not_fit_in_memory_is_refused_before_it_starts(mnist_dir, tmp
     """A 10**8-model grid reached 20 GB in 90 s; --num-classes 1000000 was killed at 24 GB."""
     done = run_command("jaxsoftmax.train", ["--data-dir", mnist_dir, "--logdir", tmp_path / "run",
                                              "--no-compilation-cache", "--quiet",
-                                             *argv])  # fmt: skip
+                                             *argv], watch=[tmp_path])  # fmt: skip
     one_line_refusal(done, "GiB of memory", "free", *words)
 
 
