@@ -117,3 +117,20 @@ def test_the_clones_folder_does_not_shadow_the_installed_package(tmp_path):
         assert done.returncode == 0 and done.stdout.split()[-1] in ("load_run", js.__version__), (
             done.stderr
         )
+
+
+def test_the_ranked_classes_begin_with_the_predicted_one():
+    """`predict` lists classes by `host.ranked` and counts accuracy by `host.predicted`:
+    the first ranked class is the predicted one, with ties, infinities and NaN."""
+    import numpy as np
+
+    from jaxsoftmax.core import host
+
+    rng = np.random.default_rng(0)
+    logits = rng.choice([-np.inf, -1.0, 0.0, 1e-20, 1.0, np.inf, np.nan], size=(5000, 6))
+    ranked = host.ranked(logits, 6)
+    np.testing.assert_array_equal(ranked[:, 0], host.predicted(logits))
+    assert (np.sort(ranked, axis=1) == np.arange(6)).all()  # each class once
+    finite = np.isfinite(logits).all(axis=1)
+    ordered = np.take_along_axis(logits[finite], ranked[finite], axis=1)
+    assert (np.diff(ordered, axis=1) <= 0).all()  # most likely first

@@ -23,9 +23,11 @@ def predicted(logits: np.ndarray) -> np.ndarray:
 
 def ranked(logits: np.ndarray, top: int) -> np.ndarray:
     """The `top` classes from most to least likely along the last axis: by logit, ties
-    the lowest class first, so the first is `predicted`'s (probabilities can round to
-    equal where logits differ)."""
-    return np.argsort(-logits, axis=-1, kind="stable")[..., :top]
+    the lowest class first, a NaN above every number (as NumPy's argmax takes it), so the
+    first is `predicted`'s (probabilities can round to equal where logits differ)."""
+    missing = np.isnan(logits)
+    descending = np.where(missing, 0, -logits)
+    return np.lexsort((descending, ~missing), axis=-1)[..., :top]
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:

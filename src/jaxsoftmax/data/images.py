@@ -205,9 +205,11 @@ def _resizable(path: pathlib.Path, picture) -> tuple:
             if low >= 0 and high <= top:
                 return picture, (0.0, top)
         return picture, (low, max(high, low + 1e-12))
-    if picture.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in picture.info:
-        return picture.convert("RGBA"), (0.0, 255.0)
-    return picture.convert("L"), (0.0, 255.0)
+    drawn_over = picture.mode in ("LA", "PA", "La", "RGBa") or "transparency" in picture.info
+    wanted = "RGBA" if picture.mode == "RGBA" or drawn_over else "L"
+    if picture.mode != wanted:  # (a converted copy of a vast picture costs its size again)
+        picture = picture.convert(wanted)
+    return picture, (0.0, 255.0)
 
 
 def _gray(path: pathlib.Path, picture, levels: tuple[float, float]) -> np.ndarray:
