@@ -18,7 +18,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 def shared_datasets_dir() -> pathlib.Path:
     """The root holding `mnist/`: $JAXSOFTMAX_DATA_DIR, else ../shared/datasets beside the repo."""
     configured = os.environ.get("JAXSOFTMAX_DATA_DIR")
-    return pathlib.Path(configured) if configured else REPO.parent / "shared" / "datasets"
+    # Absolute: CI gives ../shared/datasets, and commands run in folders of their own.
+    found = pathlib.Path(configured) if configured else REPO.parent / "shared" / "datasets"
+    return found.absolute()
 
 
 @pytest.fixture(scope="session", autouse=True)
