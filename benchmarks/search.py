@@ -69,7 +69,7 @@ PRUNERS = {
         "HyperbandPruner", {"min_resource": 200, "max_resource": 1800, "reduction_factor": 3}),
 }  # fmt: skip
 QUICK = {"steps": 90, "min_steps": 10, "report_every": 30, "validation": 500,
-         "halving": (27,), "random": (9,), "big": 40, "optuna_seconds": 1.5,
+         "halving": (27,), "random": (9,), "big": 40, "optuna_seconds": 1.0,
          "sklearn_c": (0.001, 0.01), "train": 2000, "auto_seeds": (0,),
          "pruners": ("successive halving from 600 steps, factor 3",)}  # fmt: skip
 
