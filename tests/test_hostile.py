@@ -504,21 +504,20 @@ def edited_run(logged_run, tmp_path, edit) -> tuple[pathlib.Path, str]:
     return copy, record["runs"][0]["name"]
 
 
-def test_class_names_reach_the_terminal_escaped(logged_run, tmp_path, capsys):
+def test_class_names_reach_the_terminal_escaped(logged_run, tmp_path):
     """A class name holding an ANSI sequence and a new line moved the cursor, faked lines."""
     from PIL import Image
-
-    from jaxsoftmax.cli import predict
 
     def poison(document):
         document["data"]["class_names"][0] = "\x1b[2J\x1b[Hzero\nfake: 9 (100.0%)"
 
     logdir, name = edited_run(logged_run, tmp_path, poison)
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "blank.png")
-    status, out, _ = run_in_process(predict, [logdir, "--run", name, "--top", "10",
-                                              tmp_path / "blank.png"], capsys)  # fmt: skip
-    assert status == 0 and "\x1b" not in out and out.count("\n") == 1
-    assert "\\x1b[2J\\x1b[Hzero\\nfake" in out
+    argv = [logdir, "--run", name, "--top", "10", tmp_path / "blank.png"]
+    done = run_command("jaxsoftmax.predict", argv, watch=[tmp_path])
+    out = done["out"]
+    assert done["status"] == 0 and "\x1b" not in out and out.count("\n") == 1, done
+    assert "\\x1b[2J\\x1b[Hzero\\nfake" in out and done["peak_mb"] < PEAK_MB
 
 
 @pytest.mark.parametrize(
@@ -533,39 +532,38 @@ def test_class_names_reach_the_terminal_escaped(logged_run, tmp_path, capsys):
     ids=["duplicate-names", "shape-as-text", "names-as-numbers", "box-0", "no-centre"],
 )
 def test_a_results_file_describing_its_models_wrongly_is_one_line(
-    logged_run, tmp_path, capsys, edit, words
+    logged_run, tmp_path, edit, words
 ):
-    from jaxsoftmax.cli import predict
-
     logdir, name = edited_run(logged_run, tmp_path, edit)
     (tmp_path / "x.npy").write_bytes(b"")
-    status, out, err = run_in_process(predict, [logdir, "--run", name, tmp_path / "x.npy"], capsys)
-    assert status == 1 and out == "" and err.count("\n") == 1 and words in err, err
+    done = run_command("jaxsoftmax.predict", [logdir, "--run", name, tmp_path / "x.npy"],
+                       watch=[tmp_path])  # fmt: skip
+    one_line_refusal(done, words)
+    assert done["status"] == 1 and done["out"] == "", done
 
 
-def test_export_never_writes_over_what_is_not_a_regular_file(logged_run, tmp_path, capsys):
+def test_export_never_writes_over_what_is_not_a_regular_file(logged_run, tmp_path):
     """`export -o /dev/null --overwrite` would have replaced /dev/null (as root)."""
-    from jaxsoftmax.cli import export
-
     logdir, record = logged_run
     os.mkfifo(tmp_path / "pipe")
     (tmp_path / "target").write_text("a user's file")
     (tmp_path / "link").symlink_to(tmp_path / "target")
     for output in (tmp_path / "pipe", tmp_path / "link"):
-        status, _, err = run_in_process(export, [logdir, "--run", record["runs"][0]["name"],
-                                                 "-o", output, "--overwrite"], capsys)  # fmt: skip
-        assert status != 0 and "not a regular file" in err and err.count("\n") == 1, err
+        done = run_command("jaxsoftmax.export", [logdir, "--run", record["runs"][0]["name"],
+                                                  "-o", output, "--overwrite"],
+                           watch=[tmp_path, logdir])  # fmt: skip
+        one_line_refusal(done, "not a regular file")
     assert (tmp_path / "link").is_symlink() and (tmp_path / "target").read_text() == "a user's file"
     assert not (tmp_path / "pipe").is_file()
 
 
-def test_a_symlink_loop_for_a_folder_is_one_line(tmp_path, capsys):
-    from jaxsoftmax.cli import train as cli
-
+def test_a_symlink_loop_for_a_folder_is_one_line(tmp_path):
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")
-    status, _, err = run_in_process(cli, ["--data-dir", tmp_path / "a", "--steps", "1"], capsys)
-    assert status == 2 and "cannot be resolved" in err and err.count("\n") == 1, err
+    done = run_command("jaxsoftmax.train", ["--data-dir", tmp_path / "a", "--steps", "1"],
+                       watch=[tmp_path])  # fmt: skip
+    one_line_refusal(done, "cannot be resolved")
+    assert done["status"] == 2, done
 
 
 # --- settings the models could not hold as given ---------------------------------------------
@@ -581,15 +579,14 @@ def test_a_symlink_loop_for_a_folder_is_one_line(tmp_path, capsys):
     ],
     ids=["lr-underflows", "lr-overflows", "momentum-rounds-to-1", "decay-subnormal"],
 )
-def test_a_setting_float32_cannot_hold_is_refused(mnist_dir, tmp_path, capsys, argv, words):
+def test_a_setting_float32_cannot_hold_is_refused(mnist_dir, tmp_path, argv, words):
     """--learning-rates 1e-46 passed the 'positive finite' check, and trained at 0."""
     import jaxsoftmax as js
-    from jaxsoftmax.cli import train as cli
 
-    status, _, err = run_in_process(cli, [*argv, "--data-dir", mnist_dir, "--logdir",
-                                          tmp_path / "run"], capsys)  # fmt: skip
-    assert status == 2 and words in err and err.count("\n") == 1, err
-    assert not (tmp_path / "run").exists()
+    done = run_command("jaxsoftmax.train", [*argv, "--data-dir", mnist_dir, "--logdir",
+                                             tmp_path / "run"], watch=[tmp_path])  # fmt: skip
+    one_line_refusal(done, words)
+    assert done["status"] == 2 and not (tmp_path / "run").exists(), done
     with pytest.raises(js.ConfigError, match="in float32"):
         js.SweepConfig(learning_rates=(1e-46,))
 
@@ -600,19 +597,18 @@ def test_a_setting_float32_cannot_hold_is_refused(mnist_dir, tmp_path, capsys, a
      lambda w: np.zeros(w.shape, dtype=[("a", "f4"), ("b", "f4")]), lambda w: w.astype(str)],
     ids=["complex", "integer", "structured", "text"],
 )  # fmt: skip
-def test_weights_that_are_not_real_numbers_are_refused(logged_run, tmp_path, capsys, retyped):
+def test_weights_that_are_not_real_numbers_are_refused(logged_run, tmp_path, retyped):
     """Complex, integer or structured weights in a checkpoint were accepted."""
-    from jaxsoftmax.cli import predict
-
     logdir, name = edited_run(logged_run, tmp_path, lambda document: None)
     with np.load(logdir / "checkpoint.npz") as archive:
         arrays = {key: archive[key] for key in archive.files}
     arrays["params_w"] = retyped(arrays["params_w"])
     np.savez(logdir / "checkpoint.npz", **arrays)
     (tmp_path / "x.npy").write_bytes(b"")
-    status, out, err = run_in_process(predict, [logdir, "--run", name, tmp_path / "x.npy"], capsys)
-    assert status == 1 and out == "" and err.count("\n") == 1, err
-    assert "params_w is" in err and "not real numbers" in err, err
+    done = run_command("jaxsoftmax.predict", [logdir, "--run", name, tmp_path / "x.npy"],
+                       watch=[tmp_path])  # fmt: skip
+    one_line_refusal(done, "params_w is", "not real numbers")
+    assert done["status"] == 1 and done["out"] == "", done
 
 
 def test_a_negative_learning_rate_in_a_stopped_runs_state_is_refused(small, tmp_path):
